@@ -1,0 +1,1 @@
+# preload tests: filled in below
