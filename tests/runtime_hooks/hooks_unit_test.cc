@@ -187,3 +187,32 @@ TEST(AsioTrackingCreation, ComposedOperationStepInheritsTheInvokingLabel) {
 }
 
 }  // namespace tracking_rules
+
+namespace real_asio {
+
+// The label a handler would get, read from inside the handler.
+std::string current_label() {
+  const blockwatch::asio_tracking::Site* site = blockwatch::asio_tracking::tls_invoking_site;
+  if (site == nullptr) return "<no site>";
+  char label[blockwatch::asio_tracking::kLabelBytes];
+  blockwatch::asio_tracking::format_label(*site, label);
+  return label;
+}
+
+TEST(AsioTrackingInAsio, PostedHandlersCarryLocationOrOperation) {
+  boost::asio::io_context io;
+  std::string located, plain;
+  int located_line = 0;
+  {
+    located_line = __LINE__ + 1;
+    BLOCKWATCH_ASIO_LOCATION("located_handler");
+    boost::asio::post(io, [&] { located = current_label(); });
+  }
+  boost::asio::post(io, [&] { plain = current_label(); });
+  io.run();
+  EXPECT_EQ(located, "hooks_unit_test.cc:" + std::to_string(located_line) + " located_handler");
+  EXPECT_EQ(plain, "io_context.execute");  // Boost 1.74 posts through execute()
+  EXPECT_EQ(blockwatch::asio_tracking::tls_invoking_site, nullptr);
+}
+
+}  // namespace real_asio
