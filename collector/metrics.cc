@@ -1,0 +1,116 @@
+// Prometheus text format writer. Label values are escaped as the exposition format
+// requires (backslash, double quote, newline); series are sorted by their labels so
+// the output is deterministic.
+#include "collector/metrics.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <tuple>
+
+namespace blockwatch::collector {
+namespace {
+
+std::string escape_label_value(const std::string& value) {
+  std::string out;
+  for (char c : value) {
+    if (c == '\\') out += "\\\\";
+    else if (c == '"') out += "\\\"";
+    else if (c == '\n') out += "\\n";
+    else out += c;
+  }
+  return out;
+}
+
+std::string format_seconds(int64_t ns) {
+  char buffer[48];
+  std::snprintf(buffer, sizeof buffer, "%.9f", static_cast<double>(ns) / 1e9);
+  return buffer;
+}
+
+void family(std::string& out, const char* name, const char* type, const char* help) {
+  out += std::string("# HELP ") + name + ' ' + help + '\n';
+  out += std::string("# TYPE ") + name + ' ' + type + '\n';
+}
+
+struct Totals {
+  uint64_t count = 0;
+  int64_t ns = 0;
+};
+
+void blocking_families(const Report& report, std::string& out) {
+  std::map<std::tuple<std::string, std::string, bool>, Totals> blocking;  // kind, path, allowed
+  std::map<std::string, Totals> stalls;                                   // by path
+  for (const auto& hotspot : report.hotspots) {
+    Totals& totals = hotspot.kind == "stall" ? stalls[hotspot.path]
+                                             : blocking[{hotspot.kind, hotspot.path, hotspot.allowed}];
+    totals.count += hotspot.count;
+    totals.ns += hotspot.total_ns;
+  }
+  auto labels = [](const auto& key) {
+    const auto& [kind, path, allowed] = key;
+    return "{kind=\"" + escape_label_value(kind) + "\",path=\"" + escape_label_value(path) +
+           "\",allowed=\"" + (allowed ? "true" : "false") + "\"}";
+  };
+  family(out, "blockwatch_blocking_events_total", "counter",
+         "Blocking calls of worker threads over the threshold, by kind and path.");
+  for (const auto& [key, totals] : blocking)
+    out += "blockwatch_blocking_events_total" + labels(key) + ' ' + std::to_string(totals.count) + '\n';
+  family(out, "blockwatch_blocked_seconds_total", "counter",
+         "Time worker threads spent blocked, by kind and path.");
+  for (const auto& [key, totals] : blocking)
+    out += "blockwatch_blocked_seconds_total" + labels(key) + ' ' + format_seconds(totals.ns) + '\n';
+  family(out, "blockwatch_stalls_total", "counter", "Tasks or loop turns past the stall threshold.");
+  for (const auto& [path, totals] : stalls)
+    out += "blockwatch_stalls_total{path=\"" + escape_label_value(path) + "\"} " +
+           std::to_string(totals.count) + '\n';
+  family(out, "blockwatch_stalled_seconds_total", "counter", "Duration of the stalled tasks.");
+  for (const auto& [path, totals] : stalls)
+    out += "blockwatch_stalled_seconds_total{path=\"" + escape_label_value(path) + "\"} " +
+           format_seconds(totals.ns) + '\n';
+}
+
+void process_families(const Report& report, std::string& out) {
+  uint64_t queue_full = 0, no_collector = 0, too_deep = 0, received = 0, connected = 0;
+  for (const auto& process : report.processes) {
+    queue_full += process.dropped_queue_full;
+    no_collector += process.dropped_no_collector;
+    too_deep += process.dropped_too_deep;
+    received += process.events;
+    connected += process.connected ? 1 : 0;
+  }
+  family(out, "blockwatch_dropped_records_total", "counter",
+         "Records the injected library could not deliver, by reason.");
+  out += "blockwatch_dropped_records_total{reason=\"queue_full\"} " + std::to_string(queue_full) + '\n';
+  out += "blockwatch_dropped_records_total{reason=\"no_collector\"} " + std::to_string(no_collector) + '\n';
+  out += "blockwatch_dropped_records_total{reason=\"too_deep\"} " + std::to_string(too_deep) + '\n';
+  family(out, "blockwatch_records_received_total", "counter", "Event records received from processes.");
+  out += "blockwatch_records_received_total " + std::to_string(received) + '\n';
+  family(out, "blockwatch_processes", "gauge", "Processes known to the collector, by stream state.");
+  out += "blockwatch_processes{state=\"connected\"} " + std::to_string(connected) + '\n';
+  out += "blockwatch_processes{state=\"ended\"} " + std::to_string(report.processes.size() - connected) + '\n';
+  family(out, "blockwatch_hotspots", "gauge", "Distinct hotspots (kind and stack) in the report.");
+  out += "blockwatch_hotspots " + std::to_string(report.hotspots.size()) + '\n';
+}
+
+}  // namespace
+
+int64_t read_resident_memory_bytes() {
+  std::ifstream statm("/proc/self/statm");
+  int64_t size_pages = 0, resident_pages = 0;
+  if (!(statm >> size_pages >> resident_pages)) return 0;
+  return resident_pages * static_cast<int64_t>(sysconf(_SC_PAGESIZE));
+}
+
+std::string render_prometheus_metrics(const Report& report, int64_t resident_memory_bytes) {
+  std::string out;
+  blocking_families(report, out);
+  process_families(report, out);
+  family(out, "blockwatch_collector_resident_memory_bytes", "gauge", "Resident memory of the collector.");
+  out += "blockwatch_collector_resident_memory_bytes " + std::to_string(resident_memory_bytes) + '\n';
+  return out;
+}
+
+}  // namespace blockwatch::collector
