@@ -1,0 +1,69 @@
+// Where the sender's bytes go: a Unix socket to the collector
+// (BLOCKWATCH_COLLECTOR=unix:PATH) or a file (BLOCKWATCH_OUTPUT). Sender thread
+// only. Nothing here ever waits on the collector: the socket is non-blocking,
+// sends use MSG_DONTWAIT|MSG_NOSIGNAL, connects that fail are retried with backoff.
+//
+// The target owns its fd table: it may close every fd or dup2() something over
+// ours. Before each write we fstat() our fd and compare device and inode with what
+// we opened; on a mismatch the fd is the program's now, so we forget it (never
+// close or write it) and open a new stream.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+
+namespace blockwatch::interpose {
+
+class OutputChannel {
+ public:
+  enum class WriteResult { kAllWritten, kPartial, kStreamLost };
+
+  // `collector` is "unix:PATH" or empty; `output_path` a file path or empty (the
+  // collector wins when both are given). `pid` picks the file name, see
+  // output_file_path().
+  void configure(std::string collector, std::string output_path, bool forked_child);
+
+  bool configured() const { return !socket_path_.empty() || !file_path_.empty(); }
+  bool is_open() const { return fd_ >= 0; }
+
+  // Opens the socket or file unless open or backing off after a failure. Returns
+  // true when a new stream begins (the caller then writes Hello first).
+  bool try_open(int64_t now_mono_ns);
+
+  // Writes from the front of `bytes` what the kernel takes now, erasing it.
+  WriteResult write_some(std::string& bytes);
+
+  // Close our fd if it is still ours (identity checked), and back off.
+  void close_stream(int64_t now_mono_ns);
+
+  // In a forked child: the fd is shared with the parent's stream. Close it if it is
+  // still ours, without touching anything else.
+  void abandon_inherited_fd();
+
+  const std::string& file_path() const { return file_path_; }
+
+ private:
+  bool fd_is_still_ours() const;
+  int open_socket();
+  int open_file();
+
+  std::string socket_path_;
+  std::string file_path_;
+  bool forked_child_ = false;
+  bool truncate_on_next_open_ = true;  // only the first open of a file truncates it
+  int fd_ = -1;
+  dev_t fd_dev_ = 0;
+  ino_t fd_ino_ = 0;
+  int64_t retry_at_mono_ns_ = 0;
+  int64_t backoff_ns_ = 0;
+};
+
+// The file a process writes for BLOCKWATCH_OUTPUT=`path`: every `%p` replaced by
+// the pid. Without `%p`, the first process to take the path's lock writes `path`;
+// a forked child, or a process exec'd by a watched one while that one still
+// writes `path`, writes `path.PID` instead.
+std::string output_file_path(const std::string& path, int pid, bool forked_child);
+
+}  // namespace blockwatch::interpose
