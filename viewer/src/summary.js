@@ -1,0 +1,97 @@
+// The summary panel: verdict and why, the run's totals, blocked time and stalls
+// per config path, and per program and process (with live status: connected,
+// dropped records).
+import { el, formatNs, formatCount, basename } from './format.js';
+
+function card(label, value, sub, cls = '') {
+  return el('div', { class: `card ${cls}` },
+    el('div', { class: 'card-label', text: label }),
+    el('div', { class: 'card-value', text: value }),
+    sub ? el('div', { class: 'card-sub', text: sub }) : null);
+}
+
+function verdictCard(verdict) {
+  const failed = !!(verdict && verdict.failed);
+  const reasons = (verdict && verdict.reasons) || [];
+  const node = el('div', { class: `card verdict ${failed ? 'fail' : 'pass'}`, id: 'verdict' },
+    el('div', { class: 'card-label', text: 'verdict' }),
+    el('div', { class: 'card-value', text: failed ? 'FAIL' : 'PASS' }));
+  const ul = el('ul', { class: 'reasons' });
+  for (const r of reasons) ul.append(el('li', { text: r }));
+  if (!reasons.length) ul.append(el('li', { class: 'muted', text: failed ? 'no reason given' : 'no --fail-on rule broken' }));
+  node.append(ul);
+  return node;
+}
+
+function table(headers, rows, id) {
+  const t = el('table', { class: 'small', id });
+  const tr = el('tr');
+  for (const h of headers) tr.append(el('th', { text: h.label, class: h.num ? 'num' : '' }));
+  t.append(el('thead', {}, tr));
+  const body = el('tbody');
+  for (const r of rows) {
+    const row = el('tr');
+    headers.forEach((h, i) => {
+      const v = r[i];
+      row.append(v instanceof Node ? el('td', { class: h.num ? 'num' : '' }, v)
+                                   : el('td', { class: h.num ? 'num' : '', text: v }));
+    });
+    body.append(row);
+  }
+  t.append(body);
+  return t;
+}
+
+// Blocked/stalled time per program: hotspots merge across processes of one exe.
+function perProgram(hotspots) {
+  const byExe = new Map();
+  for (const h of hotspots) {
+    const key = h.exe || '(unknown)';
+    let e = byExe.get(key);
+    if (!e) byExe.set(key, (e = { exe: key, events: 0, blocked: 0, stalls: 0, stalled: 0 }));
+    if (h.kind === 'stall') { e.stalls += h.count; e.stalled += h.total_ns; }
+    else { e.events += h.count; e.blocked += h.total_ns; }
+  }
+  return [...byExe.values()].sort((a, b) => (b.blocked + b.stalled) - (a.blocked + a.stalled));
+}
+
+function processStatus(p, live) {
+  if (p.connected) return el('span', { class: 'status on', text: 'connected' });
+  const why = p.end_reason || (p.said_goodbye ? 'exited' : live ? 'disconnected' : 'ended');
+  const exit = p.exit_status ? ` (status ${p.exit_status})` : '';
+  return el('span', { class: 'status off', text: why + exit });
+}
+
+export function renderSummary(root, report, live) {
+  const s = report.summary || {};
+  root.replaceChildren();
+  const cards = el('div', { class: 'cards' },
+    verdictCard(report.verdict),
+    card('blocked', formatNs(s.blocked_ns), `${formatCount(s.blocking_events)} blocking events`),
+    card('stalled', formatNs(s.stalled_ns), `${formatCount(s.stalls)} stalls`),
+    card('hotspots', formatCount((report.hotspots || []).length),
+         `${formatCount(s.allowed_events)} allowed events`),
+    card('dropped', formatCount(s.dropped), 'records lost (queue full, no collector, too deep)',
+         s.dropped ? 'warn' : ''));
+  root.append(cards);
+
+  const paths = (report.paths || []).map((p) => [p.path || '(no path)', formatCount(p.blocking_events),
+    formatNs(p.blocked_ns), formatCount(p.stalls), formatNs(p.stalled_ns)]);
+  const programs = perProgram(report.hotspots || []).map((e) => [basename(e.exe),
+    formatCount(e.events), formatNs(e.blocked), formatCount(e.stalls), formatNs(e.stalled)]);
+  const procs = (report.processes || []).map((p) => [String(p.pid), basename(p.exe),
+    processStatus(p, live), formatCount(p.events),
+    p.dropped ? el('span', { class: 'warn-text', text: formatCount(p.dropped) }) : '0',
+    formatNs(p.threshold_ns), formatNs(p.stall_threshold_ns)]);
+  const num = (label) => ({ label, num: true });
+  const totals = [num('events'), num('blocked'), num('stalls'), num('stalled')];
+  root.append(el('div', { class: 'summary-tables' },
+    el('div', {}, el('h3', { text: 'per path' }),
+      paths.length ? table([{ label: 'path' }, ...totals], paths, 'paths-table')
+                   : el('p', { class: 'muted', text: 'no paths configured' })),
+    el('div', {}, el('h3', { text: 'per program' }),
+      table([{ label: 'program' }, ...totals], programs, 'programs-table')),
+    el('div', {}, el('h3', { text: 'processes' }),
+      table([num('pid'), { label: 'exe' }, { label: 'status' }, num('records'), num('dropped'),
+             num('threshold'), num('stall after')], procs, 'processes-table'))));
+}
