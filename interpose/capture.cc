@@ -1,0 +1,159 @@
+// Stack capture and record building for blocking calls (see capture.h).
+#define UNW_LOCAL_ONLY
+#include "interpose/capture.h"
+
+#include <execinfo.h>
+#include <libunwind.h>
+#include <link.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+#include "interpose/agent.h"
+#include "interpose/config.h"
+#include "interpose/record.h"
+#include "interpose/thread_state.h"
+
+namespace blockwatch::interpose {
+namespace {
+
+// Executable segments of blockwatch's own object: frames there are ours.
+constexpr int kMaxOwnRanges = 4;
+uintptr_t g_own_start[kMaxOwnRanges];
+uintptr_t g_own_end[kMaxOwnRanges];
+int g_own_range_count = 0;
+
+bool is_own_pc(uintptr_t pc) {
+  for (int i = 0; i < g_own_range_count; ++i) {
+    if (pc >= g_own_start[i] && pc < g_own_end[i]) return true;
+  }
+  return false;
+}
+
+int find_own_ranges(dl_phdr_info* info, size_t, void*) {
+  const auto self = reinterpret_cast<uintptr_t>(&capture_stack);
+  bool contains_self = false;
+  for (int i = 0; i < info->dlpi_phnum; ++i) {
+    const ElfW(Phdr)& ph = info->dlpi_phdr[i];
+    if (ph.p_type != PT_LOAD) continue;
+    const uintptr_t start = info->dlpi_addr + ph.p_vaddr;
+    if (self >= start && self < start + ph.p_memsz) contains_self = true;
+  }
+  if (!contains_self) return 0;
+  for (int i = 0; i < info->dlpi_phnum && g_own_range_count < kMaxOwnRanges; ++i) {
+    const ElfW(Phdr)& ph = info->dlpi_phdr[i];
+    if (ph.p_type != PT_LOAD || !(ph.p_flags & PF_X)) continue;
+    g_own_start[g_own_range_count] = info->dlpi_addr + ph.p_vaddr;
+    g_own_end[g_own_range_count] = info->dlpi_addr + ph.p_vaddr + ph.p_memsz;
+    ++g_own_range_count;
+  }
+  return 1;
+}
+
+uint8_t fd_type_of(int fd) {
+  struct stat st;
+  if (fd < 0 || fstat(fd, &st) != 0) return 0;  // FD_UNKNOWN
+  switch (st.st_mode & S_IFMT) {
+    case S_IFREG: return 1;   // FD_REGULAR
+    case S_IFSOCK: return 2;  // FD_SOCKET
+    case S_IFIFO: return 3;   // FD_PIPE
+    case S_IFCHR: return isatty(fd) ? 4 : 5;  // FD_TTY : FD_CHAR
+    default: return 6;        // FD_OTHER
+  }
+}
+
+void copy_label(char* out, const char* label, size_t out_bytes) {
+  if (!label) return;
+  std::strncpy(out, label, out_bytes - 1);
+  out[out_bytes - 1] = '\0';
+}
+
+// BLOCKWATCH_ON_BLOCKING=abort: say what blocked, where, then abort at the site.
+// write(2) and backtrace_symbols_fd only: no allocation.
+[[noreturn]] void abort_at_blocking_site(const Record& record) {
+  char line[256];
+  const int n = snprintf(line, sizeof line,
+                         "blockwatch: %s blocked worker thread %d '%s' for %lld ns "
+                         "(BLOCKWATCH_ON_BLOCKING=abort); stack:\n",
+                         record.function ? record.function : "?", record.tid, record.thread_name,
+                         static_cast<long long>(record.duration_ns));
+  if (n > 0) (void)!::write(2, line, static_cast<size_t>(n) < sizeof line ? n : sizeof line - 1);
+  backtrace_symbols_fd(reinterpret_cast<void* const*>(record.frames), record.frame_count, 2);
+  abort();
+}
+
+}  // namespace
+
+void capture_init() {
+  RecursionGuard guard;
+  g_own_range_count = 0;
+  dl_iterate_phdr(find_own_ranges, nullptr);
+  capture_warm_up_thread();
+}
+
+void capture_warm_up_thread() {
+  if (tls_thread.capture_warm) return;
+  RecursionGuard guard;
+  const int saved_errno = errno;
+  void* frames[4];
+  unw_backtrace(frames, 4);
+  tls_thread.capture_warm = true;
+  errno = saved_errno;
+}
+
+int capture_stack(uintptr_t* frames, int max_frames) {
+  constexpr int kOwnFramesMax = 16;
+  void* raw[kMaxFrames + kOwnFramesMax];
+  tls_thread.capture_warm = true;
+  const int count = unw_backtrace(raw, kMaxFrames + kOwnFramesMax);
+  int first = 0;
+  while (first < count && is_own_pc(reinterpret_cast<uintptr_t>(raw[first]))) ++first;
+  int out = 0;
+  for (int i = first; i < count && out < max_frames; ++i) {
+    frames[out++] = reinterpret_cast<uintptr_t>(raw[i]);
+  }
+  return out;
+}
+
+void report_blocking_call(const BlockingCall& call, int64_t start_mono_ns, int64_t duration_ns) {
+  RecursionGuard guard;
+  const int saved_errno = errno;
+  Record record;
+  record.kind = call.kind;
+  record.function = call.function;
+  record.address = call.address;
+  record.fd = call.fd;
+  record.holder_tid = call.holder_tid;
+  record.start_mono_ns = start_mono_ns;
+  record.duration_ns = duration_ns;
+  record.tid = gettid();
+  if (call.fd >= 0) record.fd_type = fd_type_of(call.fd);
+  bool allowed = false;
+  if (const ThreadSlot* slot = tls_thread.slot) {
+    std::memcpy(record.thread_name, slot->name, sizeof record.thread_name);
+    record.thread_name[kThreadNameBytes - 1] = '\0';
+    const int32_t depth = slot->task_depth.load(std::memory_order_relaxed);
+    if (depth > 0) {
+      record.in_task = 1;
+      record.task_seq = slot->task_seq.load(std::memory_order_relaxed);
+      const int index = depth <= kMaxTaskNesting ? depth - 1 : kMaxTaskNesting - 1;
+      copy_label(record.task, slot->task_labels[index].load(std::memory_order_relaxed),
+                 sizeof record.task);
+    }
+    if (slot->allow_depth.load(std::memory_order_relaxed) > 0) {
+      allowed = true;
+      copy_label(record.allow_reason, slot->allow_reason.load(std::memory_order_relaxed),
+                 sizeof record.allow_reason);
+    }
+  }
+  record.frame_count = static_cast<uint16_t>(capture_stack(record.frames, kMaxFrames));
+  if (config().abort_on_blocking && !allowed) abort_at_blocking_site(record);
+  agent_submit(record);
+  errno = saved_errno;
+}
+
+}  // namespace blockwatch::interpose

@@ -1,0 +1,49 @@
+// Turns a blocking call a hook timed into a Record (record.h): stack via
+// libunwind with blockwatch's own frames removed, the thread's name, task and
+// allowed scope from its slot, the fd's type; then hands it to agent_submit().
+//
+// Hook-path code, slow path only (the call already blocked past the threshold or
+// strict mode is on). Callers hold a RecursionGuard: libunwind's first use on a
+// thread takes pthread mutexes, which must pass through.
+#pragma once
+
+#include <cstdint>
+#include <ctime>
+
+namespace blockwatch::interpose {
+
+// What the hook knows about the call it timed.
+struct BlockingCall {
+  uint8_t kind = 0;                // blockwatch.wire.Kind
+  const char* function = nullptr;  // static storage: "pthread_mutex_lock", ...
+  uint64_t address = 0;            // lock / condvar / semaphore / futex
+  int32_t fd = -1;                 // I/O kinds
+  int32_t holder_tid = 0;          // mutex owner seen before blocking, 0 unknown
+};
+
+// CLOCK_MONOTONIC in ns. vDSO: no syscall, async-signal-safe.
+inline int64_t monotonic_now_ns() {
+  timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return static_cast<int64_t>(now.tv_sec) * 1'000'000'000 + now.tv_nsec;
+}
+
+// Find blockwatch's own code range and take the process's first unwind (which
+// locks pthread mutexes ~17 times). Library constructor.
+void capture_init();
+
+// The calling thread's first unwind, done early (it locks ~9 mutexes). Called
+// when a thread first becomes a worker. Guards itself; no allocation of ours.
+void capture_warm_up_thread();
+
+// Return addresses of the caller's stack, innermost first, blockwatch's frames
+// removed; at most `max_frames`. Does not allocate (libunwind's local unwinder
+// caches per-thread); not async-signal-safe on a thread's first use.
+int capture_stack(uintptr_t* frames, int max_frames);
+
+// Build and submit the record for a call on the calling (worker) thread that
+// started at `start_mono_ns` and lasted `duration_ns`. No allocation, no lock of
+// ours; may abort the process when BLOCKWATCH_ON_BLOCKING=abort.
+void report_blocking_call(const BlockingCall& call, int64_t start_mono_ns, int64_t duration_ns);
+
+}  // namespace blockwatch::interpose

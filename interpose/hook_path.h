@@ -1,0 +1,81 @@
+// What every interposed function (hooks_*.cc) is built from: the export macro,
+// lazy real-symbol lookup, and the one timed-call template. Keeping the shims to
+// "fast path, then time_blocking_call(...)" means no hook body is hand-copied.
+//
+// Hook-path code. Contract of everything here: no allocation, no lock of ours,
+// errno and return value of the real call reach the caller unchanged.
+#pragma once
+
+#include <cerrno>
+
+#include "interpose/capture.h"
+#include "interpose/config.h"
+#include "interpose/real_symbols.h"
+#include "interpose/thread_state.h"
+
+#define BW_EXPORT extern "C" __attribute__((visibility("default")))
+
+namespace blockwatch::interpose {
+
+// Kinds (blockwatch.wire.Kind); the proto header is not included on the hook side.
+enum : uint8_t {
+  kKindMutex = 1,
+  kKindRwlockRead = 2,
+  kKindRwlockWrite = 3,
+  kKindCondvar = 4,
+  kKindSemaphore = 5,
+  kKindFutex = 6,
+  kKindRead = 7,
+  kKindWrite = 8,
+  kKindFsync = 9,
+  kKindSleep = 10,
+  kKindPoll = 11,
+};
+
+// The real function for `field`, resolving the table on first use. Null only
+// while this thread is itself inside dlsym, or if libc lacks the symbol.
+#define BW_REAL(field)                                                   \
+  (__builtin_expect(::blockwatch::interpose::g_real_symbols.field != nullptr, 1) \
+       ? ::blockwatch::interpose::g_real_symbols.field                  \
+       : (::blockwatch::interpose::resolve_real_symbols(),               \
+          ::blockwatch::interpose::g_real_symbols.field))
+
+// Runs `call_real` (the real function, arguments bound) on a worker thread: marks
+// the slot "blocked in" for the watchdog, times the call, and reports it when it
+// lasted at least the threshold (always in strict mode, threshold 0). The guard
+// is held throughout, so a signal handler that interrupts the call and calls a
+// hooked function passes through.
+template <typename CallReal>
+inline auto time_blocking_call(const BlockingCall& call, CallReal&& call_real) {
+  RecursionGuard guard;
+  ThreadSlot* slot = tls_thread.slot;
+  const int64_t start_ns = monotonic_now_ns();
+  slot->blocked_since_mono_ns.store(start_ns, std::memory_order_relaxed);
+  slot->blocked_in.store(call.function, std::memory_order_release);
+  auto result = call_real();
+  const int saved_errno = errno;
+  const int64_t duration_ns = monotonic_now_ns() - start_ns;
+  slot->blocked_in.store(nullptr, std::memory_order_relaxed);
+  if (duration_ns >= config().threshold_ns) report_blocking_call(call, start_ns, duration_ns);
+  errno = saved_errno;
+  return result;
+}
+
+// Strict mode (threshold 0) reports calls that did not block at all, e.g. a
+// mutex taken by trylock: "could have blocked" is what strict mode is about.
+inline void report_if_strict(const BlockingCall& call) {
+  if (config().threshold_ns != 0) return;
+  RecursionGuard guard;
+  const int saved_errno = errno;
+  report_blocking_call(call, monotonic_now_ns(), 0);
+  errno = saved_errno;
+}
+
+// A hook whose real function is missing (only possible while this thread is
+// inside dlsym, or when libc lacks it): fail like an unimplemented call.
+inline int missing_real_function() {
+  errno = ENOSYS;
+  return -1;
+}
+
+}  // namespace blockwatch::interpose

@@ -1,0 +1,145 @@
+// Shims for sleeps and readiness waits: nanosleep, clock_nanosleep, usleep,
+// sleep (kind `sleep`); poll, ppoll, select, pselect with a non-zero timeout
+// (kind `poll`; a zero timeout is a non-blocking check). epoll_wait and
+// epoll_pwait(2) are the executor's idle wait: never reported, but each marks a
+// loop-turn boundary in the thread's slot (the stall watchdog counts turns).
+//
+// Hook path: one TLS read off-worker; on a worker the call is timed.
+#include "interpose/hook_path.h"
+
+namespace bw = blockwatch::interpose;
+
+namespace {
+
+const bw::BlockingCall sleep_call(const char* function, uint8_t kind) {
+  return bw::BlockingCall{.kind = kind, .function = function, .address = 0, .fd = -1, .holder_tid = 0};
+}
+
+bool is_zero(const timespec* timeout) {
+  return timeout && timeout->tv_sec == 0 && timeout->tv_nsec == 0;
+}
+bool is_zero(const timeval* timeout) {
+  return timeout && timeout->tv_sec == 0 && timeout->tv_usec == 0;
+}
+
+// The idle wait: the slot says "idle" while inside, and a turn ends when it returns.
+template <typename WaitReal>
+int idle_wait(WaitReal&& wait_real) {
+  bw::mark_loop_turn(true);
+  const int result = wait_real();
+  const int saved_errno = errno;
+  bw::mark_loop_turn(false);
+  errno = saved_errno;
+  return result;
+}
+
+}  // namespace
+
+BW_EXPORT int nanosleep(const timespec* duration, timespec* remaining) {
+  auto real_call = BW_REAL(nanosleep);
+  if (!real_call) return bw::missing_real_function();
+  if (__builtin_expect(!bw::hook_should_time(), 1)) return real_call(duration, remaining);
+  return bw::time_blocking_call(sleep_call("nanosleep", bw::kKindSleep),
+                                [&] { return real_call(duration, remaining); });
+}
+
+BW_EXPORT int clock_nanosleep(clockid_t clock, int flags, const timespec* duration,
+                              timespec* remaining) {
+  auto real_call = BW_REAL(clock_nanosleep);
+  if (!real_call) return ENOSYS;  // returns the error, errno untouched
+  if (__builtin_expect(!bw::hook_should_time(), 1)) {
+    return real_call(clock, flags, duration, remaining);
+  }
+  return bw::time_blocking_call(sleep_call("clock_nanosleep", bw::kKindSleep),
+                                [&] { return real_call(clock, flags, duration, remaining); });
+}
+
+BW_EXPORT int usleep(useconds_t usec) {
+  auto real_call = BW_REAL(usleep);
+  if (!real_call) return bw::missing_real_function();
+  if (__builtin_expect(!bw::hook_should_time(), 1)) return real_call(usec);
+  return bw::time_blocking_call(sleep_call("usleep", bw::kKindSleep),
+                                [&] { return real_call(usec); });
+}
+
+BW_EXPORT unsigned int sleep(unsigned int seconds) {
+  auto real_call = BW_REAL(sleep);
+  if (!real_call) return seconds;
+  if (__builtin_expect(!bw::hook_should_time(), 1)) return real_call(seconds);
+  return bw::time_blocking_call(sleep_call("sleep", bw::kKindSleep),
+                                [&] { return real_call(seconds); });
+}
+
+BW_EXPORT int poll(pollfd* fds, nfds_t nfds, int timeout_ms) {
+  auto real_call = BW_REAL(poll);
+  if (!real_call) return bw::missing_real_function();
+  if (__builtin_expect(!bw::hook_should_time(), 1) || timeout_ms == 0) {
+    return real_call(fds, nfds, timeout_ms);
+  }
+  return bw::time_blocking_call(sleep_call("poll", bw::kKindPoll),
+                                [&] { return real_call(fds, nfds, timeout_ms); });
+}
+
+BW_EXPORT int ppoll(pollfd* fds, nfds_t nfds, const timespec* timeout, const sigset_t* sigmask) {
+  auto real_call = BW_REAL(ppoll);
+  if (!real_call) return bw::missing_real_function();
+  if (__builtin_expect(!bw::hook_should_time(), 1) || is_zero(timeout)) {
+    return real_call(fds, nfds, timeout, sigmask);
+  }
+  return bw::time_blocking_call(sleep_call("ppoll", bw::kKindPoll),
+                                [&] { return real_call(fds, nfds, timeout, sigmask); });
+}
+
+BW_EXPORT int select(int nfds, fd_set* __restrict readfds, fd_set* __restrict writefds,
+                     fd_set* __restrict exceptfds, timeval* __restrict timeout) {
+  auto real_call = BW_REAL(select);
+  if (!real_call) return bw::missing_real_function();
+  if (__builtin_expect(!bw::hook_should_time(), 1) || is_zero(timeout)) {
+    return real_call(nfds, readfds, writefds, exceptfds, timeout);
+  }
+  return bw::time_blocking_call(sleep_call("select", bw::kKindPoll), [&] {
+    return real_call(nfds, readfds, writefds, exceptfds, timeout);
+  });
+}
+
+BW_EXPORT int pselect(int nfds, fd_set* __restrict readfds, fd_set* __restrict writefds,
+                      fd_set* __restrict exceptfds, const timespec* __restrict timeout,
+                      const sigset_t* __restrict sigmask) {
+  auto real_call = BW_REAL(pselect);
+  if (!real_call) return bw::missing_real_function();
+  if (__builtin_expect(!bw::hook_should_time(), 1) || is_zero(timeout)) {
+    return real_call(nfds, readfds, writefds, exceptfds, timeout, sigmask);
+  }
+  return bw::time_blocking_call(sleep_call("pselect", bw::kKindPoll), [&] {
+    return real_call(nfds, readfds, writefds, exceptfds, timeout, sigmask);
+  });
+}
+
+BW_EXPORT int epoll_wait(int epfd, epoll_event* events, int max_events, int timeout_ms) {
+  auto real_call = BW_REAL(epoll_wait);
+  if (!real_call) return bw::missing_real_function();
+  if (__builtin_expect(!bw::hook_should_time(), 1) || timeout_ms == 0) {
+    return real_call(epfd, events, max_events, timeout_ms);
+  }
+  return idle_wait([&] { return real_call(epfd, events, max_events, timeout_ms); });
+}
+
+BW_EXPORT int epoll_pwait(int epfd, epoll_event* events, int max_events, int timeout_ms,
+                          const sigset_t* sigmask) {
+  auto real_call = BW_REAL(epoll_pwait);
+  if (!real_call) return bw::missing_real_function();
+  if (__builtin_expect(!bw::hook_should_time(), 1) || timeout_ms == 0) {
+    return real_call(epfd, events, max_events, timeout_ms, sigmask);
+  }
+  return idle_wait([&] { return real_call(epfd, events, max_events, timeout_ms, sigmask); });
+}
+
+BW_EXPORT int epoll_pwait2(int epfd, epoll_event* events, int max_events,
+                           const timespec* timeout, const sigset_t* sigmask) {
+  auto real_call = BW_REAL(epoll_pwait2);
+  if (!real_call) return bw::missing_real_function();
+  if (__builtin_expect(!bw::hook_should_time(), 1) || is_zero(timeout)) {
+    return real_call(epfd, events, max_events, timeout, sigmask);
+  }
+  return idle_wait([&] { return real_call(epfd, events, max_events, timeout, sigmask); });
+}
