@@ -1,0 +1,213 @@
+// Runs programs under LD_PRELOAD=libblockwatch.so and checks what they recorded
+// (label preload): task labels from Asio handler tracking and TaskScope, the
+// allowed reason, silence of non-worker threads, the demo's planted problems, and
+// the GoogleTest listener failing exactly the test that blocked a worker.
+// The programs' paths and the library's come in as compile definitions.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "collector/stream_decoder.h"
+
+namespace {
+
+using blockwatch::collector::DecodedStream;
+using blockwatch::collector::ResolvedEvent;
+
+extern "C" char** environ;
+
+struct ChildResult {
+  int exit_status = -1;  // -1: did not exit normally
+  std::string output;    // stdout and stderr
+};
+
+// Runs argv with the current environment minus LD_PRELOAD and BLOCKWATCH_*, plus
+// `extra_env`; waits; captures its output through a temporary file.
+ChildResult RunChild(const std::vector<std::string>& argv, const std::vector<std::string>& extra_env) {
+  std::vector<std::string> env_strings;
+  for (char** e = environ; *e != nullptr; ++e) {
+    if (std::strncmp(*e, "LD_PRELOAD=", 11) == 0 || std::strncmp(*e, "BLOCKWATCH_", 11) == 0) continue;
+    env_strings.emplace_back(*e);
+  }
+  env_strings.insert(env_strings.end(), extra_env.begin(), extra_env.end());
+  std::vector<char*> envp, args;
+  for (std::string& s : env_strings) envp.push_back(s.data());
+  envp.push_back(nullptr);
+  std::vector<std::string> argv_copy = argv;
+  for (std::string& s : argv_copy) args.push_back(s.data());
+  args.push_back(nullptr);
+
+  std::string output_path = testing::TempDir() + "bw_child_output_XXXXXX";
+  int output_fd = mkstemp(output_path.data());
+  EXPECT_GE(output_fd, 0);
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(output_fd, 1);
+    dup2(output_fd, 2);
+    execve(args[0], args.data(), envp.data());
+    _exit(127);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  close(output_fd);
+  ChildResult result;
+  if (WIFEXITED(status)) result.exit_status = WEXITSTATUS(status);
+  std::ifstream in(output_path);
+  std::stringstream text;
+  text << in.rdbuf();
+  result.output = text.str();
+  unlink(output_path.c_str());
+  return result;
+}
+
+// Runs `program` under the preload writing its stream to a file; decodes it.
+DecodedStream RunUnderPreload(const std::string& program, std::vector<std::string> env) {
+  std::string stream_path = testing::TempDir() + "bw_stream_" + std::to_string(getpid()) + ".bw";
+  std::filesystem::remove(stream_path);
+  env.push_back(std::string("LD_PRELOAD=") + BW_TEST_LIBRARY);
+  env.push_back("BLOCKWATCH_OUTPUT=" + stream_path);
+  ChildResult child = RunChild({program}, env);
+  EXPECT_EQ(child.exit_status, 0) << child.output;
+  DecodedStream stream;
+  EXPECT_TRUE(blockwatch::collector::decode_file(stream_path, &stream)) << stream.error;
+  std::filesystem::remove(stream_path);
+  return stream;
+}
+
+std::string Describe(const DecodedStream& stream) {
+  std::string text;
+  for (const ResolvedEvent& e : stream.events) {
+    text += e.kind + " thread=" + e.thread_name + " task='" + e.task + "' allow='" +
+            e.allow_reason + "' " + std::to_string(e.raw.duration_ns() / 1000) + "us";
+    if (!e.stack.empty()) text += " top=" + e.stack.front().function;
+    text += "\n";
+  }
+  return text;
+}
+
+bool StackHas(const ResolvedEvent& e, const std::string& function_part) {
+  for (const auto& frame : e.stack) {
+    if (frame.function.find(function_part) != std::string::npos) return true;
+  }
+  return false;
+}
+
+const ResolvedEvent* FindEvent(const DecodedStream& stream, const std::string& kind,
+                               const std::string& thread_prefix, const std::string& task_part) {
+  for (const ResolvedEvent& e : stream.events) {
+    if (e.kind == kind && e.thread_name.rfind(thread_prefix, 0) == 0 &&
+        e.task.find(task_part) != std::string::npos) {
+      return &e;
+    }
+  }
+  return nullptr;
+}
+
+TEST(PreloadLabels, TasksAllowedReasonsAndSilentNonWorkers) {
+  DecodedStream stream = RunUnderPreload(BW_TEST_LABELS_PROGRAM, {"BLOCKWATCH_THRESHOLD=1ms"});
+  const std::string all = Describe(stream);
+
+  const ResolvedEvent* located = FindEvent(stream, "sleep", "asioworker-0", "located_sleep");
+  ASSERT_NE(located, nullptr) << all;
+  EXPECT_EQ(located->task.rfind("preload_labels_program.cc:", 0), 0u) << located->task;
+  EXPECT_TRUE(located->allow_reason.empty());
+
+  const ResolvedEvent* by_op = FindEvent(stream, "sleep", "asioworker-0", "io_context.execute");
+  ASSERT_NE(by_op, nullptr) << all;
+
+  bool saw_allowed = false;
+  for (const ResolvedEvent& e : stream.events) {
+    if (e.allow_reason == "planned wait") saw_allowed = e.kind == "sleep";
+  }
+  EXPECT_TRUE(saw_allowed) << all;
+
+  const ResolvedEvent* manual = FindEvent(stream, "sleep", "manual", "manual task");
+  ASSERT_NE(manual, nullptr) << all;
+  EXPECT_GE(manual->raw.duration_ns(), 20'000'000);
+
+  for (const ResolvedEvent& e : stream.events) {
+    EXPECT_TRUE(e.thread_name == "asioworker-0" || e.thread_name == "manual")
+        << "a non-worker thread was reported:\n" << all;
+  }
+}
+
+TEST(PreloadDemo, PlantedBlockingIsReportedWithItsTask) {
+  DecodedStream stream = RunUnderPreload(
+      BW_TEST_DEMO_PROGRAM, {"BLOCKWATCH_THRESHOLD=1ms", "BLOCKWATCH_STALL_THRESHOLD=20ms"});
+  const std::string all = Describe(stream);
+  const std::string task = "pool::HandleRequest";
+
+  const ResolvedEvent* mutex = FindEvent(stream, "mutex", "pool-", task);
+  ASSERT_NE(mutex, nullptr) << all;
+  EXPECT_TRUE(StackHas(*mutex, "model::Infer")) << all;
+  EXPECT_NE(mutex->raw.holder_tid(), 0) << all;
+  EXPECT_NE(mutex->raw.holder_tid(), mutex->raw.tid()) << all;
+  if (!mutex->holder_name.empty()) EXPECT_EQ(mutex->holder_name, "reloader") << all;
+
+  const ResolvedEvent* fsync = FindEvent(stream, "fsync", "pool-", task);
+  ASSERT_NE(fsync, nullptr) << all;
+  EXPECT_TRUE(StackHas(*fsync, "pool::AppendAuditLog")) << all;
+
+  const ResolvedEvent* sleep = FindEvent(stream, "sleep", "pool-", task);
+  ASSERT_NE(sleep, nullptr) << all;
+  EXPECT_TRUE(StackHas(*sleep, "pool::BackoffBeforeRetry")) << all;
+
+  for (const ResolvedEvent& e : stream.events) {
+    EXPECT_EQ(e.thread_name.rfind("pool-", 0), 0u) << "non-worker reported:\n" << all;
+  }
+}
+
+TEST(PreloadDemo, TokenizerStallIsSampledInsideTheLoop) {
+#ifndef BW_TEST_EXPECT_STALLS
+  GTEST_SKIP() << "interpose/ has no stall watchdog yet";
+#endif
+  DecodedStream stream = RunUnderPreload(
+      BW_TEST_DEMO_PROGRAM, {"BLOCKWATCH_THRESHOLD=1ms", "BLOCKWATCH_STALL_THRESHOLD=20ms"});
+  const ResolvedEvent* stall = FindEvent(stream, "stall", "pool-", "pool::HandleRequest");
+  ASSERT_NE(stall, nullptr) << Describe(stream);
+  EXPECT_TRUE(StackHas(*stall, "model::Tokenize")) << Describe(stream);
+}
+
+TEST(PreloadGTestListener, FailsExactlyTheTestThatBlockedAWorker) {
+  ChildResult child = RunChild({BW_TEST_GTEST_PROGRAM},
+                               {std::string("LD_PRELOAD=") + BW_TEST_LIBRARY,
+                                "BLOCKWATCH_THRESHOLD=1ms", "BLOCKWATCH_OUTPUT=/dev/null"});
+  EXPECT_EQ(child.exit_status, 1) << child.output;
+  EXPECT_NE(child.output.find("[  FAILED  ] Listener.BlocksOnWorker"), std::string::npos)
+      << child.output;
+  EXPECT_NE(child.output.find("sleep"), std::string::npos) << child.output;
+  EXPECT_NE(child.output.find("\"gtworker\""), std::string::npos) << child.output;
+  for (const char* passing : {"AllowedBlockingPasses", "QuietTestPasses", "IdleAsioWorkersPass",
+                              "MainThreadSleeps"}) {
+    EXPECT_NE(child.output.find(std::string("[       OK ] Listener.") + passing), std::string::npos)
+        << passing << "\n" << child.output;
+  }
+  EXPECT_NE(child.output.find("1 FAILED TEST"), std::string::npos) << child.output;
+}
+
+TEST(PreloadGTestListener, MainThreadIsAWorkerOnlyWhenAsked) {
+  ChildResult child = RunChild(
+      {BW_TEST_GTEST_PROGRAM, "--gtest_filter=Listener.MainThreadSleeps"},
+      {std::string("LD_PRELOAD=") + BW_TEST_LIBRARY, "BLOCKWATCH_THRESHOLD=1ms",
+       "BLOCKWATCH_OUTPUT=/dev/null", "BLOCKWATCH_GTEST_WORKER=main"});
+  EXPECT_EQ(child.exit_status, 1) << child.output;
+  EXPECT_NE(child.output.find("[  FAILED  ] Listener.MainThreadSleeps"), std::string::npos)
+      << child.output;
+}
+
+TEST(PreloadGTestListener, WithoutThePreloadNothingFails) {
+  ChildResult child = RunChild({BW_TEST_GTEST_PROGRAM}, {"BLOCKWATCH_GTEST_WORKER=main"});
+  EXPECT_EQ(child.exit_status, 0) << child.output;
+}
+
+}  // namespace
