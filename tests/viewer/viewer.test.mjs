@@ -91,9 +91,9 @@ test('static: the report shows the fixture: summary, table, flame graph, timelin
   assert.ok(stack.length >= 8, 'the full stack, not just the top frames');
   await page.screenshot({ path: join(OUT_DIR, 'report-fixture.png'), fullPage: true });
   if (process.env.BW_DOCS_SCREENSHOT) {
-    await page.setViewport({ width: 1400, height: 1000 });
+    await page.setViewport({ width: 1600, height: 900 });
     await settle(page);
-    await page.screenshot({ path: process.env.BW_DOCS_SCREENSHOT, fullPage: false });
+    await page.screenshot({ path: process.env.BW_DOCS_SCREENSHOT, fullPage: true });
   }
   assert.deepEqual(errors, []);
   assert.deepEqual(external, [], 'the report loads nothing from the network');
@@ -164,7 +164,11 @@ test('scale: a 10,000-hotspot report opens and stays usable', async () => {
   const interactMs = Date.now() - t1;
   console.log(`10,000 hotspots: sort + filter in ${interactMs} ms`);
   assert.ok(interactMs < 15000);
-  assert.match(await page.$eval('#hotspot-count', (e) => e.textContent), /of 10,000 hotspots/);
+  assert.match(await page.$eval('#hotspot-count', (e) => e.textContent), /^834 of 10,000 hotspots/);
+  const kinds = await tableKinds(page);
+  assert.ok(kinds.length > 10 && kinds.every((k) => k === 'mutex'), 'after scrolling, filtering shows the top of the new list');
+  const maxes = await page.$$eval('#hotspot-table tr.row', (rows) => rows.map((r) => r.dataset.index));
+  assert.equal(maxes[0], '0');
   await page.screenshot({ path: join(OUT_DIR, 'report-10k.png') });
   assert.deepEqual(errors, []);
   await page.close();

@@ -44,7 +44,7 @@ export function renderDetail(root, h) {
     t.append(el('thead', {}, el('tr', {}, el('th', { text: 'thread' }), el('th', { class: 'num', text: 'duration' }),
       el('th', { text: 'task' }))));
     const body = el('tbody');
-    for (const o of occ.slice(0, 12)) {
+    for (const o of occ.slice(0, 6)) {
       body.append(el('tr', {}, el('td', { text: `${o.thread || ''} ${o.pid}/${o.tid}` }),
         el('td', { class: 'num', text: formatNs(o.duration_ns) }), el('td', { text: o.task || '' })));
     }

@@ -17,6 +17,7 @@ const state = {
   report: null,
   rawText: '',
   hotspots: [],
+  rows: [],  // the hotspots that match the filters
   filter: { kind: 'all', path: '*', search: '', showAllowed: true },
   selectedKey: null,
   lastUpdate: null,
@@ -90,9 +91,10 @@ function timed(name, fn) {
   return result;
 }
 
-function renderFiltered({ flameToo = true } = {}) {
+function renderFiltered({ flameToo = true, keepScroll = false } = {}) {
   const rows = timed('filter', () => state.hotspots.filter((h) => matches(h, state.filter)));
-  timed('table', () => table.setRows(rows, state.hotspots.length));
+  state.rows = rows;
+  timed('table', () => table.setRows(rows, state.hotspots.length, { keepScroll }));
   if (flameToo) {
     const fs = { ...state.filter, search: '' };  // the flame graph highlights the search instead
     const tree = timed('flame-tree', () => buildFlameTree(state.hotspots.filter((h) => matches(h, fs))));
@@ -140,7 +142,7 @@ function load(text) {
   table.showNew = state.hotspots.some((h) => h.is_new === false);
   renderSummary($('summary'), report, state.mode === 'live');
   updateControls();
-  renderFiltered();
+  renderFiltered({ keepScroll: state.mode === 'live' });
   return true;
 }
 
@@ -184,7 +186,7 @@ function wireControls() {
 function start() {
   table = new HotspotTable($('table'), {
     onSelect: (h) => select(h._key),
-    onSort: () => renderFiltered({ flameToo: false }),
+    onSort: () => timed('sort', () => table.setRows(state.rows, state.hotspots.length)),
   });
   flame = new FlameGraph($('flame'), { onSelectHotspot: (key) => select(key), details: $('flame-details') });
   timeline = new Timeline($('timeline'), { onSelectHotspot: (key) => select(key) });

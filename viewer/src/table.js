@@ -7,17 +7,17 @@ const OVERSCAN_ROWS = 12;
 
 // Each column: how to show it and how to sort by it.
 const COLUMNS = [
-  { key: 'kind', label: 'kind', width: 100, value: (h) => h.kind },
-  { key: 'where', label: 'where', width: 260, value: (h) => h._where },
-  { key: 'count', label: 'count', width: 76, num: true, value: (h) => h.count, show: formatCount },
-  { key: 'total_ns', label: 'total', width: 82, num: true, value: (h) => h.total_ns, show: formatNs },
-  { key: 'max_ns', label: 'max', width: 76, num: true, value: (h) => h.max_ns, show: formatNs },
-  { key: 'p99_ns', label: 'p99', width: 76, num: true, value: (h) => h.p99_ns, show: formatNs },
-  { key: 'threads', label: 'threads', width: 130, value: (h) => list(h.threads, 2) },
-  { key: 'holders', label: 'holders', width: 110, value: (h) => list(h.holders, 2) },
-  { key: 'tasks', label: 'tasks', width: 120, value: (h) => list(h.tasks, 2) },
-  { key: 'path', label: 'path', width: 90, value: (h) => h.path || '' },
-  { key: 'allowed', label: 'allowed', width: 120,
+  { key: 'kind', label: 'kind', width: 92, value: (h) => h.kind },
+  { key: 'where', label: 'where', width: 230, value: (h) => h._where },
+  { key: 'count', label: 'count', width: 64, num: true, value: (h) => h.count, show: formatCount },
+  { key: 'total_ns', label: 'total', width: 70, num: true, value: (h) => h.total_ns, show: formatNs },
+  { key: 'max_ns', label: 'max', width: 68, num: true, value: (h) => h.max_ns, show: formatNs },
+  { key: 'p99_ns', label: 'p99', width: 68, num: true, value: (h) => h.p99_ns, show: formatNs },
+  { key: 'threads', label: 'threads', width: 120, value: (h) => list(h.threads, 2) },
+  { key: 'holders', label: 'holders', width: 100, value: (h) => list(h.holders, 2) },
+  { key: 'tasks', label: 'tasks', width: 110, value: (h) => list(h.tasks, 2) },
+  { key: 'path', label: 'path', width: 70, value: (h) => h.path || '' },
+  { key: 'allowed', label: 'allowed', width: 96,
     value: (h) => (h.allowed ? `yes: ${h.allow_reason || 'allowed'}` : '') },
 ];
 
@@ -43,7 +43,11 @@ export class HotspotTable {
     }
     this.thead = el('thead', {}, head);
     this.tbody = el('tbody');
-    this.table = el('table', { class: 'hotspots', id: 'hotspot-table' }, colgroup, this.thead, this.tbody);
+    // Columns keep their widths on narrow screens (the table scrolls sideways) and
+    // share the extra room on wide ones.
+    const minWidthPx = COLUMNS.reduce((sum, c) => sum + c.width, 0);
+    this.table = el('table', { class: 'hotspots', id: 'hotspot-table', style: `min-width:${minWidthPx}px` },
+      colgroup, this.thead, this.tbody);
     this.scroller = el('div', { class: 'table-scroll', id: 'hotspot-scroll' }, this.table);
     this.scroller.addEventListener('scroll', () => this.paint(), { passive: true });
     this.caption = el('div', { class: 'table-caption', id: 'hotspot-count' });
@@ -58,7 +62,8 @@ export class HotspotTable {
   }
 
   // rows: filtered hotspots; sorted here so the table owns the sort order.
-  setRows(rows, totalCount) {
+  // keepScroll: a live update keeps the user's place; a new sort or filter starts at the top.
+  setRows(rows, totalCount, { keepScroll = false } = {}) {
     const col = COLUMNS.find((c) => c.key === this.sort.key) || COLUMNS[3];
     const dir = this.sort.dir;
     const keyed = rows.map((h) => [col.value(h), h]);
@@ -76,6 +81,7 @@ export class HotspotTable {
     }
     // Short tables take only the room they need; long ones scroll inside 420 px.
     this.scroller.style.height = `${Math.min(420, (this.rows.length + 1) * ROW_HEIGHT_PX + 8)}px`;
+    if (!keepScroll) this.scroller.scrollTop = 0;
     this.caption.textContent = rows.length === totalCount
       ? `${formatCount(totalCount)} hotspots`
       : `${formatCount(rows.length)} of ${formatCount(totalCount)} hotspots match the filters`;
@@ -90,7 +96,9 @@ export class HotspotTable {
   // Renders only the rows in the scroller's view, between two spacer rows.
   paint() {
     const viewHeight = this.scroller.clientHeight || 480;
-    const first = Math.max(0, Math.floor(this.scroller.scrollTop / ROW_HEIGHT_PX) - OVERSCAN_ROWS);
+    // scrollTop may still be past the end of a shorter new list: clamp to it.
+    const lastFirst = Math.max(0, this.rows.length - Math.ceil(viewHeight / ROW_HEIGHT_PX));
+    const first = Math.max(0, Math.min(lastFirst, Math.floor(this.scroller.scrollTop / ROW_HEIGHT_PX)) - OVERSCAN_ROWS);
     const last = Math.min(this.rows.length, first + Math.ceil(viewHeight / ROW_HEIGHT_PX) + 2 * OVERSCAN_ROWS);
     const frag = document.createDocumentFragment();
     frag.append(spacer(first * ROW_HEIGHT_PX));
