@@ -1,0 +1,84 @@
+// Unit tests of the sender's symbolization helpers: Rust legacy names (absl
+// demangles only the simple ones), symbolizing a return address inside a known
+// function, the module table and build ids, and BLOCKWATCH_OUTPUT file naming.
+#include "interpose/symbols.h"
+
+#include <gtest/gtest.h>
+
+#include "interpose/output_channel.h"
+
+namespace blockwatch::interpose {
+namespace {
+
+TEST(CleanRustSymbol, StripsHashOfDemangledName) {
+  EXPECT_EQ(clean_rust_symbol("std::rt::lang_start::h0123456789abcdef"), "std::rt::lang_start");
+}
+
+TEST(CleanRustSymbol, DemanglesLegacyNamesWithEscapes) {
+  EXPECT_EQ(clean_rust_symbol("_ZN70_$LT$alloc..vec..Vec$LT$T$C$A$GT$$u20$as$u20$core..ops.."
+                              "drop..Drop$GT$4drop17h1111222233334444E"),
+            "<alloc::vec::Vec<T,A> as core::ops::drop::Drop>::drop");
+  EXPECT_EQ(clean_rust_symbol("_ZN3foo3bar17h0123456789abcdefE"), "foo::bar");
+}
+
+TEST(CleanRustSymbol, LeavesOtherNamesAlone) {
+  EXPECT_EQ(clean_rust_symbol("ns::f(int)"), "ns::f(int)");
+  EXPECT_EQ(clean_rust_symbol("ns::h0123"), "ns::h0123");
+  EXPECT_EQ(clean_rust_symbol("_ZN3foo3barE"), "_ZN3foo3barE");  // C++ absl refused: unchanged
+  EXPECT_EQ(clean_rust_symbol("main"), "main");
+  EXPECT_EQ(clean_rust_symbol(""), "");
+}
+
+// Declared with a Rust legacy name: absl gives up on the `$`, we do not.
+extern "C" __attribute__((noinline, used)) int rust_like_function(int x) __asm__(
+    "_ZN4demo15Worker$LT$T$GT$3run17habcdef0123456789E");
+extern "C" int rust_like_function(int x) { return x * 2 + 1; }
+
+__attribute__((noinline)) uint64_t return_address_here() {
+  return reinterpret_cast<uint64_t>(__builtin_return_address(0));
+}
+__attribute__((noinline)) uint64_t caller_of_return_address_here() {
+  const uint64_t pc = return_address_here();
+  asm volatile("" ::: "memory");  // keep the call from becoming a tail call
+  return pc;
+}
+
+TEST(Symbolize, ReturnAddressInsideKnownFunction) {
+  const uint64_t pc = caller_of_return_address_here();
+  EXPECT_NE(symbolize_return_address(pc).find("caller_of_return_address_here"), std::string::npos)
+      << symbolize_return_address(pc);
+  // One past the start of the Rust-like function: still inside it.
+  const uint64_t rust_pc = reinterpret_cast<uint64_t>(&rust_like_function) + 2;
+  EXPECT_EQ(symbolize_return_address(rust_pc), "demo::Worker<T>::run");
+  EXPECT_EQ(symbolize_return_address(0), "");
+}
+
+TEST(Modules, MainProgramAndLibcWithBuildIds) {
+  const auto modules = enumerate_modules();
+  ASSERT_GE(modules.size(), 2u);
+  const uint64_t own_pc = reinterpret_cast<uint64_t>(&rust_like_function);
+  const ModuleInfo* own = find_module(modules, own_pc);
+  ASSERT_NE(own, nullptr);
+  EXPECT_NE(own->path.find("agent_symbols_test"), std::string::npos) << own->path;
+  EXPECT_EQ(own->build_id.size(), 20u);  // Debian's gcc links with --build-id (sha1)
+  EXPECT_LT(own->start, own->end);
+  const ModuleInfo* libc = find_module(modules, reinterpret_cast<uint64_t>(&getpid));
+  ASSERT_NE(libc, nullptr);
+  EXPECT_NE(libc->path.find("libc.so"), std::string::npos) << libc->path;
+  EXPECT_FALSE(libc->build_id.empty());
+  EXPECT_EQ(find_module(modules, 8), nullptr);
+  for (size_t i = 1; i < modules.size(); ++i) EXPECT_LE(modules[i - 1].start, modules[i].start);
+  EXPECT_EQ(module_change_count(), module_change_count());
+  EXPECT_GT(module_change_count(), 0u);
+}
+
+TEST(OutputFilePath, PidSubstitutionAndForkSuffix) {
+  EXPECT_EQ(output_file_path("/tmp/bw-%p.out", 42, false), "/tmp/bw-42.out");
+  EXPECT_EQ(output_file_path("/tmp/bw-%p.out", 42, true), "/tmp/bw-42.out");
+  EXPECT_EQ(output_file_path("/tmp/bw.out", 42, false), "/tmp/bw.out");
+  EXPECT_EQ(output_file_path("/tmp/bw.out", 42, true), "/tmp/bw.out.42");
+  EXPECT_EQ(output_file_path("%p%p", 7, false), "77");
+}
+
+}  // namespace
+}  // namespace blockwatch::interpose
