@@ -1,0 +1,341 @@
+// Hotspot accumulation per process and the merge into a Report. The per-event path
+// is one flat_hash_map lookup keyed by (stack id, kind, allowed); rule
+// classification runs once per new key.
+#include "collector/aggregate.h"
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+
+#include "absl/hash/hash.h"
+
+namespace blockwatch::collector {
+
+// --- LogHistogram ---
+
+uint32_t LogHistogram::bucket_of(int64_t value_ns) {
+  if (value_ns < 16) return value_ns < 0 ? 0 : static_cast<uint32_t>(value_ns);
+  auto v = static_cast<uint64_t>(value_ns);
+  int exponent = 63 - std::countl_zero(v);  // >= 4
+  uint32_t sub = static_cast<uint32_t>(v >> (exponent - 4)) & 15u;
+  return 16 + static_cast<uint32_t>(exponent - 4) * 16 + sub;
+}
+
+int64_t LogHistogram::midpoint_of(uint32_t bucket) {
+  if (bucket < 16) return bucket;
+  uint32_t exponent = (bucket - 16) / 16 + 4;
+  uint64_t sub = (bucket - 16) % 16;
+  uint64_t width = uint64_t{1} << (exponent - 4);
+  uint64_t lower = (16 + sub) * width;
+  return static_cast<int64_t>(lower + width / 2);
+}
+
+void LogHistogram::add(int64_t value_ns, uint64_t count) {
+  uint32_t bucket = bucket_of(value_ns);
+  total_ += count;
+  auto it = std::lower_bound(buckets_.begin(), buckets_.end(), bucket,
+                             [](const auto& entry, uint32_t b) { return entry.first < b; });
+  if (it != buckets_.end() && it->first == bucket) {
+    it->second += count;
+  } else {
+    buckets_.insert(it, {bucket, count});
+  }
+}
+
+void LogHistogram::merge(const LogHistogram& other) {
+  for (const auto& [bucket, count] : other.buckets_) add(midpoint_of(bucket), count);
+}
+
+int64_t LogHistogram::quantile(double q) const {
+  if (total_ == 0) return 0;
+  auto rank = static_cast<uint64_t>(std::ceil(q * static_cast<double>(total_)));
+  rank = std::clamp<uint64_t>(rank, 1, total_);
+  uint64_t seen = 0;
+  for (const auto& [bucket, count] : buckets_) {
+    seen += count;
+    if (seen >= rank) return midpoint_of(bucket);
+  }
+  return midpoint_of(buckets_.back().first);
+}
+
+// --- Per-process state ---
+
+namespace {
+
+struct HotspotKey {
+  uint64_t stack_id;
+  int kind;
+  bool allowed_by_scope;
+  bool operator==(const HotspotKey&) const = default;
+  template <typename H>
+  friend H AbslHashValue(H h, const HotspotKey& k) {
+    return H::combine(std::move(h), k.stack_id, k.kind, k.allowed_by_scope);
+  }
+};
+
+void add_name(std::vector<std::string>* names, const std::string& name) {
+  if (name.empty() || names->size() >= kMaxNamesPerHotspot) return;
+  if (std::find(names->begin(), names->end(), name) == names->end()) names->push_back(name);
+}
+
+const char* fd_type_name(wire::FdType type) {
+  switch (type) {
+    case wire::FD_REGULAR: return "regular";
+    case wire::FD_SOCKET: return "socket";
+    case wire::FD_PIPE: return "pipe";
+    case wire::FD_TTY: return "tty";
+    case wire::FD_CHAR: return "char";
+    case wire::FD_OTHER: return "other";
+    default: return "";
+  }
+}
+
+}  // namespace
+
+struct Aggregator::HotspotAccumulator {
+  Hotspot hotspot;  // the plain fields; percentiles filled in by report()
+  LogHistogram histogram;
+  StackClass stack_class;
+};
+
+struct Aggregator::ProcessState {
+  ProcessInfo info;
+  absl::flat_hash_map<HotspotKey, std::unique_ptr<HotspotAccumulator>, absl::Hash<HotspotKey>>
+      hotspots;
+};
+
+class Aggregator::Sink : public StreamHandler {
+ public:
+  explicit Sink(Aggregator* owner) : owner_(owner) {}
+  ProcessState* process = nullptr;  // the current stream's process
+
+  void on_hello(const wire::Hello& hello) override {
+    if (process != nullptr) finish_process("disconnected");
+    auto state = std::make_unique<ProcessState>();
+    ProcessInfo& p = state->info;
+    p.pid = hello.pid();
+    p.ppid = hello.ppid();
+    p.exe = hello.exe();
+    p.argv.assign(hello.argv().begin(), hello.argv().end());
+    p.hostname = hello.hostname();
+    p.start_unix_ns = hello.start_unix_ns();
+    p.threshold_ns = hello.threshold_ns();
+    p.stall_threshold_ns = hello.stall_threshold_ns();
+    p.forked_child = hello.forked_child();
+    p.connected = true;
+    process = state.get();
+    owner_->processes_.push_back(std::move(state));
+  }
+  void on_event(const wire::Event& event, const EventRefs& refs) override;
+  void on_counters(const wire::Counters& c) override {
+    ProcessInfo& p = process->info;
+    p.dropped_queue_full = c.dropped_queue_full();
+    p.dropped_no_collector = c.dropped_no_collector();
+    p.dropped_too_deep = c.dropped_too_deep();
+    p.stalls_suppressed = c.stalls_suppressed();
+    p.dropped = p.dropped_queue_full + p.dropped_no_collector + p.dropped_too_deep;
+  }
+  void on_goodbye(const wire::Goodbye& goodbye) override {
+    process->info.said_goodbye = true;
+    process->info.end_reason = goodbye.reason();
+    process->info.exit_status = goodbye.exit_status();
+  }
+  void finish_process(const std::string& end_reason) {
+    if (process == nullptr) return;
+    process->info.connected = false;
+    if (!process->info.said_goodbye) process->info.end_reason = end_reason;
+    process = nullptr;
+  }
+
+ private:
+  HotspotAccumulator* new_hotspot(const wire::Event& event, const EventRefs& refs,
+                                  const char* kind);
+  Aggregator* owner_;
+};
+
+Aggregator::HotspotAccumulator* Aggregator::Sink::new_hotspot(const wire::Event& event,
+                                                              const EventRefs& refs,
+                                                              const char* kind) {
+  auto acc = std::make_unique<HotspotAccumulator>();
+  Hotspot& h = acc->hotspot;
+  h.kind = kind;
+  h.exe = process->info.exe;
+  h.pids.push_back(process->info.pid);
+  if (refs.stack != nullptr) h.stack = refs.stack->frames;
+  if (owner_->classifier_) acc->stack_class = owner_->classifier_->classify(h.kind, h.stack);
+  h.path = acc->stack_class.path;
+  if (!refs.allow_reason->empty()) {
+    h.allowed = true;
+    h.allow_reason = *refs.allow_reason;
+  } else if (acc->stack_class.allowed) {
+    h.allowed = true;
+    h.allow_reason = acc->stack_class.allow_reason;
+  }
+  HotspotKey key{event.stack(), event.kind(), !refs.allow_reason->empty()};
+  return process->hotspots.emplace(key, std::move(acc)).first->second.get();
+}
+
+void Aggregator::Sink::on_event(const wire::Event& event, const EventRefs& refs) {
+  ++owner_->events_;
+  ++process->info.events;
+  HotspotKey key{event.stack(), event.kind(), !refs.allow_reason->empty()};
+  auto it = process->hotspots.find(key);
+  HotspotAccumulator* acc = it != process->hotspots.end()
+                                ? it->second.get()
+                                : new_hotspot(event, refs, kind_name(event.kind()));
+  if (acc->stack_class.idle || acc->stack_class.not_worker) {
+    ++owner_->idle_events_;
+    return;
+  }
+  Hotspot& h = acc->hotspot;
+  int64_t duration_ns = event.duration_ns();
+  ++h.count;
+  h.total_ns += duration_ns;
+  h.max_ns = std::max(h.max_ns, duration_ns);
+  acc->histogram.add(duration_ns);
+  add_name(&h.threads, *refs.thread_name);
+  add_name(&h.holders, *refs.holder_name);
+  add_name(&h.tasks, *refs.task);
+  add_name(&h.functions, event.function());
+  add_name(&h.fd_types, fd_type_name(event.fd_type()));
+  h.cpu_ns += event.cpu_ns();
+  h.runqueue_ns += event.runqueue_ns();
+  h.offcpu_ns += event.offcpu_ns();
+  if (h.occurrences.size() < kMaxOccurrences) {
+    h.occurrences.push_back(Occurrence{process->info.pid, event.tid(), *refs.thread_name,
+                                       event.start_unix_ns(), duration_ns, *refs.task});
+  }
+}
+
+// --- Aggregator ---
+
+Aggregator::Aggregator(std::shared_ptr<const StackClassifier> classifier)
+    : classifier_(std::move(classifier)) {}
+
+Aggregator::~Aggregator() = default;
+
+StreamHandler* Aggregator::begin_stream() {
+  sinks_.push_back(std::make_unique<Sink>(this));
+  return sinks_.back().get();
+}
+
+void Aggregator::end_stream(StreamHandler* stream, const std::string& end_reason) {
+  auto it = std::find_if(sinks_.begin(), sinks_.end(),
+                         [stream](const auto& s) { return s.get() == stream; });
+  if (it == sinks_.end()) return;
+  (*it)->finish_process(end_reason);
+  sinks_.erase(it);
+}
+
+size_t Aggregator::hotspot_count() const {
+  size_t n = 0;
+  for (const auto& p : processes_) n += p->hotspots.size();
+  return n;
+}
+
+namespace {
+
+// Identity of a hotspot across processes: same exe, kind, allowed-ness and frames
+// (by function, module and offset; addresses differ between processes).
+std::string merge_key(const Hotspot& h) {
+  std::string key = h.exe + '\0' + h.kind + '\0' + (h.allowed ? "a" : "-") + h.allow_reason;
+  for (const StackFrame& f : h.stack) {
+    key += '\0' + f.function + '\1' + f.module + '\1' + std::to_string(f.offset);
+  }
+  return key;
+}
+
+void merge_names(std::vector<std::string>* into, const std::vector<std::string>& from) {
+  for (const auto& name : from) add_name(into, name);
+}
+
+void merge_into(Hotspot* into, const Hotspot& from) {
+  into->count += from.count;
+  into->total_ns += from.total_ns;
+  into->max_ns = std::max(into->max_ns, from.max_ns);
+  merge_names(&into->threads, from.threads);
+  merge_names(&into->holders, from.holders);
+  merge_names(&into->tasks, from.tasks);
+  merge_names(&into->functions, from.functions);
+  merge_names(&into->fd_types, from.fd_types);
+  for (int pid : from.pids) {
+    if (std::find(into->pids.begin(), into->pids.end(), pid) == into->pids.end()) {
+      into->pids.push_back(pid);
+    }
+  }
+  into->cpu_ns += from.cpu_ns;
+  into->runqueue_ns += from.runqueue_ns;
+  into->offcpu_ns += from.offcpu_ns;
+  into->occurrences.insert(into->occurrences.end(), from.occurrences.begin(),
+                           from.occurrences.end());
+}
+
+void add_to_summary(const Hotspot& h, Report* report,
+                    absl::flat_hash_map<std::string, PathTotals>* paths) {
+  if (h.allowed) {
+    report->allowed_events += h.count;
+    return;
+  }
+  PathTotals& path = (*paths)[h.path];
+  path.path = h.path;
+  if (h.kind == "stall") {
+    report->stalls += h.count;
+    report->stalled_ns += h.total_ns;
+    path.stalls += h.count;
+    path.stalled_ns += h.total_ns;
+  } else if (h.kind != "hang") {
+    report->blocking_events += h.count;
+    report->blocked_ns += h.total_ns;
+    path.blocking_events += h.count;
+    path.blocked_ns += h.total_ns;
+  }
+}
+
+}  // namespace
+
+Report Aggregator::report() const {
+  Report report;
+  struct Merged {
+    Hotspot hotspot;
+    LogHistogram histogram;
+  };
+  absl::flat_hash_map<std::string, size_t> index_of;
+  std::vector<Merged> merged;
+  for (const auto& process : processes_) {
+    report.processes.push_back(process->info);
+    report.dropped += process->info.dropped;
+    for (const auto& [key, acc] : process->hotspots) {
+      if (acc->hotspot.count == 0) continue;  // idle / not_worker
+      auto [it, inserted] = index_of.try_emplace(merge_key(acc->hotspot), merged.size());
+      if (inserted) {
+        merged.push_back(Merged{acc->hotspot, acc->histogram});
+      } else {
+        merge_into(&merged[it->second].hotspot, acc->hotspot);
+        merged[it->second].histogram.merge(acc->histogram);
+      }
+    }
+  }
+  absl::flat_hash_map<std::string, PathTotals> paths;
+  for (Merged& m : merged) {
+    Hotspot& h = m.hotspot;
+    h.p50_ns = std::min(m.histogram.quantile(0.50), h.max_ns);
+    h.p99_ns = std::min(m.histogram.quantile(0.99), h.max_ns);
+    std::sort(h.occurrences.begin(), h.occurrences.end(),
+              [](const Occurrence& a, const Occurrence& b) {
+                return a.start_unix_ns < b.start_unix_ns;
+              });
+    if (h.occurrences.size() > kMaxOccurrences) h.occurrences.resize(kMaxOccurrences);
+    add_to_summary(h, &report, &paths);
+    report.hotspots.push_back(std::move(h));
+  }
+  std::stable_sort(report.hotspots.begin(), report.hotspots.end(),
+                   [](const Hotspot& a, const Hotspot& b) { return a.total_ns > b.total_ns; });
+  for (auto& [name, totals] : paths) report.paths.push_back(totals);
+  std::sort(report.paths.begin(), report.paths.end(),
+            [](const PathTotals& a, const PathTotals& b) {
+              return a.blocked_ns + a.stalled_ns > b.blocked_ns + b.stalled_ns;
+            });
+  return report;
+}
+
+}  // namespace blockwatch::collector

@@ -1,0 +1,79 @@
+// Aggregation of decoded events into hotspots: keyed by (kind, stack) per process,
+// merged across processes of one executable when a Report is built. Memory grows
+// with distinct stacks, not with events: each hotspot keeps exact count/total/max,
+// a sparse log-bucket histogram for percentiles (about 3% error), small capped
+// sets of thread, holder and task names, and at most kMaxOccurrences occurrences.
+//
+// Threading: an Aggregator is not internally synchronised. The ingestion server
+// feeds it from its I/O thread and takes lock() around feeding and snapshots.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "collector/config.h"
+#include "collector/report_model.h"
+#include "collector/stream_decoder.h"
+
+namespace blockwatch::collector {
+
+// Percentiles from a sparse, fixed-precision log histogram: 16 sub-buckets per
+// power of two (bucket midpoints are within 1/32 of any value they hold).
+class LogHistogram {
+ public:
+  void add(int64_t value_ns, uint64_t count = 1);
+  void merge(const LogHistogram& other);
+  // The q-quantile (0 < q <= 1) of what was added; 0 when empty.
+  int64_t quantile(double q) const;
+  size_t bucket_count() const { return buckets_.size(); }
+
+ private:
+  static uint32_t bucket_of(int64_t value_ns);
+  static int64_t midpoint_of(uint32_t bucket);
+  std::vector<std::pair<uint32_t, uint64_t>> buckets_;  // sorted by bucket
+  uint64_t total_ = 0;
+};
+
+// Small sets of names, bounded: the report lists at most this many per hotspot.
+inline constexpr size_t kMaxNamesPerHotspot = 16;
+
+class Aggregator {
+ public:
+  // The classifier applies idle/allow/path/not_worker rules (may be null: none).
+  explicit Aggregator(std::shared_ptr<const StackClassifier> classifier);
+  ~Aggregator();
+
+  // One handler per stream (connection or saved file). The returned handler stays
+  // owned by the Aggregator; call end_stream() when its stream ends.
+  // `allow_restart` streams may hold several processes (a later Hello starts one).
+  StreamHandler* begin_stream();
+  // The stream ended; `end_reason` is used when it said no Goodbye ("disconnected").
+  void end_stream(StreamHandler* stream, const std::string& end_reason);
+
+  // Builds the report: hotspots merged per (exe, kind, frames), sorted by total
+  // time; summary and per-path totals. The verdict is left to rules.h.
+  Report report() const;
+
+  std::mutex& mutex() { return mutex_; }
+  uint64_t events() const { return events_; }
+  uint64_t idle_events() const { return idle_events_; }
+  size_t hotspot_count() const;  // per-process hotspots currently held
+
+  struct ProcessState;
+  struct HotspotAccumulator;
+
+ private:
+  class Sink;
+  std::shared_ptr<const StackClassifier> classifier_;
+  std::vector<std::unique_ptr<ProcessState>> processes_;
+  std::vector<std::unique_ptr<Sink>> sinks_;
+  uint64_t events_ = 0;
+  uint64_t idle_events_ = 0;
+  std::mutex mutex_;
+};
+
+}  // namespace blockwatch::collector

@@ -1,0 +1,149 @@
+// The stack classifier (declared in config.h): configured rules, then the
+// built-in ones. Built-in idle rules recognise the executor's own wait for work,
+// so a program whose handlers never block reports nothing:
+//   Boost.Asio   epoll_reactor::run, conditionally_enabled_event::wait, posix_event::wait,
+//                scheduler::do_wait_one; scheduler::do_run_one only as the direct caller
+//   tokio        runtime park, worker Context::park, the I/O and time drivers, mio
+//   libuv        uv__io_poll / uv_run as the direct caller of the wait
+//   condvar pool a condvar wait called directly from a pool's worker loop
+// and a not_worker rule for tokio's blocking pool, whose threads carry the workers'
+// name. Direct-caller rules use max_depth 1: a handler that blocks has its own
+// frames between the blocking call and the scheduler.
+#include <algorithm>
+
+#include "collector/config.h"
+
+namespace blockwatch::collector {
+
+namespace {
+
+void add_rule(google::protobuf::RepeatedPtrField<config::Rule>* rules,
+              std::initializer_list<const char*> frames, uint32_t max_depth,
+              std::initializer_list<const char*> kinds = {}) {
+  config::Rule* rule = rules->Add();
+  for (const char* f : frames) rule->add_frame(f);
+  for (const char* k : kinds) rule->add_kind(k);
+  rule->set_max_depth(max_depth);
+}
+
+}  // namespace
+
+config::Config builtin_rules(const std::string& pool_wait_regex) {
+  config::Config c;
+  add_rule(c.mutable_idle(),
+           {"boost::asio::detail::epoll_reactor::run", "boost::asio::detail::conditionally_enabled_event::wait",
+            "boost::asio::detail::posix_event::wait", "boost::asio::detail::scheduler::do_wait_one"},
+           0);
+  add_rule(c.mutable_idle(), {"boost::asio::detail::scheduler::do_run_one",
+                              "boost::asio::detail::scheduler::run\\b"}, 1);
+  add_rule(c.mutable_idle(),
+           {"tokio::runtime::park::", "tokio::runtime::scheduler::multi_thread::worker::Context::park",
+            "tokio::runtime::scheduler::multi_thread::park::", "tokio::runtime::scheduler::current_thread::Context::park",
+            "tokio::runtime::io::driver::Driver::turn", "tokio::runtime::time::Driver::park",
+            "mio::poll::Poll::poll"},
+           0);
+  add_rule(c.mutable_idle(), {"^uv__io_poll", "^uv_run$", "^uv__epoll"}, 1);
+  add_rule(c.mutable_idle(), {pool_wait_regex.c_str()}, 1, {"condvar", "futex"});
+  add_rule(c.mutable_not_worker(),
+           {"tokio::runtime::blocking::pool::Inner::run", "tokio::runtime::blocking::pool::spawn_blocking",
+            "tokio::task::blocking::spawn_blocking"},
+           0);
+  return c;
+}
+
+bool StackClassifier::compile(const config::Rule& rule, const char* section, CompiledRule* out,
+                              std::string* error) {
+  std::string alternation;
+  for (const auto& f : rule.frame()) {
+    if (!alternation.empty()) alternation += '|';
+    alternation += "(?:" + f + ")";
+  }
+  try {
+    if (alternation.empty()) alternation = "$^";  // a rule without frames matches no stack
+    out->frame = std::regex(alternation, std::regex::ECMAScript | std::regex::optimize);
+    if (!rule.module().empty()) out->module = std::regex(rule.module(), std::regex::ECMAScript);
+  } catch (const std::regex_error& e) {
+    *error = std::string(section) + " rule " + (rule.name().empty() ? "" : rule.name() + " ") +
+             "has a bad regex: " + e.what();
+    return false;
+  }
+  out->name = rule.name();
+  out->reason = rule.reason();
+  out->kinds.assign(rule.kind().begin(), rule.kind().end());
+  out->max_depth = rule.max_depth();
+  return true;
+}
+
+std::unique_ptr<StackClassifier> StackClassifier::create(const config::Config& rules,
+                                                         std::string* error) {
+  auto classifier = std::unique_ptr<StackClassifier>(new StackClassifier());
+  config::Config all = rules;
+  if (!rules.no_builtin_rules()) {
+    config::Config builtin =
+        builtin_rules(rules.pool_wait().empty() ? kDefaultPoolWaitRegex : rules.pool_wait());
+    all.MergeFrom(builtin);  // repeated fields append: configured rules come first
+  }
+  struct Section {
+    const google::protobuf::RepeatedPtrField<config::Rule>& rules;
+    const char* name;
+    std::vector<CompiledRule>* out;
+  } sections[] = {{all.idle(), "idle", &classifier->idle_},
+                  {all.allow(), "allow", &classifier->allow_},
+                  {all.path(), "path", &classifier->path_},
+                  {all.not_worker(), "not_worker", &classifier->not_worker_}};
+  for (const auto& section : sections) {
+    for (const auto& rule : section.rules) {
+      CompiledRule compiled;
+      if (!compile(rule, section.name, &compiled, error)) return nullptr;
+      section.out->push_back(std::move(compiled));
+    }
+  }
+  return classifier;
+}
+
+bool StackClassifier::matches(const CompiledRule& rule, std::string_view kind,
+                              const std::vector<StackFrame>& stack) {
+  if (!rule.kinds.empty() &&
+      std::find(rule.kinds.begin(), rule.kinds.end(), kind) == rule.kinds.end()) {
+    return false;
+  }
+  uint32_t depth = 0;
+  for (const StackFrame& frame : stack) {
+    if (rule.max_depth > 0) {
+      if (is_system_frame(frame)) continue;
+      if (++depth > rule.max_depth) return false;
+    }
+    if (std::regex_search(frame.function, rule.frame) &&
+        (!rule.module || std::regex_search(frame.module, *rule.module))) {
+      return true;
+    }
+  }
+  return false;
+}
+
+StackClass StackClassifier::classify(std::string_view kind,
+                                     const std::vector<StackFrame>& stack) const {
+  StackClass result;
+  auto first_match = [&](const std::vector<CompiledRule>& rules) -> const CompiledRule* {
+    for (const auto& rule : rules) {
+      if (matches(rule, kind, stack)) return &rule;
+    }
+    return nullptr;
+  };
+  if (first_match(not_worker_) != nullptr) {
+    result.not_worker = true;
+    return result;
+  }
+  if (first_match(idle_) != nullptr) {
+    result.idle = true;
+    return result;
+  }
+  if (const CompiledRule* allow = first_match(allow_)) {
+    result.allowed = true;
+    result.allow_reason = allow->reason.empty() ? "allowed by config" : allow->reason;
+  }
+  if (const CompiledRule* path = first_match(path_)) result.path = path->name;
+  return result;
+}
+
+}  // namespace blockwatch::collector

@@ -1,0 +1,204 @@
+// Config file parsing (protobuf text format with positioned errors), settings
+// precedence, durations, and the rule classifier with its built-in idle rules for
+// Boost.Asio, tokio, libuv and condition-variable pools.
+#include "collector/config.h"
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include "google/protobuf/io/tokenizer.h"
+#include "google/protobuf/text_format.h"
+
+namespace blockwatch::collector {
+
+bool parse_duration(std::string_view text, int64_t* ns) {
+  if (text.empty()) return false;
+  std::string number_text;
+  size_t i = 0;
+  while (i < text.size() && (std::isdigit(static_cast<unsigned char>(text[i])) || text[i] == '.')) {
+    number_text.push_back(text[i++]);
+  }
+  if (number_text.empty() || number_text == ".") return false;
+  std::string_view unit = text.substr(i);
+  double scale;
+  if (unit.empty() || unit == "ns") {
+    scale = 1;
+  } else if (unit == "us") {
+    scale = 1e3;
+  } else if (unit == "ms") {
+    scale = 1e6;
+  } else if (unit == "s") {
+    scale = 1e9;
+  } else {
+    return false;
+  }
+  char* end = nullptr;
+  double value = std::strtod(number_text.c_str(), &end);
+  if (end == nullptr || *end != '\0' || !std::isfinite(value) || value * scale > 9e18) return false;
+  *ns = static_cast<int64_t>(std::llround(value * scale));
+  return true;
+}
+
+std::string format_duration(int64_t ns) {
+  char text[32];
+  if (ns < 1'000) {
+    std::snprintf(text, sizeof text, "%lldns", static_cast<long long>(ns));
+  } else if (ns < 1'000'000) {
+    std::snprintf(text, sizeof text, "%.3gus", ns / 1e3);
+  } else if (ns < 1'000'000'000) {
+    std::snprintf(text, sizeof text, "%.3gms", ns / 1e6);
+  } else {
+    std::snprintf(text, sizeof text, "%.3gs", ns / 1e9);
+  }
+  return text;
+}
+
+namespace {
+
+class PositionedErrors : public google::protobuf::io::ErrorCollector {
+ public:
+  explicit PositionedErrors(std::string file_name) : file_name_(std::move(file_name)) {}
+  void AddError(int line, google::protobuf::io::ColumnNumber column,
+                const std::string& message) override {
+    add("", line, column, message);
+  }
+  void AddWarning(int line, google::protobuf::io::ColumnNumber column,
+                  const std::string& message) override {
+    add("warning: ", line, column, message);
+  }
+  std::string text;
+
+ private:
+  void add(const char* prefix, int line, int column, const std::string& message) {
+    // The tokenizer counts from 0; editors count from 1.
+    text += file_name_ + ":" + std::to_string(line + 1) + ":" + std::to_string(column + 1) +
+            ": " + prefix + message + "\n";
+  }
+  std::string file_name_;
+};
+
+}  // namespace
+
+bool parse_config_text(const std::string& text, const std::string& file_name,
+                       config::Config* out, std::string* error) {
+  google::protobuf::TextFormat::Parser parser;
+  PositionedErrors errors(file_name);
+  parser.RecordErrorsTo(&errors);
+  config::Config parsed;
+  if (!parser.ParseFromString(text, &parsed)) {
+    *error = errors.text.empty() ? file_name + ": invalid config" : errors.text;
+    if (!error->empty() && error->back() == '\n') error->pop_back();
+    return false;
+  }
+  int64_t ignored;
+  for (const auto* field : {&parsed.threshold(), &parsed.stall_threshold()}) {
+    if (!field->empty() && !parse_duration(*field, &ignored)) {
+      *error = file_name + ": bad duration \"" + *field + "\" (expected e.g. 0, 250us, 1ms, 2s)";
+      return false;
+    }
+  }
+  for (const auto& rule : parsed.path()) {
+    if (rule.name().empty()) {
+      *error = file_name + ": a path rule needs a name";
+      return false;
+    }
+  }
+  *out = std::move(parsed);
+  return true;
+}
+
+bool load_config_file(const std::string& path, config::Config* out, std::string* error) {
+  std::ifstream in(path);
+  if (!in) {
+    *error = path + ": cannot open config file";
+    return false;
+  }
+  std::stringstream text;
+  text << in.rdbuf();
+  return parse_config_text(text.str(), path, out, error);
+}
+
+namespace {
+
+std::vector<std::string> split_commas(const std::string& text) {
+  std::vector<std::string> parts;
+  std::stringstream in(text);
+  std::string part;
+  while (std::getline(in, part, ',')) {
+    if (!part.empty()) parts.push_back(part);
+  }
+  return parts;
+}
+
+// flag > env > file, for one string setting.
+std::string pick(const std::optional<std::string>& flag, const char* env_value,
+                 const std::string& file_value) {
+  if (flag) return *flag;
+  if (env_value != nullptr && *env_value != '\0') return env_value;
+  return file_value;
+}
+
+}  // namespace
+
+bool resolve_settings(const config::Config& file, const FlagSettings& flags,
+                      const EnvLookup& env, Settings* out, std::string* error) {
+  Settings s;
+  s.rules = file;
+  s.workers = pick(flags.workers, env("BLOCKWATCH_WORKERS"), file.workers());
+  struct DurationSetting {
+    std::string text;
+    int64_t* ns;
+    const char* what;
+  } durations[] = {
+      {pick(flags.threshold, env("BLOCKWATCH_THRESHOLD"), file.threshold()), &s.threshold_ns,
+       "threshold"},
+      {pick(flags.stall_threshold, env("BLOCKWATCH_STALL_THRESHOLD"), file.stall_threshold()),
+       &s.stall_threshold_ns, "stall threshold"},
+  };
+  for (const auto& d : durations) {
+    if (!d.text.empty() && !parse_duration(d.text, d.ns)) {
+      *error = std::string("bad ") + d.what + " \"" + d.text + "\" (expected e.g. 0, 250us, 1ms)";
+      return false;
+    }
+  }
+  if (!flags.fail_on.empty()) {
+    s.fail_on = flags.fail_on;
+  } else if (const char* v = env("BLOCKWATCH_FAIL_ON"); v != nullptr && *v != '\0') {
+    s.fail_on = split_commas(v);
+  } else {
+    s.fail_on.assign(file.fail_on().begin(), file.fail_on().end());
+  }
+  s.baseline = pick(flags.baseline, env("BLOCKWATCH_BASELINE"), file.baseline());
+  if (!flags.reports.empty()) {
+    s.reports = flags.reports;
+  } else {
+    s.reports.assign(file.report().begin(), file.report().end());
+  }
+  *out = std::move(s);
+  return true;
+}
+
+bool is_system_frame(const StackFrame& frame) {
+  const std::string& f = frame.function;
+  std::string_view module = frame.module;
+  size_t slash = module.rfind('/');
+  if (slash != std::string_view::npos) module.remove_prefix(slash + 1);
+  for (std::string_view lib : {"libc.so", "libc-", "libpthread", "ld-linux", "libblockwatch",
+                               "libstdc++", "libgcc_s"}) {
+    if (module.substr(0, lib.size()) == lib) return true;
+  }
+  for (std::string_view prefix :
+       {"__", "pthread_", "std::condition_variable", "std::__condvar", "std::mutex::",
+        "std::unique_lock", "std::__mutex_base", "std::timed_mutex", "std::shared_mutex",
+        "std::this_thread::", "std::sys::", "std::thread::park", "parking_lot::",
+        "parking_lot_core::", "bw_", "blockwatch::interpose::"}) {
+    if (f.compare(0, prefix.size(), prefix) == 0) return true;
+  }
+  // Template instantiations such as "void std::condition_variable::wait<...>(...)".
+  return f.rfind("void std::condition_variable::", 0) == 0;
+}
+
+}  // namespace blockwatch::collector

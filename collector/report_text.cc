@@ -1,0 +1,110 @@
+// Renders the text report line by line; every line is cut to kTextReportColumns so
+// long C++ names never wrap a terminal.
+#include "collector/report_text.h"
+
+#include <algorithm>
+#include <ostream>
+
+#include "collector/config.h"
+
+namespace blockwatch::collector {
+
+namespace {
+
+class LineWriter {
+ public:
+  explicit LineWriter(std::ostream& out) : out_(out) {}
+  void line(std::string text) {
+    if (text.size() > kTextReportColumns) {
+      text.resize(kTextReportColumns - 3);
+      text += "...";
+    }
+    out_ << text << '\n';
+  }
+
+ private:
+  std::ostream& out_;
+};
+
+std::string join(const std::vector<std::string>& names, size_t max_names) {
+  std::string text;
+  for (size_t i = 0; i < names.size() && i < max_names; ++i) {
+    if (i > 0) text += ", ";
+    text += names[i];
+  }
+  if (names.size() > max_names) text += ", +" + std::to_string(names.size() - max_names);
+  return text;
+}
+
+std::string basename(const std::string& path) {
+  size_t slash = path.rfind('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+void write_hotspot(LineWriter& w, size_t rank, const Hotspot& h, const TextReportOptions& o) {
+  std::string head = "#" + std::to_string(rank) + " " + h.kind + "  " + std::to_string(h.count) +
+                     "x  total " + format_duration(h.total_ns) + "  max " +
+                     format_duration(h.max_ns) + "  p99 " + format_duration(h.p99_ns);
+  if (!h.path.empty()) head += "  [" + h.path + "]";
+  if (!h.is_new) head += "  (in baseline)";
+  w.line(head);
+  if (h.allowed) w.line("   allowed: " + h.allow_reason);
+  std::string who = "   threads: " + join(h.threads, 4);
+  if (!h.holders.empty()) who += "   held by: " + join(h.holders, 3);
+  w.line(who);
+  if (!h.tasks.empty()) w.line("   tasks: " + join(h.tasks, 4));
+  size_t shown = 0;
+  for (const StackFrame& f : h.stack) {
+    if (shown == o.frames_per_hotspot) break;
+    if (is_system_frame(f) && shown == 0 && &f != &h.stack.back()) continue;
+    w.line("   at " + f.function + (f.module.empty() ? "" : "  (" + basename(f.module) + ")"));
+    ++shown;
+  }
+  if (h.stack.empty()) w.line("   (no stack)");
+}
+
+}  // namespace
+
+void write_text_report(const Report& report, std::ostream& out, const TextReportOptions& o) {
+  LineWriter w(out);
+  w.line("blockwatch: " + std::to_string(report.blocking_events) + " blocking events (" +
+         format_duration(report.blocked_ns) + "), " + std::to_string(report.stalls) +
+         " stalls (" + format_duration(report.stalled_ns) + "), " +
+         std::to_string(report.allowed_events) + " allowed, " +
+         std::to_string(report.processes.size()) + " processes");
+  std::vector<const Hotspot*> order;
+  for (const Hotspot& h : report.hotspots) order.push_back(&h);
+  std::stable_sort(order.begin(), order.end(),
+                   [](const Hotspot* a, const Hotspot* b) { return !a->allowed && b->allowed; });
+  if (!order.empty()) w.line("");
+  for (size_t i = 0; i < order.size() && i < o.max_hotspots; ++i) {
+    write_hotspot(w, i + 1, *order[i], o);
+  }
+  if (order.size() > o.max_hotspots) {
+    w.line("   ... and " + std::to_string(order.size() - o.max_hotspots) + " more hotspots");
+  }
+  if (!report.paths.empty()) {
+    w.line("");
+    w.line("paths:");
+    for (const PathTotals& p : report.paths) {
+      w.line("   " + (p.path.empty() ? std::string("(no path)") : p.path) + ": " +
+             std::to_string(p.blocking_events) + " blocking (" + format_duration(p.blocked_ns) +
+             "), " + std::to_string(p.stalls) + " stalls (" + format_duration(p.stalled_ns) + ")");
+    }
+  }
+  if (report.dropped > 0) {
+    w.line("");
+    w.line("dropped: " + std::to_string(report.dropped) +
+           " records were lost (queue full, no collector or too deep); totals are lower bounds");
+  }
+  w.line("");
+  if (report.verdict.failed) {
+    w.line("verdict: FAILED");
+    for (const auto& reason : report.verdict.reasons) w.line("   " + reason);
+  } else {
+    w.line("verdict: ok");
+  }
+  for (const auto& path : o.written_reports) w.line("report: " + path);
+}
+
+}  // namespace blockwatch::collector

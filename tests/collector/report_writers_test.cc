@@ -1,0 +1,90 @@
+// Unit tests of the JSON report (exact schema keys, round trip) and the text
+// report (100 columns, user frames, verdict).
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "collector/report_json.h"
+#include "collector/report_text.h"
+#include "tests/collector/sample_report.h"
+
+namespace blockwatch::collector {
+namespace {
+
+TEST(JsonReport, HasTheDocumentedShape) {
+  Report r = testing::sample_report();
+  r.verdict = {true, {"any: 3 hotspots"}};
+  std::stringstream out;
+  write_json_report(r, out);
+  auto j = nlohmann::json::parse(out.str());
+  EXPECT_EQ(j["version"], 1);
+  EXPECT_EQ(j["processes"][0]["exe"], "/usr/bin/demo");
+  EXPECT_EQ(j["processes"][0]["dropped"], 2);
+  const auto& h = j["hotspots"][0];
+  for (const char* key : {"kind", "count", "total_ns", "max_ns", "p50_ns", "p99_ns", "threads",
+                          "holders", "tasks", "path", "allowed", "allow_reason", "stack",
+                          "occurrences", "is_new", "pids", "exe"}) {
+    EXPECT_TRUE(h.contains(key)) << key;
+  }
+  EXPECT_EQ(h["stack"][1]["function"], "app::SaveState()");
+  EXPECT_EQ(h["stack"][1]["offset"], 0x500);
+  EXPECT_TRUE(h["stack"][1].contains("pc"));
+  EXPECT_EQ(h["occurrences"][0]["thread"], "worker-0");
+  EXPECT_EQ(j["paths"][0]["path"], "model");
+  EXPECT_EQ(j["summary"]["blocking_events"], 6);
+  EXPECT_EQ(j["summary"]["stalled_ns"], 90'000'000);
+  EXPECT_EQ(j["summary"]["dropped"], 2);
+  EXPECT_EQ(j["verdict"]["failed"], true);
+  EXPECT_EQ(j["verdict"]["reasons"][0], "any: 3 hotspots");
+}
+
+TEST(JsonReport, RoundTrips) {
+  Report r = testing::sample_report();
+  r.verdict = {true, {"why"}};
+  std::stringstream first;
+  write_json_report(r, first);
+  Report back;
+  std::string error;
+  ASSERT_TRUE(read_json_report(first, &back, &error)) << error;
+  std::stringstream second;
+  write_json_report(back, second);
+  EXPECT_EQ(first.str(), second.str());
+  EXPECT_EQ(back.hotspots[3].allow_reason, "retry backoff");
+  std::stringstream bad("{\"version\": 7}");
+  EXPECT_FALSE(read_json_report(bad, &back, &error));
+  std::stringstream garbage("not json");
+  EXPECT_FALSE(read_json_report(garbage, &back, &error));
+}
+
+TEST(TextReport, FitsOneHundredColumnsAndShowsUserFrames) {
+  Report r = testing::sample_report();
+  r.hotspots[0].stack[1].function = "app::" + std::string(300, 'x') + "()";
+  r.hotspots[1].threads.push_back(std::string(150, 't'));
+  r.verdict = {true, {"kind:fsync: 1 hotspot, worst fsync 12ms in app::SaveState()"}};
+  std::stringstream out;
+  TextReportOptions options;
+  options.written_reports = {"out/run.json"};
+  write_text_report(r, out, options);
+  std::string text = out.str(), line;
+  std::stringstream lines(text);
+  int count = 0;
+  while (std::getline(lines, line)) {
+    EXPECT_LE(line.size(), kTextReportColumns) << line;
+    ++count;
+  }
+  EXPECT_GT(count, 10);
+  EXPECT_NE(text.find("at app::Handler::operator()()  (demo)"), std::string::npos) << text;
+  EXPECT_EQ(text.find("at pthread_mutex_lock"), std::string::npos) << "libc frame not skipped";
+  EXPECT_NE(text.find("held by: db-writer"), std::string::npos);
+  EXPECT_NE(text.find("allowed: retry backoff"), std::string::npos);
+  EXPECT_NE(text.find("model: 3 blocking (18ms), 3 stalls (90ms)"), std::string::npos) << text;
+  EXPECT_NE(text.find("dropped: 2"), std::string::npos);
+  EXPECT_NE(text.find("verdict: FAILED"), std::string::npos);
+  EXPECT_NE(text.find("report: out/run.json"), std::string::npos);
+  // Allowed hotspots come after the others even with a larger total.
+  EXPECT_LT(text.find("#3 stall"), text.find("#4 sleep"));
+}
+
+}  // namespace
+}  // namespace blockwatch::collector
