@@ -32,8 +32,10 @@ inline int64_t monotonic_now_ns() {
 // locks pthread mutexes ~17 times). Library constructor.
 void capture_init();
 
-// The calling thread's first unwind, done early (it locks ~9 mutexes). Called
-// when a thread first becomes a worker. Guards itself; no allocation of ours.
+// The calling thread's first unwind, done early (it locks ~9 mutexes and maps a
+// 256 KiB per-thread trace cache). Called when a thread becomes a worker through
+// the API (executor threads: long-lived); threads matched by name warm up at
+// their first report instead. Guards itself; no allocation of ours.
 void capture_warm_up_thread();
 
 // Return addresses of the caller's stack, innermost first, blockwatch's frames

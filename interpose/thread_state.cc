@@ -62,8 +62,11 @@ void classify_current_thread(ThreadSlot* slot) {
   prctl(PR_GET_NAME, name, 0, 0, 0);
   std::memcpy(slot->name, name, sizeof name);
   slot->worker_by_rule = worker_rules_match(name, is_main_thread());
+  // No capture warm-up here: a thread's first unwind makes libunwind map and
+  // fault in a 256 KiB trace cache (~3 ms on a VM), which short-lived threads
+  // matched by name would pay for nothing. Threads that report pay it once, at
+  // their first report (under the guard, so its mutex locks pass through).
   const bool worker = slot->worker_by_rule || slot->worker_depth.load() > 0;
-  if (worker) capture_warm_up_thread();
   store_mode(worker ? kModeWorker : kModeNotWorker);
 }
 }  // namespace
