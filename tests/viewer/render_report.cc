@@ -62,10 +62,12 @@ int main(int argc, char** argv) {
   }
   const std::string first = argv[1];
   std::string page;
+  std::string out_path = argv[2];
   if (first == "--live" && argc == 3) {
     page = blockwatch::collector::live_dashboard_html();
   } else if (first == "--rewrite" && argc == 4) {
     if (!via_model(argv[2], &page)) return 1;
+    out_path = argv[3];
   } else {
     const bool model = argc == 4 && std::string(argv[3]) == "--via-model";
     if (argc == 4 && !model) {
@@ -81,7 +83,7 @@ int main(int argc, char** argv) {
     blockwatch::collector::write_html_report(json, out);
     page = out.str();
   }
-  std::ofstream out(argv[argc - 1], std::ios::binary);
+  std::ofstream out(out_path, std::ios::binary);
   out << page;
   return out.good() ? 0 : 1;
 }

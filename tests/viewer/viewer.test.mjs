@@ -9,7 +9,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync, copyFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync, existsSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -48,6 +48,7 @@ const VIA_MODEL = process.env.BW_VIA_MODEL === '1';
 
 function render(jsonPath, name, { viaModel = VIA_MODEL } = {}) {
   const out = join(OUT_DIR, name);
+  rmSync(out, { force: true });  // never test a page left by an earlier run
   execFileSync(env('BW_RENDER_REPORT'), [jsonPath, out, ...(viaModel ? ['--via-model'] : [])]);
   return out;
 }
@@ -73,6 +74,7 @@ const settle = (page) => page.evaluate(() => new Promise((r) => setTimeout(r, 40
 
 test('static: the fixture is exactly what the collector writes', { skip: !VIA_MODEL && 'collector core not built' }, () => {
   const out = join(OUT_DIR, 'fixture-rewritten.json');
+  rmSync(out, { force: true });
   execFileSync(env('BW_RENDER_REPORT'), ['--rewrite', FIXTURE, out]);
   assert.deepEqual(JSON.parse(readFileSync(out, 'utf8')), JSON.parse(readFileSync(FIXTURE, 'utf8')),
     'read_json_report + write_json_report keep every field of the fixture (same schema)');
@@ -84,7 +86,8 @@ test('static: the report shows the fixture: summary, table, flame graph, timelin
   assert.equal(await page.$eval('body', (b) => b.dataset.mode), 'static');
   assert.match(await page.$eval('#verdict', (e) => e.textContent), /FAIL.*request.*blocked/s);
   assert.match(await page.$eval('#paths-table', (e) => e.textContent), /request.*admin|admin.*request/s);
-  assert.match(await page.$eval('#processes-table', (e) => e.textContent), /4242.*order_server.*exit/s);
+  assert.match(await page.$eval('#processes-table', (e) => e.textContent), /4242.*order_server.*exit.*4\.16 s.*23.*1,720.*12/s,
+    'per process: status, blocked time, stalls, records, dropped');
   assert.equal(await page.$eval('#hotspot-count', (e) => e.textContent), `${report.hotspots.length} hotspots`);
   const kinds = await tableKinds(page);
   assert.deepEqual(kinds, report.hotspots.map((h) => h.kind), 'default order: total time, largest first');
@@ -200,11 +203,13 @@ test('demo: a real report of the demo, when given', { skip: !process.env.BW_DEMO
 
 test('live: the dashboard polls /api/report and shows process status', async () => {
   const livePage = join(OUT_DIR, 'live.html');
+  rmSync(livePage, { force: true });
   execFileSync(env('BW_RENDER_REPORT'), ['--live', livePage]);
   const report = JSON.parse(readFileSync(FIXTURE, 'utf8'));
   const first = { ...report, hotspots: report.hotspots.slice(0, 3),
     processes: [{ ...report.processes[0], connected: true, end_reason: '', dropped: 0 }] };
-  const second = { ...report, processes: [{ ...report.processes[0], connected: false, end_reason: 'disconnected', dropped: 12 }] };
+  const second = { ...report, processes: [{ ...report.processes[0], connected: false, end_reason: 'disconnected', dropped: 12 },
+    { ...report.processes[0], pid: 4300, ppid: 4242, forked_child: true, connected: true, end_reason: '', dropped: 0 }] };
   let requests = 0;
   const server = createServer((req, res) => {
     if (req.url === '/') {
@@ -228,9 +233,10 @@ test('live: the dashboard polls /api/report and shows process status', async () 
     assert.match(await page.$eval('#mode', (e) => e.textContent), /live · updated/);
     await page.waitForFunction((n) => document.getElementById('hotspot-count').textContent === `${n} hotspots`,
       { timeout: 10000 }, report.hotspots.length);
-    const procText = await page.$eval('#processes-table', (e) => e.textContent);
-    assert.match(procText, /disconnected/);
-    assert.match(procText, /12/);
+    const procRows = await page.$$eval('#processes-table tbody tr', (rows) => rows.map((r) => r.textContent));
+    assert.equal(procRows.length, 2);
+    assert.match(procRows[0], /^4242.*disconnected.*12/);
+    assert.match(procRows[1], /^4300.*connected/);
     assert.ok(requests >= 2);
     assert.deepEqual(errors, []);
     await page.close();

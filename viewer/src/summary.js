@@ -55,6 +55,35 @@ function perProgram(hotspots) {
   return [...byExe.values()].sort((a, b) => (b.blocked + b.stalled) - (a.blocked + a.stalled));
 }
 
+// Blocked/stalled time per process. Hotspots merge the processes of one exe: a
+// hotspot seen in one pid counts for it whole; one seen in several is shared out
+// by its kept occurrences (an estimate, marked with "~").
+function perProcess(hotspots) {
+  const byPid = new Map();
+  const get = (pid) => {
+    let e = byPid.get(pid);
+    if (!e) byPid.set(pid, (e = { blocked: 0, stalls: 0, estimated: false }));
+    return e;
+  };
+  for (const h of hotspots) {
+    const pids = h.pids || [];
+    if (!pids.length) continue;
+    const share = new Map();
+    if (pids.length === 1) share.set(pids[0], 1);
+    else {
+      const occ = (h.occurrences || []).filter((o) => pids.includes(o.pid));
+      for (const pid of pids) share.set(pid, occ.length ? occ.filter((o) => o.pid === pid).length / occ.length : 1 / pids.length);
+    }
+    for (const [pid, f] of share) {
+      const e = get(pid);
+      e.estimated ||= pids.length > 1;
+      if (h.kind === 'stall') e.stalls += f * h.count;
+      else e.blocked += f * h.total_ns;
+    }
+  }
+  return byPid;
+}
+
 function processStatus(p, live) {
   if (p.connected) return el('span', { class: 'status on', text: 'connected' });
   const why = p.end_reason || (p.said_goodbye ? 'exited' : live ? 'disconnected' : 'ended');
@@ -79,10 +108,15 @@ export function renderSummary(root, report, live) {
     formatNs(p.blocked_ns), formatCount(p.stalls), formatNs(p.stalled_ns)]);
   const programs = perProgram(report.hotspots || []).map((e) => [basename(e.exe),
     formatCount(e.events), formatNs(e.blocked), formatCount(e.stalls), formatNs(e.stalled)]);
-  const procs = (report.processes || []).map((p) => [String(p.pid), basename(p.exe),
-    processStatus(p, live), formatCount(p.events),
-    p.dropped ? el('span', { class: 'warn-text', text: formatCount(p.dropped) }) : '0',
-    formatNs(p.threshold_ns), formatNs(p.stall_threshold_ns)]);
+  const byPid = perProcess(report.hotspots || []);
+  const procs = (report.processes || []).map((p) => {
+    const e = byPid.get(p.pid) || { blocked: 0, stalls: 0, estimated: false };
+    const approx = e.estimated ? '~' : '';
+    return [String(p.pid), basename(p.exe), processStatus(p, live),
+      approx + formatNs(e.blocked), approx + formatCount(Math.round(e.stalls)), formatCount(p.events),
+      p.dropped ? el('span', { class: 'warn-text', text: formatCount(p.dropped) }) : '0',
+      formatNs(p.threshold_ns), formatNs(p.stall_threshold_ns)];
+  });
   const num = (label) => ({ label, num: true });
   const totals = [num('events'), num('blocked'), num('stalls'), num('stalled')];
   root.append(el('div', { class: 'summary-tables' },
@@ -92,6 +126,6 @@ export function renderSummary(root, report, live) {
     el('div', {}, el('h3', { text: 'per program' }),
       table([{ label: 'program' }, ...totals], programs, 'programs-table')),
     el('div', {}, el('h3', { text: 'processes' }),
-      table([num('pid'), { label: 'exe' }, { label: 'status' }, num('records'), num('dropped'),
+      table([num('pid'), { label: 'exe' }, { label: 'status' }, num('blocked'), num('stalls'), num('records'), num('dropped'),
              num('threshold'), num('stall after')], procs, 'processes-table'))));
 }
