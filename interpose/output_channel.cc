@@ -16,10 +16,60 @@
 namespace blockwatch::interpose {
 namespace {
 
-constexpr int64_t kFirstBackoffNs = 20'000'000;    // 20 ms
-constexpr int64_t kMaxBackoffNs = 1'000'000'000;   // 1 s
+constexpr int64_t kFirstBackoffNs = 20'000'000;   // 20 ms
+constexpr int64_t kMaxBackoffNs = 1'000'000'000;  // 1 s
+
+// Reads a varint at `pos`; false when the bytes end first.
+bool read_varint(const unsigned char* data, size_t size, size_t& pos, uint64_t& value) {
+  value = 0;
+  for (int shift = 0; pos < size && shift < 64; shift += 7) {
+    const unsigned char byte = data[pos++];
+    value |= uint64_t{byte & 0x7fu} << shift;
+    if (!(byte & 0x80)) return true;
+  }
+  return false;
+}
 
 }  // namespace
+
+// The pid in the Hello that starts the file behind `fd`, or 0. Only what that
+// needs of the wire format: frame length, Frame.hello (field 1), Hello.pid
+// (field 4, varint); other Hello fields are skipped by wire type.
+int file_hello_pid(int fd) {
+  unsigned char data[4096];
+  const ssize_t size = pread(fd, data, sizeof data, 0);
+  if (size <= 0) return 0;
+  size_t pos = 0;
+  uint64_t frame_length = 0, tag = 0, hello_length = 0;
+  if (!read_varint(data, size, pos, frame_length) || !read_varint(data, size, pos, tag) ||
+      tag != ((1 << 3) | 2) || !read_varint(data, size, pos, hello_length)) {
+    return 0;
+  }
+  const size_t hello_end = std::min<size_t>(size, pos + hello_length);
+  while (pos < hello_end) {
+    uint64_t field_tag = 0, value = 0;
+    if (!read_varint(data, hello_end, pos, field_tag)) return 0;
+    switch (field_tag & 7) {
+      case 0:
+        if (!read_varint(data, hello_end, pos, value)) return 0;
+        if ((field_tag >> 3) == 4) return static_cast<int>(value);
+        break;
+      case 2:
+        if (!read_varint(data, hello_end, pos, value)) return 0;
+        pos += value;
+        break;
+      case 5:
+        pos += 4;
+        break;
+      case 1:
+        pos += 8;
+        break;
+      default:
+        return 0;
+    }
+  }
+  return 0;
+}
 
 std::string output_file_path(const std::string& path, int pid, bool forked_child) {
   std::string out;
@@ -37,8 +87,7 @@ std::string output_file_path(const std::string& path, int pid, bool forked_child
   return out;
 }
 
-void OutputChannel::configure(std::string collector, std::string output_path,
-                              bool forked_child) {
+void OutputChannel::configure(std::string collector, std::string output_path, bool forked_child) {
   socket_path_.clear();
   file_path_.clear();
   forked_child_ = forked_child;
@@ -69,23 +118,27 @@ int OutputChannel::open_socket() {
 // lock (an exec'd child while its parent writes) writes `path.PID` instead, so no
 // process ever truncates another's stream.
 int OutputChannel::open_file() {
-  int fd = open(file_path_.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+  int fd = open(file_path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (fd < 0) return -1;
   const std::string pid_suffix = "." + std::to_string(getpid());
-  const bool suffixed = file_path_.size() > pid_suffix.size() &&
-                        file_path_.compare(file_path_.size() - pid_suffix.size(),
-                                           pid_suffix.size(), pid_suffix) == 0;
+  const bool suffixed =
+      file_path_.size() > pid_suffix.size() &&
+      file_path_.compare(file_path_.size() - pid_suffix.size(), pid_suffix.size(), pid_suffix) == 0;
   if (flock(fd, LOCK_EX | LOCK_NB) != 0 && !suffixed) {
     close(fd);
     file_path_ += pid_suffix;
-    fd = open(file_path_.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    fd = open(file_path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0) return -1;
     flock(fd, LOCK_EX | LOCK_NB);
   }
   // Reopened after the program closed our fd: append a new stream (a reader sees
-  // a second Hello); the first open of this process starts the file afresh.
+  // a second Hello). The first open of this process starts the file afresh,
+  // unless the file's stream is this pid's: an exec() without fork, whose new
+  // image continues the file after the old image's Goodbye("exec").
+  if (truncate_on_next_open_ && file_hello_pid(fd) == getpid()) truncate_on_next_open_ = false;
   if (truncate_on_next_open_) {
-    if (ftruncate(fd, 0) != 0) { /* keep going: appending is still correct */ }
+    if (ftruncate(fd, 0) != 0) { /* keep going: appending is still correct */
+    }
     truncate_on_next_open_ = false;
   }
   lseek(fd, 0, SEEK_END);
@@ -100,7 +153,7 @@ bool OutputChannel::try_open(int64_t now_mono_ns) {
     retry_at_mono_ns_ = now_mono_ns + backoff_ns_;
     return false;
   }
-  struct stat st{};
+  struct stat st {};
   fstat(fd, &st);
   fd_ = fd;
   fd_dev_ = st.st_dev;
@@ -110,7 +163,7 @@ bool OutputChannel::try_open(int64_t now_mono_ns) {
 }
 
 bool OutputChannel::fd_is_still_ours() const {
-  struct stat st{};
+  struct stat st {};
   return fd_ >= 0 && fstat(fd_, &st) == 0 && st.st_dev == fd_dev_ && st.st_ino == fd_ino_;
 }
 

@@ -66,4 +66,9 @@ class OutputChannel {
 // writes `path`, writes `path.PID` instead.
 std::string output_file_path(const std::string& path, int pid, bool forked_child);
 
+// The pid of the Hello at the start of the file behind `fd`, 0 when none (exposed
+// for tests). A process image that finds its own pid there was exec()'d by the
+// writer of that stream and appends instead of truncating.
+int file_hello_pid(int fd);
+
 }  // namespace blockwatch::interpose

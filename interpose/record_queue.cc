@@ -21,8 +21,7 @@ bool RecordQueue::try_push(const Record& record) {
   for (;;) {
     const uint64_t index = pos & (kSlots - 1);
     Slot& slot = slots_[index];
-    const uint64_t sequence =
-        slot.sequence_minus_index.load(std::memory_order_acquire) + index;
+    const uint64_t sequence = slot.sequence_minus_index.load(std::memory_order_acquire) + index;
     const int64_t diff = static_cast<int64_t>(sequence - pos);
     if (diff == 0) {
       // The slot is free for this lap: claim it.

@@ -72,6 +72,7 @@ struct AgentCounters {
   std::atomic<uint64_t> dropped_queue_full{0};
   std::atomic<uint64_t> dropped_too_deep{0};
   std::atomic<uint64_t> dropped_after_shutdown{0};
+  std::atomic<uint64_t> stalls_suppressed{0};  // over the stall budget (watchdog.cc)
   // Records taken before the queue was last reset (fork): events_recorded is
   // this plus the queue's claimed_count(), so a push pays no extra atomic.
   std::atomic<uint64_t> recorded_before_reset{0};

@@ -112,7 +112,8 @@ TEST(AgentSubmit, CountsDropsWhenFullAndAfterShutdown) {
   AgentCounters& counters = global_agent_counters();
   const uint64_t full_before = counters.dropped_queue_full.load();
   size_t accepted = 0;
-  for (size_t i = 0; i < RecordQueue::kSlots + 100; ++i) accepted += agent_submit(make_record(7, i));
+  for (size_t i = 0; i < RecordQueue::kSlots + 100; ++i)
+    accepted += agent_submit(make_record(7, i));
   EXPECT_EQ(accepted, RecordQueue::kSlots);
   EXPECT_EQ(counters.dropped_queue_full.load() - full_before, 100u);
 

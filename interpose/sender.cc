@@ -172,6 +172,7 @@ CountersInfo sender_counters() {
   info.dropped_queue_full = counters.dropped_queue_full.load(std::memory_order_relaxed);
   info.dropped_too_deep = counters.dropped_too_deep.load(std::memory_order_relaxed);
   info.dropped_no_collector = counters.dropped_after_shutdown.load(std::memory_order_relaxed);
+  info.stalls_suppressed = counters.stalls_suppressed.load(std::memory_order_relaxed);
   if (Sender* sender = g_sender.load(std::memory_order_acquire)) {
     info.dropped_no_collector += sender->dropped_no_collector.load(std::memory_order_relaxed);
     info.threads_seen = sender->threads_seen.load(std::memory_order_relaxed);
@@ -438,8 +439,10 @@ namespace {
 
 void* sender_thread_main(void* arg) {
   agent_own_thread_flag = true;
+  // Marked before naming, so the rename hook never classifies this thread as a
+  // worker (a `name:.*` rule), and again after it in case the rename reset it.
+  mark_current_thread_internal();
   pthread_setname_np(pthread_self(), "blockwatch");
-  // After naming: a rename reclassifies the thread; "library" mode must win.
   mark_current_thread_internal();
   static_cast<Sender*>(arg)->run();
   return nullptr;
@@ -499,6 +502,7 @@ void sender_after_fork_child() {
   counters.dropped_queue_full.store(0, std::memory_order_relaxed);
   counters.dropped_too_deep.store(0, std::memory_order_relaxed);
   counters.dropped_after_shutdown.store(0, std::memory_order_relaxed);
+  counters.stalls_suppressed.store(0, std::memory_order_relaxed);
   g_in_callback.store(0, std::memory_order_relaxed);
   Sender* parent = g_sender.load(std::memory_order_acquire);
   if (!parent) return;
@@ -517,9 +521,7 @@ void sender_after_fork_child() {
   sender_start(options);
 }
 
-void sender_modules_changed() {
-  g_modules_requests.fetch_add(1, std::memory_order_release);
-}
+void sender_modules_changed() { g_modules_requests.fetch_add(1, std::memory_order_release); }
 
 int sender_flush(int timeout_ms) {
   if (agent_own_thread_flag) return -1;

@@ -24,8 +24,8 @@ bool is_rust_hash(std::string_view part) {
 std::string decode_rust_component(std::string_view part) {
   if (part.size() > 1 && part[0] == '_' && part[1] == '$') part.remove_prefix(1);
   static constexpr std::pair<std::string_view, char> kEscapes[] = {
-      {"SP", '@'}, {"BP", '*'}, {"RF", '&'}, {"LT", '<'}, {"GT", '>'},
-      {"LP", '('}, {"RP", ')'}, {"C", ','}};
+      {"SP", '@'}, {"BP", '*'}, {"RF", '&'}, {"LT", '<'},
+      {"GT", '>'}, {"LP", '('}, {"RP", ')'}, {"C", ','}};
   std::string out;
   for (size_t i = 0; i < part.size();) {
     if (part.compare(i, 2, "..") == 0) {
@@ -66,7 +66,8 @@ bool split_legacy_mangled(std::string_view name, std::vector<std::string_view>& 
   while (i < name.size() - 1) {
     size_t length = 0;
     if (name[i] < '0' || name[i] > '9') return false;
-    while (i < name.size() && name[i] >= '0' && name[i] <= '9') length = length * 10 + (name[i++] - '0');
+    while (i < name.size() && name[i] >= '0' && name[i] <= '9')
+      length = length * 10 + (name[i++] - '0');
     if (length == 0 || i + length > name.size() - 1) return false;
     parts.push_back(name.substr(i, length));
     i += length;
@@ -121,8 +122,7 @@ std::string read_build_id(const dl_phdr_info* info, const ElfW(Phdr) & phdr) {
     const char* name = note + sizeof(ElfW(Nhdr));
     const char* desc = name + align4(header->n_namesz);
     if (desc + header->n_descsz > end) break;
-    if (header->n_type == NT_GNU_BUILD_ID && header->n_namesz == 4 &&
-        memcmp(name, "GNU", 4) == 0) {
+    if (header->n_type == NT_GNU_BUILD_ID && header->n_namesz == 4 && memcmp(name, "GNU", 4) == 0) {
       return std::string(desc, header->n_descsz);
     }
     note = desc + align4(header->n_descsz);

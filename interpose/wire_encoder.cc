@@ -84,9 +84,8 @@ static std::string_view c_string(const char* text) {
 
 void WireEncoder::finish_frame(int frame_field, std::string& out) {
   // Frame { oneof body { ... frame_field ... } }: tag + length + body.
-  const size_t frame_size =
-      varint_size((static_cast<uint64_t>(frame_field) << 3) | 2) + varint_size(body_.size()) +
-      body_.size();
+  const size_t frame_size = varint_size((static_cast<uint64_t>(frame_field) << 3) | 2) +
+                            varint_size(body_.size()) + body_.size();
   put_varint(frame_size, out);
   put_message(frame_field, body_, out);
 }
@@ -183,6 +182,7 @@ void WireEncoder::event(const Record& record, const EventIds& ids, int64_t monot
   put_int(25, record.major_faults, body_);
   put_bytes(26, c_string(record.blocked_in), body_);
   put_int(27, record.blocked_ns, body_);
+  put_uint(28, record.stall_id, body_);
   finish_frame(6, out);
 }
 

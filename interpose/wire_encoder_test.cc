@@ -85,8 +85,12 @@ TEST(WireEncoder, Hello) {
 
 TEST(WireEncoder, Modules) {
   std::vector<ModuleInfo> modules(2);
-  modules[0] = {"/lib/libc.so.6", 0x7f0000000000, 0x7f0000028000, 0x7f00001bd000,
-                std::string("\x01\x00\xff\x7f", 4), 0x28000};
+  modules[0] = {"/lib/libc.so.6",
+                0x7f0000000000,
+                0x7f0000028000,
+                0x7f00001bd000,
+                std::string("\x01\x00\xff\x7f", 4),
+                0x28000};
   modules[1] = {"", 0, 0x1000, 0x2000, "", 0};
   std::string out;
   WireEncoder encoder;

@@ -179,8 +179,8 @@ TEST_F(SenderTest, StreamsDefinitionsEventsCallbackAndGoodbye) {
   EXPECT_EQ(observed.flush_from_callback, -1);
   ASSERT_TRUE(TestCollector::wait_for([&] { return event_count(collector, 0) == 3; }, 5000));
   sender_shutdown("exit", 3, 1'000'000'000);
-  ASSERT_TRUE(TestCollector::wait_for(
-      [&] { return check_stream(collector.frames(0)).has_goodbye; }, 5000));
+  ASSERT_TRUE(
+      TestCollector::wait_for([&] { return check_stream(collector.frames(0)).has_goodbye; }, 5000));
 
   const Stream stream = check_stream(collector.frames(0));
   EXPECT_EQ(stream.hello.magic(), 0x42574348u);
@@ -209,7 +209,8 @@ TEST_F(SenderTest, StreamsDefinitionsEventsCallbackAndGoodbye) {
   EXPECT_TRUE(first.in_task());
   EXPECT_EQ(stream.events[1].task(), 0u);
   const int64_t unix_now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
-      std::chrono::system_clock::now().time_since_epoch()).count();
+                                  std::chrono::system_clock::now().time_since_epoch())
+                                  .count();
   EXPECT_LT(std::abs(first.start_unix_ns() - unix_now_ns), 60'000'000'000);
   const wire::Symbol& symbol = stream.symbols.at(stream.stacks.at(first.stack())[0]);
   EXPECT_NE(symbol.function().find("stack_function_a"), std::string::npos) << symbol.function();
@@ -232,7 +233,8 @@ TEST_F(SenderTest, AbsentCollectorCountsDropsAndNeverBlocks) {
   const CountersInfo before = sender_counters();
   const auto start = Clock::now();
   int accepted = 0;
-  for (int i = 0; i < 10'000; ++i) accepted += agent_submit(make_record(1, "w", pc_in(stack_function_a)));
+  for (int i = 0; i < 10'000; ++i)
+    accepted += agent_submit(make_record(1, "w", pc_in(stack_function_a)));
   const auto elapsed = Clock::now() - start;
   EXPECT_LT(elapsed, std::chrono::seconds(2));  // sanity bound: never waits
   EXPECT_EQ(sender_flush(5000), 0);
@@ -261,8 +263,8 @@ TEST_F(SenderTest, KilledCollectorCostsDropsThenNewStreamRedefinesIds) {
   EXPECT_EQ(sender_counters().dropped_no_collector - before.dropped_no_collector, 5u);
 
   collector = std::make_unique<TestCollector>(socket_path_);  // the collector comes back
-  ASSERT_TRUE(TestCollector::wait_for(
-      [&] { return !collector->frames(0).empty(); }, 5000));  // reconnected (backoff <= 1 s)
+  ASSERT_TRUE(TestCollector::wait_for([&] { return !collector->frames(0).empty(); },
+                                      5000));  // reconnected (backoff <= 1 s)
   ASSERT_TRUE(agent_submit(make_record(1, "worker-1", pc_in(stack_function_a))));
   EXPECT_EQ(sender_flush(5000), 0);
   ASSERT_TRUE(TestCollector::wait_for([&] { return event_count(*collector, 0) == 1; }, 5000));
@@ -294,7 +296,8 @@ TEST_F(SenderTest, StoppedCollectorCostsDropsNotLatency) {
     if (i % 2000 == 1999) std::this_thread::sleep_for(std::chrono::milliseconds(60));
   }
   EXPECT_LT(Clock::now() - start, std::chrono::seconds(5));
-  EXPECT_LT(slowest, std::chrono::milliseconds(100));  // loose: preemption, not waiting
+  EXPECT_LT(slowest,
+            std::chrono::seconds(1));  // loose: a loaded CI box preempts; waiting would be forever
   const auto flush_start = Clock::now();
   sender_flush(300);  // may time out: bytes are stuck in our bounded buffer
   EXPECT_LT(Clock::now() - flush_start, std::chrono::milliseconds(1000));
@@ -343,7 +346,7 @@ TEST_F(SenderTest, FdDup2OverTheSocketIsNeverWrittenAndReconnects) {
   char byte;
   EXPECT_EQ(read(program_pipe[0], &byte, 1), -1) << "the agent wrote into the program's fd";
   EXPECT_EQ(errno, EAGAIN);
-  struct stat st{};
+  struct stat st {};
   ASSERT_EQ(fstat(sender_fd, &st), 0);
   EXPECT_TRUE(S_ISFIFO(st.st_mode));  // still the program's pipe: not closed by the agent
   close(sender_fd);
@@ -361,8 +364,8 @@ TEST_F(SenderTest, ForkedChildAnnouncesItselfOnItsOwnStream) {
   ASSERT_GE(child, 0);
   if (child == 0) {
     agent_after_fork_child();  // what the library's atfork child handler does
-    const bool ok = agent_submit(make_record(7, "child", pc_in(stack_function_b))) &&
-                    sender_flush(5000) == 0;
+    const bool ok =
+        agent_submit(make_record(7, "child", pc_in(stack_function_b))) && sender_flush(5000) == 0;
     sender_shutdown("exit", 0, 1'000'000'000);
     _exit(ok ? 0 : 1);
   }
@@ -370,8 +373,8 @@ TEST_F(SenderTest, ForkedChildAnnouncesItselfOnItsOwnStream) {
   ASSERT_EQ(waitpid(child, &status, 0), child);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
   ASSERT_TRUE(TestCollector::wait_for([&] { return collector.connection_count() == 2; }, 5000));
-  ASSERT_TRUE(TestCollector::wait_for(
-      [&] { return check_stream(collector.frames(1)).has_goodbye; }, 5000));
+  ASSERT_TRUE(
+      TestCollector::wait_for([&] { return check_stream(collector.frames(1)).has_goodbye; }, 5000));
   const Stream child_stream = check_stream(collector.frames(1));
   EXPECT_TRUE(child_stream.hello.forked_child());
   EXPECT_EQ(child_stream.hello.pid(), child);
@@ -408,6 +411,21 @@ TEST_F(SenderTest, FileOutputWithPidPattern) {
   EXPECT_EQ(stream.events[0].kind(), wire::KIND_FSYNC);
   EXPECT_EQ(stream.events[1].kind(), wire::KIND_SLEEP);
   EXPECT_TRUE(stream.has_goodbye);
+
+  // The same pid starting again is an exec() without fork: the new image appends
+  // a second stream rather than truncating the first.
+  ASSERT_TRUE(sender_start(opts));
+  ASSERT_TRUE(agent_submit(make_record(1, "worker", pc_in(stack_function_a))));
+  EXPECT_EQ(sender_flush(5000), 0);
+  sender_shutdown("exit", 0, 1'000'000'000);
+  const auto frames = read_file_frames(dir_ + "/out-" + std::to_string(getpid()) + ".bw");
+  int hellos = 0, events = 0;
+  for (const auto& frame : frames) {
+    hellos += frame.has_hello();
+    events += frame.has_event();
+  }
+  EXPECT_EQ(hellos, 2);
+  EXPECT_EQ(events, 3);
 }
 
 // Without %p, a second writer of the same path (an exec'd child while the parent
@@ -435,7 +453,8 @@ TEST_F(SenderTest, FileOutputHeldByAnotherWriterGetsPidSuffix) {
   waitpid(holder, nullptr, 0);
   close(other_writer);
   std::ifstream untouched(path);
-  std::string content((std::istreambuf_iterator<char>(untouched)), std::istreambuf_iterator<char>());
+  std::string content((std::istreambuf_iterator<char>(untouched)),
+                      std::istreambuf_iterator<char>());
   EXPECT_EQ(content, "X");
   const Stream stream = check_stream(read_file_frames(path + "." + std::to_string(getpid())));
   EXPECT_EQ(stream.events.size(), 1u);
