@@ -26,7 +26,9 @@ void agent_start() {
   options.threshold_ns = cfg.threshold_ns;
   options.stall_threshold_ns = cfg.stall_threshold_ns;
   if (cfg.workers) options.workers = cfg.workers;
-  options.follow_forks = cfg.follow_children;
+  // A fork() child runs the same program (pre-fork servers: its workers are the
+  // point), so it is always watched; BLOCKWATCH_FOLLOW_CHILDREN is about exec.
+  options.follow_forks = true;
   sender_start(options);
 }
 
