@@ -105,7 +105,7 @@ test('static: the report shows the fixture: summary, table, flame graph, timelin
   assert.ok(stack.length >= 8, 'the full stack, not just the top frames');
   await page.screenshot({ path: join(OUT_DIR, 'report-fixture.png'), fullPage: true });
   if (process.env.BW_DOCS_SCREENSHOT) {
-    await page.setViewport({ width: 1600, height: 900 });
+    await page.setViewport({ width: 1500, height: 900 });
     await settle(page);
     await page.screenshot({ path: process.env.BW_DOCS_SCREENSHOT, fullPage: true });
   }
@@ -139,6 +139,14 @@ test('kind: the kind filter narrows table, flame graph and timeline; search high
   await page.select('#kind-filter', 'blocking');
   await settle(page);
   assert.ok(!(await tableKinds(page)).includes('stall'));
+  // Nothing left to show (fsync on the admin path): empty panels, no errors.
+  await page.select('#kind-filter', 'fsync');
+  await page.select('#path-filter', 'admin');
+  await settle(page);
+  assert.deepEqual(await tableKinds(page), []);
+  assert.match(await page.$eval('#hotspot-count', (e) => e.textContent), /^0 of 11 hotspots/);
+  assert.match(await page.$eval('#timeline-note', (e) => e.textContent), /no occurrences/);
+  await page.select('#path-filter', '*');
   await page.select('#kind-filter', 'all');
   await page.type('#search', 'SessionCache');
   await page.waitForFunction(() => document.querySelectorAll('#hotspot-table tr.row').length === 1);
@@ -237,6 +245,8 @@ test('live: the dashboard polls /api/report and shows process status', async () 
     assert.equal(procRows.length, 2);
     assert.match(procRows[0], /^4242.*disconnected.*12/);
     assert.match(procRows[1], /^4300.*connected/);
+    assert.match(await page.$eval('#subtitle', (e) => e.textContent), /2 processes \(1 connected\)/);
+    await page.screenshot({ path: join(OUT_DIR, 'live.png') });
     assert.ok(requests >= 2);
     assert.deepEqual(errors, []);
     await page.close();

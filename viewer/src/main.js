@@ -118,8 +118,10 @@ function renderHeader() {
   const r = state.report;
   const procs = r.processes || [];
   const exes = [...new Set(procs.map((p) => basename(p.exe)))].filter(Boolean);
+  const connected = procs.filter((p) => p.connected).length;
+  const live = state.mode === 'live' ? ` (${formatCount(connected)} connected)` : '';
   $('subtitle').textContent = exes.length
-    ? `${exes.join(', ')} · ${formatCount(procs.length)} process${procs.length === 1 ? '' : 'es'}`
+    ? `${exes.join(', ')} · ${formatCount(procs.length)} process${procs.length === 1 ? '' : 'es'}${live}`
     : 'no process has reported yet';
   const badge = $('mode');
   if (state.mode === 'live') {

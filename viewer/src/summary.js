@@ -115,7 +115,7 @@ export function renderSummary(root, report, live) {
     return [String(p.pid), basename(p.exe), processStatus(p, live),
       approx + formatNs(e.blocked), approx + formatCount(Math.round(e.stalls)), formatCount(p.events),
       p.dropped ? el('span', { class: 'warn-text', text: formatCount(p.dropped) }) : '0',
-      formatNs(p.threshold_ns), formatNs(p.stall_threshold_ns)];
+      `${formatNs(p.threshold_ns)} / ${formatNs(p.stall_threshold_ns)}`];
   });
   const num = (label) => ({ label, num: true });
   const totals = [num('events'), num('blocked'), num('stalls'), num('stalled')];
@@ -127,5 +127,5 @@ export function renderSummary(root, report, live) {
       table([{ label: 'program' }, ...totals], programs, 'programs-table')),
     el('div', {}, el('h3', { text: 'processes' }),
       table([num('pid'), { label: 'exe' }, { label: 'status' }, num('blocked'), num('stalls'), num('records'), num('dropped'),
-             num('threshold'), num('stall after')], procs, 'processes-table'))));
+             num('block / stall after')], procs, 'processes-table'))));
 }
