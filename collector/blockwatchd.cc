@@ -1,0 +1,172 @@
+// blockwatchd: the long-lived collector for staging. Many processes connect at
+// once (Unix socket, optionally TCP on loopback); each is reported per process and
+// merged by executable. --save keeps each stream; --http serves the live
+// dashboard, /api/report, /metrics and pprof (collector/http_server.h). On SIGINT
+// or SIGTERM it closes every stream and writes the --report files.
+#include <sys/stat.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <iostream>
+#include <sstream>
+
+#include "collector/cli_common.h"
+#include "collector/ingest.h"
+#include "collector/report_json.h"
+#ifdef BLOCKWATCH_HAVE_HTTP
+#include "collector/http_server.h"
+#endif
+#ifdef BLOCKWATCH_HAVE_HTML
+#include "collector/report_html.h"
+#endif
+
+namespace blockwatch::collector {
+namespace {
+
+void print_help() {
+  std::cout << R"(usage: blockwatchd --listen unix:PATH [--listen tcp:127.0.0.1:PORT] [--config FILE]
+                   [--save DIR] [--http ADDR] [--report FILE]... [--fail-on RULE]...
+
+The long-lived blockwatch collector. Point processes at it with
+BLOCKWATCH_COLLECTOR=unix:PATH and LD_PRELOAD=libblockwatch.so.
+  --listen unix:PATH      Unix socket (its directory is created mode 0700); repeatable
+  --listen tcp:HOST:PORT  TCP listener; give 127.0.0.1 for loopback only
+  --save DIR              keep each process's stream as DIR/stream-N-pidP.bwrec
+                          (`blockwatch report DIR` re-renders them)
+  --http ADDR             live dashboard, /api/report, /metrics, /debug/pprof/block
+                          (ADDR: 127.0.0.1:PORT; loopback unless an address is given)
+  --report FILE           written when blockwatchd stops (SIGINT/SIGTERM)
+)";
+}
+
+struct DaemonOptions {
+  std::vector<std::string> unix_paths;
+  std::vector<std::pair<std::string, uint16_t>> tcp;
+  std::string save_dir, http;
+};
+
+bool parse_listen(const std::string& value, DaemonOptions* o, std::string* error) {
+  if (value.rfind("unix:", 0) == 0 && value.size() > 5) {
+    o->unix_paths.push_back(value.substr(5));
+    return true;
+  }
+  size_t colon = value.rfind(':');
+  if (value.rfind("tcp:", 0) == 0 && colon > 4) {
+    o->tcp.emplace_back(value.substr(4, colon - 4),
+                        static_cast<uint16_t>(std::stoi(value.substr(colon + 1))));
+    return true;
+  }
+  *error = "--listen " + value + ": expected unix:PATH or tcp:HOST:PORT";
+  return false;
+}
+
+std::string report_json_text(Aggregator& aggregator, const Pipeline& pipeline) {
+  Report report;
+  {
+    std::lock_guard lock(aggregator.mutex());
+    report = aggregator.report();
+  }
+  finish_report(pipeline, &report);
+  std::stringstream out;
+  write_json_report(report, out);
+  return out.str();
+}
+
+int daemon_main(const std::vector<std::string>& args) {
+  FlagSettings flags;
+  DaemonOptions o;
+  std::string config_path, error, value;
+  for (size_t i = 0; i < args.size() && error.empty(); ++i) {
+    if (args[i] == "--help" || args[i] == "-h") {
+      print_help();
+      return 0;
+    }
+    if (args[i] == "--version") {
+      std::cout << "blockwatchd " << kBlockwatchVersion << '\n';
+      return 0;
+    }
+    if (parse_common_flag(args, &i, &flags, &config_path, &error)) continue;
+    if (take_flag_value(args, &i, "--listen", &value, &error)) {
+      if (error.empty()) parse_listen(value, &o, &error);
+    } else if (take_flag_value(args, &i, "--save", &value, &error)) {
+      o.save_dir = value;
+    } else if (take_flag_value(args, &i, "--http", &value, &error)) {
+      o.http = value;
+    } else {
+      error = "unknown argument " + args[i];
+    }
+  }
+  if (error.empty() && o.unix_paths.empty() && o.tcp.empty()) error = "give at least one --listen";
+  Pipeline pipeline;
+  if (error.empty()) prepare_pipeline(flags, config_path, &pipeline, &error);
+  if (error.empty() && !o.save_dir.empty() && ::mkdir(o.save_dir.c_str(), 0700) != 0 &&
+      errno != EEXIST) {
+    error = o.save_dir + ": cannot create";
+  }
+  if (!error.empty()) {
+    std::cerr << "blockwatchd: " << error << '\n';
+    return 2;
+  }
+
+  boost::asio::io_context io;
+  Aggregator aggregator(pipeline.classifier);
+  IngestServer server(io, aggregator, IngestOptions{.save_dir = o.save_dir});
+  for (const auto& path : o.unix_paths) {
+    if (!server.listen_unix(path, &error)) break;
+    std::cerr << "blockwatchd: listening on unix:" << path << '\n';
+  }
+  for (const auto& [host, port] : o.tcp) {
+    if (!error.empty() || !server.listen_tcp(host, port, &error)) break;
+    std::cerr << "blockwatchd: listening on tcp:" << host << ":" << server.tcp_port() << '\n';
+  }
+#ifdef BLOCKWATCH_HAVE_HTTP
+  std::shared_ptr<HttpServer> http;
+  if (error.empty() && !o.http.empty()) {
+    HttpContent content;
+    content.snapshot = [&] {
+      Report r;
+      std::lock_guard lock(aggregator.mutex());
+      r = aggregator.report();
+      return r;
+    };
+    content.report_json = [&] { return report_json_text(aggregator, pipeline); };
+#ifdef BLOCKWATCH_HAVE_HTML
+    content.html_page = [] { return live_dashboard_html(); };
+#endif
+    try {
+      http = start_http_server(io, parse_http_listen_address(o.http), content);
+      std::cerr << "blockwatchd: http on " << http->local_endpoint() << '\n';
+    } catch (const std::exception& e) {
+      error = "--http " + o.http + ": " + e.what();
+    }
+  }
+#else
+  if (error.empty() && !o.http.empty()) error = "--http: this build has no HTTP server";
+#endif
+  if (!error.empty()) {
+    std::cerr << "blockwatchd: " << error << '\n';
+    return 2;
+  }
+  boost::asio::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&](const boost::system::error_code&, int) {
+    server.close();
+#ifdef BLOCKWATCH_HAVE_HTTP
+    if (http) http->stop();
+#endif
+    io.stop();
+  });
+  io.run();
+  io.restart();
+  io.poll();  // let closed connections end their streams
+  Report report = aggregator.report();
+  finish_report(pipeline, &report);
+  write_reports(pipeline, report, nullptr);
+  return 0;
+}
+
+}  // namespace
+}  // namespace blockwatch::collector
+
+int main(int argc, char** argv) {
+  return blockwatch::collector::daemon_main(std::vector<std::string>(argv + 1, argv + argc));
+}

@@ -1,0 +1,302 @@
+// `blockwatch run [options] -- CMD [ARGS...]`: an in-process collector on a private
+// Unix socket (a fresh 0700 directory), CMD started with the injected library
+// preloaded, SIGINT/SIGTERM forwarded to it, every connected process's stream
+// drained (bounded), then the reports. Exit status: CMD's, or 3 when CMD succeeded
+// but a --fail-on rule was broken (2: blockwatch's own usage or setup error).
+#include <fcntl.h>
+#include <elf.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/post.hpp>
+#include <cerrno>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <iostream>
+#include <thread>
+
+#include "collector/cli.h"
+#include "collector/cli_common.h"
+#include "collector/ingest.h"
+
+namespace blockwatch::collector {
+
+namespace {
+
+volatile sig_atomic_t g_child_pid = 0;
+
+// Async-signal-safe: kill() only.
+void forward_signal(int signal_number) {
+  if (g_child_pid > 0) ::kill(g_child_pid, signal_number);
+}
+
+bool is_file(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+std::string self_dir() {
+  char path[4096];
+  ssize_t n = ::readlink("/proc/self/exe", path, sizeof path - 1);
+  if (n <= 0) return ".";
+  std::string exe(path, static_cast<size_t>(n));
+  return exe.substr(0, exe.rfind('/'));
+}
+
+// BLOCKWATCH_LIBRARY, else next to this binary, the build tree's interpose/, or the
+// installed lib/blockwatch/.
+std::string find_library() {
+  if (const char* env = std::getenv("BLOCKWATCH_LIBRARY"); env != nullptr && *env != '\0') {
+    return env;
+  }
+  std::string dir = self_dir();
+  for (const std::string& candidate :
+       {dir + "/libblockwatch.so", dir + "/../interpose/libblockwatch.so",
+        dir + "/../lib/blockwatch/libblockwatch.so"}) {
+    if (is_file(candidate)) return candidate;
+  }
+  return "";
+}
+
+std::string find_in_path(const std::string& command) {
+  if (command.find('/') != std::string::npos) return command;
+  const char* path = std::getenv("PATH");
+  std::string dirs = path != nullptr ? path : "/usr/bin:/bin";
+  size_t start = 0;
+  while (start <= dirs.size()) {
+    size_t end = dirs.find(':', start);
+    if (end == std::string::npos) end = dirs.size();
+    std::string candidate = dirs.substr(start, end - start) + "/" + command;
+    if (::access(candidate.c_str(), X_OK) == 0 && is_file(candidate)) return candidate;
+    start = end + 1;
+  }
+  return "";
+}
+
+// Warns when LD_PRELOAD cannot reach the program: a setuid/setgid binary (the
+// loader ignores LD_PRELOAD) or a static one (no loader at all: no PT_INTERP).
+void warn_if_preload_cannot_work(const std::string& command) {
+  std::string path = find_in_path(command);
+  if (path.empty()) return;  // exec will report it
+  struct stat st;
+  if (::stat(path.c_str(), &st) == 0 && (st.st_mode & (S_ISUID | S_ISGID)) != 0) {
+    std::cerr << "blockwatch: warning: " << path
+              << " is setuid/setgid: the loader ignores LD_PRELOAD, nothing will be recorded\n";
+  }
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  Elf64_Ehdr header;
+  bool elf64 = ::pread(fd, &header, sizeof header, 0) == sizeof header &&
+               std::memcmp(header.e_ident, ELFMAG, SELFMAG) == 0 &&
+               header.e_ident[EI_CLASS] == ELFCLASS64;
+  bool has_interp = false;
+  for (int i = 0; elf64 && i < header.e_phnum && i < 256; ++i) {
+    Elf64_Phdr ph;
+    off_t offset = static_cast<off_t>(header.e_phoff + i * sizeof ph);
+    if (::pread(fd, &ph, sizeof ph, offset) != sizeof ph) break;
+    has_interp |= ph.p_type == PT_INTERP;
+  }
+  ::close(fd);
+  if (elf64 && !has_interp) {
+    std::cerr << "blockwatch: warning: " << path
+              << " is statically linked: LD_PRELOAD cannot load into it, nothing will be recorded\n";
+  }
+}
+
+// The child's environment, built before fork(): after fork in a process with an
+// I/O thread, only async-signal-safe calls are allowed (no setenv, no malloc).
+std::vector<std::string> child_environment(const std::string& library,
+                                           const std::string& socket_path,
+                                           const Settings& settings) {
+  std::vector<std::string> env;
+  std::string preload = library;
+  for (char** e = environ; *e != nullptr; ++e) {
+    std::string entry = *e;
+    if (entry.rfind("LD_PRELOAD=", 0) == 0) {
+      if (entry.size() > 11) preload = entry.substr(11) + ":" + library;
+      continue;
+    }
+    for (const char* ours : {"BLOCKWATCH_COLLECTOR=", "BLOCKWATCH_WORKERS=", "BLOCKWATCH_THRESHOLD=",
+                             "BLOCKWATCH_STALL_THRESHOLD="}) {
+      if (entry.rfind(ours, 0) == 0) entry.clear();
+    }
+    if (!entry.empty()) env.push_back(entry);
+  }
+  env.push_back("LD_PRELOAD=" + preload);
+  env.push_back("BLOCKWATCH_COLLECTOR=unix:" + socket_path);
+  if (!settings.workers.empty()) env.push_back("BLOCKWATCH_WORKERS=" + settings.workers);
+  env.push_back("BLOCKWATCH_THRESHOLD=" + std::to_string(settings.threshold_ns) + "ns");
+  env.push_back("BLOCKWATCH_STALL_THRESHOLD=" + std::to_string(settings.stall_threshold_ns) + "ns");
+  return env;
+}
+
+std::vector<char*> as_pointers(std::vector<std::string>& strings) {
+  std::vector<char*> pointers;
+  for (auto& s : strings) pointers.push_back(s.data());
+  pointers.push_back(nullptr);
+  return pointers;
+}
+
+// Runs in the forked child: async-signal-safe calls only.
+[[noreturn]] void exec_child(char** argv, char** envp) {
+  ::execvpe(argv[0], argv, envp);
+  const char message[] = "blockwatch: cannot run the command (exec failed)\n";
+  ssize_t ignored = ::write(2, message, sizeof message - 1);
+  (void)ignored;
+  ::_exit(127);
+}
+
+int wait_for_child(pid_t child) {
+  int status = 0;
+  while (::waitpid(child, &status, 0) < 0) {
+    if (errno != EINTR) return 1;
+  }
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return 1;
+}
+
+void print_run_help() {
+  std::cout << R"(usage: blockwatch run [options] -- CMD [ARGS...]
+
+Runs CMD with the blockwatch library preloaded and an in-process collector, then
+writes the hotspot report. Exit status: CMD's, or 3 when CMD succeeded but a
+--fail-on rule was broken.
+
+options:
+  --workers SEL           which threads are workers: main, name:REGEX (comma-separated)
+  --threshold DUR         report blocking calls at least this long (0 = every call; 1ms)
+  --stall-threshold DUR   report tasks/loop turns running longer (0 = off)
+  --config FILE           protobuf text config (docs/config.md)
+  --report FILE           write a report; format by extension, repeatable:
+                          .txt .json .html .pb.gz (pprof) .folded .xml (JUnit) .bwrec (raw)
+  --fail-on RULE          any | blocking>=DUR | stall>=DUR | kind:KIND | path:NAME[>=DUR]
+  --baseline FILE.json    hotspots in this earlier report do not fail the run
+environment: BLOCKWATCH_LIBRARY (the library to preload), BLOCKWATCH_WORKERS,
+  BLOCKWATCH_THRESHOLD, BLOCKWATCH_STALL_THRESHOLD, BLOCKWATCH_FAIL_ON (flags win).
+)";
+}
+
+}  // namespace
+
+int run_command(const std::vector<std::string>& args) {
+  FlagSettings flags;
+  std::string config_path, error;
+  size_t i = 0;
+  for (; i < args.size(); ++i) {
+    if (args[i] == "--") {
+      ++i;
+      break;
+    }
+    if (args[i] == "--help" || args[i] == "-h") {
+      print_run_help();
+      return 0;
+    }
+    if (parse_common_flag(args, &i, &flags, &config_path, &error)) {
+      if (!error.empty()) break;
+      continue;
+    }
+    if (args[i].rfind("--", 0) == 0) {
+      error = "unknown option " + args[i];
+      break;
+    }
+    break;  // the command starts here
+  }
+  std::vector<std::string> command(args.begin() + static_cast<long>(std::min(i, args.size())),
+                                   args.end());
+  if (error.empty() && command.empty()) error = "no command given (blockwatch run -- CMD ...)";
+  Pipeline pipeline;
+  if (error.empty()) prepare_pipeline(flags, config_path, &pipeline, &error);
+  std::string library = find_library();
+  if (error.empty() && library.empty()) {
+    error = "cannot find libblockwatch.so next to blockwatch; set BLOCKWATCH_LIBRARY";
+  }
+  if (!error.empty()) {
+    std::cerr << "blockwatch run: " << error << '\n';
+    return 2;
+  }
+  return run_with_collector(command, library, pipeline);
+}
+
+int run_with_collector(const std::vector<std::string>& command, const std::string& library,
+                       const Pipeline& pipeline) {
+  warn_if_preload_cannot_work(command[0]);
+  const char* tmp = std::getenv("TMPDIR");
+  std::string dir_template = std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") +
+                             "/blockwatch-XXXXXX";
+  if (::mkdtemp(dir_template.data()) == nullptr) {  // mkdtemp creates it 0700
+    std::cerr << "blockwatch run: cannot create a socket directory: " << std::strerror(errno) << '\n';
+    return 2;
+  }
+  std::string socket_path = dir_template + "/collector.sock";
+
+  bool record = false;
+  for (const auto& path : pipeline.settings.reports) record |= path.ends_with(".bwrec");
+  Aggregator aggregator(pipeline.classifier);
+  boost::asio::io_context io;
+  auto work = boost::asio::make_work_guard(io);
+  IngestServer server(io, aggregator, IngestOptions{.record_in_memory = record});
+  std::string error;
+  if (!server.listen_unix(socket_path, &error)) {
+    std::cerr << "blockwatch run: " << error << '\n';
+    ::rmdir(dir_template.c_str());
+    return 2;
+  }
+  std::thread io_thread([&io] { io.run(); });
+
+  std::vector<std::string> env = child_environment(library, socket_path, pipeline.settings);
+  std::vector<std::string> argv = command;
+  std::vector<char*> env_pointers = as_pointers(env), argv_pointers = as_pointers(argv);
+  pid_t child = ::fork();
+  if (child == 0) exec_child(argv_pointers.data(), env_pointers.data());
+  int status = 127;
+  if (child > 0) {
+    g_child_pid = child;
+    struct sigaction action {};
+    action.sa_handler = forward_signal;
+    ::sigaction(SIGINT, &action, nullptr);
+    ::sigaction(SIGTERM, &action, nullptr);
+    status = wait_for_child(child);
+    g_child_pid = 0;
+  } else {
+    std::cerr << "blockwatch run: fork failed: " << std::strerror(errno) << '\n';
+  }
+
+  // Processes flush on exit; children of CMD may outlive it: wait for every open
+  // stream to end, at most 2 s after CMD exited.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  while (server.open_connections() > 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  boost::asio::post(io, [&server] { server.close(); });
+  auto close_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+  while (server.open_connections() > 0 && std::chrono::steady_clock::now() < close_deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  work.reset();
+  io.stop();
+  io_thread.join();
+  ::unlink(socket_path.c_str());
+  ::rmdir(dir_template.c_str());
+
+  Report report;
+  {
+    std::lock_guard lock(aggregator.mutex());
+    report = aggregator.report();
+  }
+  finish_report(pipeline, &report);
+  if (report.processes.empty()) {
+    std::cerr << "blockwatch: warning: no process announced itself to the collector: the "
+                 "library was not loaded (static or setuid binary?) or was disabled\n";
+  }
+  std::string raw = record ? server.recorded_streams() : std::string();
+  write_reports(pipeline, report, record ? &raw : nullptr);
+  if (status == 0 && report.verdict.failed) return 3;
+  return status;
+}
+
+}  // namespace blockwatch::collector

@@ -1,0 +1,230 @@
+// Accept loops and per-connection read loops of the ingestion server. Each
+// connection is a generic stream socket (Unix or TCP), a StreamDecoder and an
+// Aggregator stream; reads are asynchronous, so one thread serves every client
+// and a slow or hostile client costs only its own buffer (bounded by the decoder).
+#include "collector/ingest.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <array>
+#include <boost/asio/generic/stream_protocol.hpp>
+#include <boost/asio/ip/address.hpp>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+
+namespace blockwatch::collector {
+
+namespace asio = boost::asio;
+
+class IngestServer::Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  Connection(IngestServer* server, asio::generic::stream_protocol::socket socket, size_t number)
+      : server_(server), socket_(std::move(socket)), number_(number) {
+    std::lock_guard lock(server_->aggregator_.mutex());
+    sink_ = server_->aggregator_.begin_stream();
+    decoder_ = std::make_unique<StreamDecoder>(&pid_probe_);
+    pid_probe_.next = sink_;
+  }
+
+  void start() { read(); }
+
+  void close() {
+    boost::system::error_code ignored;
+    socket_.close(ignored);
+  }
+
+ private:
+  // Forwards to the aggregator's sink, noting the pid for log lines and file names.
+  struct PidProbe : StreamHandler {
+    StreamHandler* next = nullptr;
+    int pid = 0;
+    void on_hello(const wire::Hello& h) override {
+      pid = h.pid();
+      next->on_hello(h);
+    }
+    void on_modules(const wire::Modules& m) override { next->on_modules(m); }
+    void on_event(const wire::Event& e, const EventRefs& r) override { next->on_event(e, r); }
+    void on_counters(const wire::Counters& c) override { next->on_counters(c); }
+    void on_goodbye(const wire::Goodbye& g) override { next->on_goodbye(g); }
+  };
+
+  void read() {
+    auto self = shared_from_this();
+    socket_.async_read_some(asio::buffer(buffer_),
+                            [self](const boost::system::error_code& error, size_t size) {
+                              self->on_read(error, size);
+                            });
+  }
+
+  void on_read(const boost::system::error_code& error, size_t size) {
+    if (size > 0) {
+      bool ok;
+      uint64_t accepted_before = decoder_->bytes_accepted();
+      {
+        std::lock_guard lock(server_->aggregator_.mutex());
+        ok = decoder_->feed(buffer_.data(), size);
+      }
+      keep_accepted(size, accepted_before);
+      if (!ok) return finish("closed: " + decoder_->error());
+    }
+    if (error) {
+      bool clean;
+      {
+        std::lock_guard lock(server_->aggregator_.mutex());
+        clean = decoder_->finish();
+      }
+      return finish(clean ? "" : "closed: " + decoder_->error());
+    }
+    read();
+  }
+
+  // Appends to the recording only the bytes of frames the decoder accepted, so a
+  // saved stream always re-decodes cleanly.
+  void keep_accepted(size_t size, uint64_t accepted_before) {
+    if (!server_->options_.record_in_memory && server_->options_.save_dir.empty()) return;
+    pending_.append(buffer_.data(), size);
+    size_t newly_accepted = decoder_->bytes_accepted() - accepted_before;
+    if (newly_accepted == 0) return;
+    if (server_->options_.record_in_memory) recorded_.append(pending_, 0, newly_accepted);
+    if (!server_->options_.save_dir.empty()) save(pending_.data(), newly_accepted);
+    pending_.erase(0, newly_accepted);
+  }
+
+  void save(const char* data, size_t size) {
+    if (!save_file_.is_open()) {
+      std::string path = server_->options_.save_dir + "/stream-" + std::to_string(number_) +
+                         "-pid" + std::to_string(pid_probe_.pid) + ".bwrec";
+      save_file_.open(path, std::ios::binary | std::ios::trunc);
+    }
+    save_file_.write(data, static_cast<std::streamsize>(size));
+    save_file_.flush();
+  }
+
+  void finish(const std::string& problem) {
+    if (finished_) return;
+    finished_ = true;
+    if (!problem.empty()) {
+      ++server_->rejected_connections_;
+      server_->options_.log("blockwatch: connection " + std::to_string(number_) + " (pid " +
+                            std::to_string(pid_probe_.pid) + ") " + problem);
+    }
+    {
+      std::lock_guard lock(server_->aggregator_.mutex());
+      server_->aggregator_.end_stream(sink_, problem.empty() ? "disconnected" : "rejected");
+    }
+    close();
+    server_->connection_closed(this, std::move(recorded_));
+  }
+
+  IngestServer* server_;
+  asio::generic::stream_protocol::socket socket_;
+  size_t number_;
+  StreamHandler* sink_ = nullptr;
+  PidProbe pid_probe_;
+  std::unique_ptr<StreamDecoder> decoder_;
+  std::array<char, 64 * 1024> buffer_;
+  std::string pending_;   // received, not yet accepted by the decoder
+  std::string recorded_;  // accepted bytes (record_in_memory)
+  std::ofstream save_file_;
+  bool finished_ = false;
+};
+
+IngestServer::IngestServer(asio::io_context& io, Aggregator& aggregator, IngestOptions options)
+    : io_(io), aggregator_(aggregator), options_(std::move(options)) {
+  if (!options_.log) options_.log = [](const std::string& line) { std::cerr << line << '\n'; };
+}
+
+IngestServer::~IngestServer() {
+  close();
+  if (!socket_path_.empty()) ::unlink(socket_path_.c_str());
+}
+
+template <typename Acceptor>
+void IngestServer::accept_loop(Acceptor* acceptor) {
+  acceptor->async_accept([this, acceptor](const boost::system::error_code& error,
+                                          typename Acceptor::protocol_type::socket socket) {
+    if (error == asio::error::operation_aborted || !acceptor->is_open()) return;
+    if (!error) {
+      boost::system::error_code ec;
+      auto protocol = socket.local_endpoint(ec).protocol();
+      asio::generic::stream_protocol generic(protocol.family(), protocol.protocol());
+      asio::generic::stream_protocol::socket generic_socket(io_, generic, socket.release());
+      auto connection = std::make_shared<Connection>(this, std::move(generic_socket),
+                                                     ++total_connections_);
+      ++open_connections_;
+      connections_.push_back(connection);
+      connection->start();
+    }
+    accept_loop(acceptor);
+  });
+}
+
+bool IngestServer::listen_unix(const std::string& socket_path, std::string* error) {
+  std::string dir = socket_path.substr(0, socket_path.rfind('/') + 1);
+  if (!dir.empty() && ::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    *error = dir + ": cannot create socket directory: " + std::strerror(errno);
+    return false;
+  }
+  struct stat st;
+  if (::lstat(socket_path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) {
+    ::unlink(socket_path.c_str());  // stale socket of an earlier collector
+  }
+  try {
+    unix_acceptor_ = std::make_unique<asio::local::stream_protocol::acceptor>(
+        io_, asio::local::stream_protocol::endpoint(socket_path));
+  } catch (const boost::system::system_error& e) {
+    *error = socket_path + ": cannot listen: " + e.what();
+    return false;
+  }
+  ::chmod(socket_path.c_str(), 0600);
+  socket_path_ = socket_path;
+  accept_loop(unix_acceptor_.get());
+  return true;
+}
+
+bool IngestServer::listen_tcp(const std::string& host, uint16_t port, std::string* error) {
+  try {
+    asio::ip::tcp::endpoint endpoint(asio::ip::make_address(host), port);
+    tcp_acceptor_ = std::make_unique<asio::ip::tcp::acceptor>(io_, endpoint);
+  } catch (const boost::system::system_error& e) {
+    *error = host + ":" + std::to_string(port) + ": cannot listen: " + e.what();
+    return false;
+  }
+  accept_loop(tcp_acceptor_.get());
+  return true;
+}
+
+uint16_t IngestServer::tcp_port() const {
+  return tcp_acceptor_ ? tcp_acceptor_->local_endpoint().port() : 0;
+}
+
+void IngestServer::connection_closed(Connection* connection, std::string recorded) {
+  if (!recorded.empty()) {
+    std::lock_guard lock(recorded_mutex_);
+    recorded_.push_back(std::move(recorded));
+  }
+  std::erase_if(connections_, [connection](const auto& c) { return c.get() == connection; });
+  --open_connections_;
+}
+
+void IngestServer::close() {
+  boost::system::error_code ignored;
+  if (unix_acceptor_) unix_acceptor_->close(ignored);
+  if (tcp_acceptor_) tcp_acceptor_->close(ignored);
+  // Closing a socket makes its pending read complete with an error, which ends
+  // the stream through the normal path; copy first: that path edits the list.
+  auto open = connections_;
+  for (auto& c : open) c->close();
+}
+
+std::string IngestServer::recorded_streams() const {
+  std::lock_guard lock(recorded_mutex_);
+  std::string all;
+  for (const auto& stream : recorded_) all += stream;
+  return all;
+}
+
+}  // namespace blockwatch::collector

@@ -1,0 +1,81 @@
+// The collector's ingestion server: accepts wire streams on a Unix socket (and,
+// optionally, TCP on loopback) with Boost.Asio, gives each connection its own
+// StreamDecoder feeding the shared Aggregator, and closes only the connection
+// whose stream is malformed (the reason is logged; what it sent before is kept).
+// It can also keep each connection's accepted bytes (complete frames only) in
+// memory or in a directory, for `--report X.bwrec` and `blockwatchd --save`.
+//
+// Threading: everything runs on the io_context's thread(s); the Aggregator is fed
+// under its mutex(), so another thread may take a report() under that mutex too.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+
+#include "collector/aggregate.h"
+
+namespace blockwatch::collector {
+
+struct IngestOptions {
+  bool record_in_memory = false;  // keep streams for recorded_streams()
+  std::string save_dir;           // non-empty: write each stream to DIR/stream-N-pidP.bwrec
+  // Where connection-level messages go (closed streams and why). Default: stderr.
+  std::function<void(const std::string&)> log;
+};
+
+class IngestServer {
+ public:
+  IngestServer(boost::asio::io_context& io, Aggregator& aggregator, IngestOptions options);
+  ~IngestServer();
+
+  // Listens on a Unix socket. A missing parent directory is created with mode
+  // 0700; a stale socket file is replaced. The socket itself is made 0600.
+  bool listen_unix(const std::string& socket_path, std::string* error);
+  // Listens on TCP; `host` must be given explicitly (use 127.0.0.1 for loopback).
+  bool listen_tcp(const std::string& host, uint16_t port, std::string* error);
+  uint16_t tcp_port() const;  // the bound port (useful with port 0)
+
+  // Stops accepting and closes every connection (their streams end as
+  // "disconnected"). Must run on the io_context's thread, or after it stopped.
+  void close();
+
+  size_t open_connections() const { return open_connections_.load(); }
+  size_t total_connections() const { return total_connections_.load(); }
+  size_t rejected_connections() const { return rejected_connections_.load(); }
+
+  // Every stream received so far, concatenated (each begins with its Hello; only
+  // complete, accepted frames). Needs record_in_memory.
+  std::string recorded_streams() const;
+
+  class Connection;
+
+ private:
+  friend class Connection;
+  template <typename Acceptor>
+  void accept_loop(Acceptor* acceptor);
+  void connection_closed(Connection* connection, std::string recorded);
+
+  boost::asio::io_context& io_;
+  Aggregator& aggregator_;
+  IngestOptions options_;
+  std::unique_ptr<boost::asio::local::stream_protocol::acceptor> unix_acceptor_;
+  std::unique_ptr<boost::asio::ip::tcp::acceptor> tcp_acceptor_;
+  std::string socket_path_;
+  std::vector<std::shared_ptr<Connection>> connections_;
+  mutable std::mutex recorded_mutex_;
+  std::vector<std::string> recorded_;  // finished connections' streams
+  std::atomic<size_t> open_connections_{0};
+  std::atomic<size_t> total_connections_{0};
+  std::atomic<size_t> rejected_connections_{0};
+};
+
+}  // namespace blockwatch::collector
