@@ -88,8 +88,11 @@ void copy_label(char* out, const char* label, size_t out_bytes) {
 
 }  // namespace
 
+int64_t g_threshold_ns = 1'000'000;
+
 void capture_init() {
   RecursionGuard guard;
+  g_threshold_ns = config().threshold_ns;
   g_own_range_count = 0;
   dl_iterate_phdr(find_own_ranges, nullptr);
   capture_warm_up_thread();

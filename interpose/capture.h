@@ -28,6 +28,10 @@ inline int64_t monotonic_now_ns() {
   return static_cast<int64_t>(now.tv_sec) * 1'000'000'000 + now.tv_nsec;
 }
 
+// config().threshold_ns, copied by capture_init() into a plain global so the
+// hook path reads it with one load (config() is a function with a static guard).
+extern int64_t g_threshold_ns;
+
 // Find blockwatch's own code range and take the process's first unwind (which
 // locks pthread mutexes ~17 times). Library constructor.
 void capture_init();

@@ -40,6 +40,23 @@ enum : uint8_t {
        : (::blockwatch::interpose::resolve_real_symbols(),               \
           ::blockwatch::interpose::g_real_symbols.field))
 
+// Every shim's first line: a non-worker thread (and a worker inside blockwatch
+// itself is not "non-worker": it takes the slow path) goes straight to the real
+// function: one global load, one TLS load, a tail call. The rest of the shim
+// lives in a separate noinline function so this path saves no registers.
+#define BW_PASS_THROUGH_IF_NOT_WORKER(field, args)                                   \
+  do {                                                                               \
+    const auto bw_fast_real = ::blockwatch::interpose::g_real_symbols.field;         \
+    if (__builtin_expect(bw_fast_real != nullptr, 1) &&                              \
+        __builtin_expect(::blockwatch::interpose::current_mode() ==                  \
+                             ::blockwatch::interpose::kModeNotWorker,                \
+                         1)) {                                                       \
+      return bw_fast_real args;                                                      \
+    }                                                                                \
+  } while (0)
+
+#define BW_SLOW_PATH __attribute__((noinline))
+
 // Runs `call_real` (the real function, arguments bound) on a worker thread: marks
 // the slot "blocked in" for the watchdog, times the call, and reports it when it
 // lasted at least the threshold (always in strict mode, threshold 0). The guard
@@ -56,7 +73,7 @@ inline auto time_blocking_call(const BlockingCall& call, CallReal&& call_real) {
   const int saved_errno = errno;
   const int64_t duration_ns = monotonic_now_ns() - start_ns;
   slot->blocked_in.store(nullptr, std::memory_order_relaxed);
-  if (duration_ns >= config().threshold_ns) report_blocking_call(call, start_ns, duration_ns);
+  if (duration_ns >= g_threshold_ns) report_blocking_call(call, start_ns, duration_ns);
   errno = saved_errno;
   return result;
 }
@@ -64,7 +81,7 @@ inline auto time_blocking_call(const BlockingCall& call, CallReal&& call_real) {
 // Strict mode (threshold 0) reports calls that did not block at all, e.g. a
 // mutex taken by trylock: "could have blocked" is what strict mode is about.
 inline void report_if_strict(const BlockingCall& call) {
-  if (config().threshold_ns != 0) return;
+  if (g_threshold_ns != 0) return;
   RecursionGuard guard;
   const int saved_errno = errno;
   report_blocking_call(call, monotonic_now_ns(), 0);

@@ -14,12 +14,18 @@ auto time_fsync(const char* function, int fd, uint64_t address, CallReal&& call_
 }
 }  // namespace
 
-#define BW_FSYNC_HOOK(name, params, args, fd_expr)                                       \
-  BW_EXPORT int name params {                                                            \
-    auto real_call = BW_REAL(name);                                                      \
-    if (!real_call) return bw::missing_real_function();                                  \
-    if (__builtin_expect(!bw::hook_should_time(), 1)) return real_call args;             \
-    return time_fsync(#name, fd_expr, 0, [&] { return real_call args; });                \
+#define BW_FSYNC_HOOK(name, params, args, fd_expr)                                \
+  namespace {                                                                      \
+  BW_SLOW_PATH int name##_slow params {                                            \
+    auto real_call = BW_REAL(name);                                                \
+    if (!real_call) return bw::missing_real_function();                            \
+    if (!bw::hook_should_time()) return real_call args;                            \
+    return time_fsync(#name, fd_expr, 0, [&] { return real_call args; });          \
+  }                                                                                \
+  }                                                                                \
+  BW_EXPORT int name params {                                                      \
+    BW_PASS_THROUGH_IF_NOT_WORKER(name, args);                                     \
+    return name##_slow args;                                                       \
   }
 
 BW_FSYNC_HOOK(fsync, (int fd), (fd), fd)
@@ -29,7 +35,8 @@ BW_FSYNC_HOOK(sync_file_range,
               (int fd, off64_t offset, off64_t count, unsigned int flags),
               (fd, offset, count, flags), fd)
 
-BW_EXPORT int msync(void* address, size_t length, int flags) {
+namespace {
+BW_SLOW_PATH int msync_slow(void* address, size_t length, int flags) {
   auto real_call = BW_REAL(msync);
   if (!real_call) return bw::missing_real_function();
   // MS_ASYNC only schedules writeback: it never waits, so it is not timed.
@@ -39,8 +46,15 @@ BW_EXPORT int msync(void* address, size_t length, int flags) {
   return time_fsync("msync", -1, reinterpret_cast<uint64_t>(address),
                     [&] { return real_call(address, length, flags); });
 }
+}  // namespace
 
-BW_EXPORT void sync() noexcept {
+BW_EXPORT int msync(void* address, size_t length, int flags) {
+  BW_PASS_THROUGH_IF_NOT_WORKER(msync, (address, length, flags));
+  return msync_slow(address, length, flags);
+}
+
+namespace {
+BW_SLOW_PATH void sync_slow() {
   auto real_call = BW_REAL(sync);
   if (!real_call) return;
   if (__builtin_expect(!bw::hook_should_time(), 1)) return real_call();
@@ -48,4 +62,10 @@ BW_EXPORT void sync() noexcept {
     real_call();
     return 0;
   });
+}
+}  // namespace
+
+BW_EXPORT void sync() noexcept {
+  BW_PASS_THROUGH_IF_NOT_WORKER(sync, ());
+  return sync_slow();
 }

@@ -12,14 +12,20 @@ namespace bw = blockwatch::interpose;
 
 // name, return type, kind, (params), (args): the only things that differ
 // between the shims. `fd` must be the name of the descriptor parameter.
-#define BW_IO_HOOK(ret, name, io_kind, params, args)                                 \
-  BW_EXPORT ret name params {                                                        \
-    auto real_call = BW_REAL(name);                                                  \
-    if (!real_call) return bw::missing_real_function();                              \
-    if (__builtin_expect(!bw::hook_should_time(), 1)) return real_call args;         \
-    const bw::BlockingCall call{                                                     \
-        .kind = io_kind, .function = #name, .address = 0, .fd = fd, .holder_tid = 0};   \
-    return bw::time_blocking_call(call, [&] { return real_call args; });             \
+#define BW_IO_HOOK(ret, name, io_kind, params, args)                                \
+  namespace {                                                                       \
+  BW_SLOW_PATH ret name##_slow params {                                             \
+    auto real_call = BW_REAL(name);                                                 \
+    if (!real_call) return bw::missing_real_function();                             \
+    if (!bw::hook_should_time()) return real_call args;                             \
+    const bw::BlockingCall call{                                                    \
+        .kind = io_kind, .function = #name, .address = 0, .fd = fd, .holder_tid = 0}; \
+    return bw::time_blocking_call(call, [&] { return real_call args; });            \
+  }                                                                                 \
+  }                                                                                 \
+  BW_EXPORT ret name params {                                                       \
+    BW_PASS_THROUGH_IF_NOT_WORKER(name, args);                                      \
+    return name##_slow args;                                                        \
   }
 
 BW_IO_HOOK(ssize_t, read, bw::kKindRead, (int fd, void* buf, size_t count), (fd, buf, count))

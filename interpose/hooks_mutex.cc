@@ -47,7 +47,8 @@ int lock_on_worker(pthread_mutex_t* mutex, const char* function, LockReal&& lock
 
 }  // namespace
 
-BW_EXPORT int pthread_mutex_lock(pthread_mutex_t* mutex) noexcept {
+namespace {
+BW_SLOW_PATH int pthread_mutex_lock_slow(pthread_mutex_t* mutex) {
   auto real_lock = BW_REAL(pthread_mutex_lock);
   if (__builtin_expect(!bw::hook_should_time(), 1)) {
     return real_lock ? real_lock(mutex) : lock_by_trylock(mutex);
@@ -55,22 +56,43 @@ BW_EXPORT int pthread_mutex_lock(pthread_mutex_t* mutex) noexcept {
   if (!real_lock) return lock_by_trylock(mutex);
   return lock_on_worker(mutex, "pthread_mutex_lock", [&] { return real_lock(mutex); });
 }
+}  // namespace
 
-BW_EXPORT int pthread_mutex_timedlock(pthread_mutex_t* mutex, const timespec* abstime) noexcept {
+BW_EXPORT int pthread_mutex_lock(pthread_mutex_t* mutex) noexcept {
+  BW_PASS_THROUGH_IF_NOT_WORKER(pthread_mutex_lock, (mutex));
+  return pthread_mutex_lock_slow(mutex);
+}
+
+namespace {
+BW_SLOW_PATH int pthread_mutex_timedlock_slow(pthread_mutex_t* mutex, const timespec* abstime) {
   auto real_lock = BW_REAL(pthread_mutex_timedlock);
   if (!real_lock) return ENOSYS;
   if (__builtin_expect(!bw::hook_should_time(), 1)) return real_lock(mutex, abstime);
   return lock_on_worker(mutex, "pthread_mutex_timedlock",
                         [&] { return real_lock(mutex, abstime); });
 }
+}  // namespace
 
-BW_EXPORT int pthread_mutex_clocklock(pthread_mutex_t* mutex, clockid_t clock,
-                                      const timespec* abstime) noexcept {
+BW_EXPORT int pthread_mutex_timedlock(pthread_mutex_t* mutex, const timespec* abstime) noexcept {
+  BW_PASS_THROUGH_IF_NOT_WORKER(pthread_mutex_timedlock, (mutex, abstime));
+  return pthread_mutex_timedlock_slow(mutex, abstime);
+}
+
+namespace {
+BW_SLOW_PATH int pthread_mutex_clocklock_slow(pthread_mutex_t* mutex, clockid_t clock,
+                                      const timespec* abstime) {
   auto real_lock = BW_REAL(pthread_mutex_clocklock);
   if (!real_lock) return ENOSYS;
   if (__builtin_expect(!bw::hook_should_time(), 1)) return real_lock(mutex, clock, abstime);
   return lock_on_worker(mutex, "pthread_mutex_clocklock",
                         [&] { return real_lock(mutex, clock, abstime); });
+}
+}  // namespace
+
+BW_EXPORT int pthread_mutex_clocklock(pthread_mutex_t* mutex, clockid_t clock,
+                                      const timespec* abstime) noexcept {
+  BW_PASS_THROUGH_IF_NOT_WORKER(pthread_mutex_clocklock, (mutex, clock, abstime));
+  return pthread_mutex_clocklock_slow(mutex, clock, abstime);
 }
 
 // C11 mutexes are glibc pthread mutexes underneath (same layout, same owner
@@ -95,16 +117,30 @@ int mtx_lock_on_worker(mtx_t* mutex, const char* function, LockReal&& lock_real)
 }
 }  // namespace
 
-BW_EXPORT int mtx_lock(mtx_t* mutex) noexcept {
+namespace {
+BW_SLOW_PATH int mtx_lock_slow(mtx_t* mutex) {
   auto real_lock = BW_REAL(mtx_lock);
   if (!real_lock) return thrd_error;
   if (__builtin_expect(!bw::hook_should_time(), 1)) return real_lock(mutex);
   return mtx_lock_on_worker(mutex, "mtx_lock", [&] { return real_lock(mutex); });
 }
+}  // namespace
 
-BW_EXPORT int mtx_timedlock(mtx_t* __restrict mutex, const timespec* __restrict abstime) noexcept {
+BW_EXPORT int mtx_lock(mtx_t* mutex) noexcept {
+  BW_PASS_THROUGH_IF_NOT_WORKER(mtx_lock, (mutex));
+  return mtx_lock_slow(mutex);
+}
+
+namespace {
+BW_SLOW_PATH int mtx_timedlock_slow(mtx_t* __restrict mutex, const timespec* __restrict abstime) {
   auto real_lock = BW_REAL(mtx_timedlock);
   if (!real_lock) return thrd_error;
   if (__builtin_expect(!bw::hook_should_time(), 1)) return real_lock(mutex, abstime);
   return mtx_lock_on_worker(mutex, "mtx_timedlock", [&] { return real_lock(mutex, abstime); });
+}
+}  // namespace
+
+BW_EXPORT int mtx_timedlock(mtx_t* __restrict mutex, const timespec* __restrict abstime) noexcept {
+  BW_PASS_THROUGH_IF_NOT_WORKER(mtx_timedlock, (mutex, abstime));
+  return mtx_timedlock_slow(mutex, abstime);
 }

@@ -32,13 +32,19 @@ int rwlock_on_worker(pthread_rwlock_t* lock, uint8_t kind, const char* function,
 }  // namespace
 
 // One macro for the six variants: they differ only in arguments and kind.
-#define BW_RWLOCK_HOOK(name, kind, try_fn, params, args)                              \
-  BW_EXPORT int name params noexcept {                                                \
+#define BW_RWLOCK_HOOK(name, kind, try_fn, params, args)                             \
+  namespace {                                                                         \
+  BW_SLOW_PATH int name##_slow params {                                               \
     auto real_lock = BW_REAL(name);                                                   \
     if (!real_lock) return ENOSYS;                                                    \
-    if (__builtin_expect(!bw::hook_should_time(), 1)) return real_lock args;          \
+    if (!bw::hook_should_time()) return real_lock args;                               \
     return rwlock_on_worker(                                                          \
         lock, kind, #name, [&] { return try_fn(lock); }, [&] { return real_lock args; }); \
+  }                                                                                   \
+  }                                                                                   \
+  BW_EXPORT int name params noexcept {                                                \
+    BW_PASS_THROUGH_IF_NOT_WORKER(name, args);                                        \
+    return name##_slow args;                                                          \
   }
 
 BW_RWLOCK_HOOK(pthread_rwlock_rdlock, bw::kKindRwlockRead, pthread_rwlock_tryrdlock,

@@ -35,15 +35,23 @@ int idle_wait(WaitReal&& wait_real) {
 
 }  // namespace
 
-BW_EXPORT int nanosleep(const timespec* duration, timespec* remaining) {
+namespace {
+BW_SLOW_PATH int nanosleep_slow(const timespec* duration, timespec* remaining) {
   auto real_call = BW_REAL(nanosleep);
   if (!real_call) return bw::missing_real_function();
   if (__builtin_expect(!bw::hook_should_time(), 1)) return real_call(duration, remaining);
   return bw::time_blocking_call(sleep_call("nanosleep", bw::kKindSleep),
                                 [&] { return real_call(duration, remaining); });
 }
+}  // namespace
 
-BW_EXPORT int clock_nanosleep(clockid_t clock, int flags, const timespec* duration,
+BW_EXPORT int nanosleep(const timespec* duration, timespec* remaining) {
+  BW_PASS_THROUGH_IF_NOT_WORKER(nanosleep, (duration, remaining));
+  return nanosleep_slow(duration, remaining);
+}
+
+namespace {
+BW_SLOW_PATH int clock_nanosleep_slow(clockid_t clock, int flags, const timespec* duration,
                               timespec* remaining) {
   auto real_call = BW_REAL(clock_nanosleep);
   if (!real_call) return ENOSYS;  // returns the error, errno untouched
@@ -53,24 +61,46 @@ BW_EXPORT int clock_nanosleep(clockid_t clock, int flags, const timespec* durati
   return bw::time_blocking_call(sleep_call("clock_nanosleep", bw::kKindSleep),
                                 [&] { return real_call(clock, flags, duration, remaining); });
 }
+}  // namespace
 
-BW_EXPORT int usleep(useconds_t usec) {
+BW_EXPORT int clock_nanosleep(clockid_t clock, int flags, const timespec* duration,
+                              timespec* remaining) {
+  BW_PASS_THROUGH_IF_NOT_WORKER(clock_nanosleep, (clock, flags, duration, remaining));
+  return clock_nanosleep_slow(clock, flags, duration, remaining);
+}
+
+namespace {
+BW_SLOW_PATH int usleep_slow(useconds_t usec) {
   auto real_call = BW_REAL(usleep);
   if (!real_call) return bw::missing_real_function();
   if (__builtin_expect(!bw::hook_should_time(), 1)) return real_call(usec);
   return bw::time_blocking_call(sleep_call("usleep", bw::kKindSleep),
                                 [&] { return real_call(usec); });
 }
+}  // namespace
 
-BW_EXPORT unsigned int sleep(unsigned int seconds) {
+BW_EXPORT int usleep(useconds_t usec) {
+  BW_PASS_THROUGH_IF_NOT_WORKER(usleep, (usec));
+  return usleep_slow(usec);
+}
+
+namespace {
+BW_SLOW_PATH unsigned int sleep_slow(unsigned int seconds) {
   auto real_call = BW_REAL(sleep);
   if (!real_call) return seconds;
   if (__builtin_expect(!bw::hook_should_time(), 1)) return real_call(seconds);
   return bw::time_blocking_call(sleep_call("sleep", bw::kKindSleep),
                                 [&] { return real_call(seconds); });
 }
+}  // namespace
 
-BW_EXPORT int poll(pollfd* fds, nfds_t nfds, int timeout_ms) {
+BW_EXPORT unsigned int sleep(unsigned int seconds) {
+  BW_PASS_THROUGH_IF_NOT_WORKER(sleep, (seconds));
+  return sleep_slow(seconds);
+}
+
+namespace {
+BW_SLOW_PATH int poll_slow(pollfd* fds, nfds_t nfds, int timeout_ms) {
   auto real_call = BW_REAL(poll);
   if (!real_call) return bw::missing_real_function();
   if (__builtin_expect(!bw::hook_should_time(), 1) || timeout_ms == 0) {
@@ -79,8 +109,15 @@ BW_EXPORT int poll(pollfd* fds, nfds_t nfds, int timeout_ms) {
   return bw::time_blocking_call(sleep_call("poll", bw::kKindPoll),
                                 [&] { return real_call(fds, nfds, timeout_ms); });
 }
+}  // namespace
 
-BW_EXPORT int ppoll(pollfd* fds, nfds_t nfds, const timespec* timeout, const sigset_t* sigmask) {
+BW_EXPORT int poll(pollfd* fds, nfds_t nfds, int timeout_ms) {
+  BW_PASS_THROUGH_IF_NOT_WORKER(poll, (fds, nfds, timeout_ms));
+  return poll_slow(fds, nfds, timeout_ms);
+}
+
+namespace {
+BW_SLOW_PATH int ppoll_slow(pollfd* fds, nfds_t nfds, const timespec* timeout, const sigset_t* sigmask) {
   auto real_call = BW_REAL(ppoll);
   if (!real_call) return bw::missing_real_function();
   if (__builtin_expect(!bw::hook_should_time(), 1) || is_zero(timeout)) {
@@ -89,8 +126,15 @@ BW_EXPORT int ppoll(pollfd* fds, nfds_t nfds, const timespec* timeout, const sig
   return bw::time_blocking_call(sleep_call("ppoll", bw::kKindPoll),
                                 [&] { return real_call(fds, nfds, timeout, sigmask); });
 }
+}  // namespace
 
-BW_EXPORT int select(int nfds, fd_set* __restrict readfds, fd_set* __restrict writefds,
+BW_EXPORT int ppoll(pollfd* fds, nfds_t nfds, const timespec* timeout, const sigset_t* sigmask) {
+  BW_PASS_THROUGH_IF_NOT_WORKER(ppoll, (fds, nfds, timeout, sigmask));
+  return ppoll_slow(fds, nfds, timeout, sigmask);
+}
+
+namespace {
+BW_SLOW_PATH int select_slow(int nfds, fd_set* __restrict readfds, fd_set* __restrict writefds,
                      fd_set* __restrict exceptfds, timeval* __restrict timeout) {
   auto real_call = BW_REAL(select);
   if (!real_call) return bw::missing_real_function();
@@ -101,8 +145,16 @@ BW_EXPORT int select(int nfds, fd_set* __restrict readfds, fd_set* __restrict wr
     return real_call(nfds, readfds, writefds, exceptfds, timeout);
   });
 }
+}  // namespace
 
-BW_EXPORT int pselect(int nfds, fd_set* __restrict readfds, fd_set* __restrict writefds,
+BW_EXPORT int select(int nfds, fd_set* __restrict readfds, fd_set* __restrict writefds,
+                     fd_set* __restrict exceptfds, timeval* __restrict timeout) {
+  BW_PASS_THROUGH_IF_NOT_WORKER(select, (nfds, readfds, writefds, exceptfds, timeout));
+  return select_slow(nfds, readfds, writefds, exceptfds, timeout);
+}
+
+namespace {
+BW_SLOW_PATH int pselect_slow(int nfds, fd_set* __restrict readfds, fd_set* __restrict writefds,
                       fd_set* __restrict exceptfds, const timespec* __restrict timeout,
                       const sigset_t* __restrict sigmask) {
   auto real_call = BW_REAL(pselect);
@@ -114,8 +166,17 @@ BW_EXPORT int pselect(int nfds, fd_set* __restrict readfds, fd_set* __restrict w
     return real_call(nfds, readfds, writefds, exceptfds, timeout, sigmask);
   });
 }
+}  // namespace
 
-BW_EXPORT int epoll_wait(int epfd, epoll_event* events, int max_events, int timeout_ms) {
+BW_EXPORT int pselect(int nfds, fd_set* __restrict readfds, fd_set* __restrict writefds,
+                      fd_set* __restrict exceptfds, const timespec* __restrict timeout,
+                      const sigset_t* __restrict sigmask) {
+  BW_PASS_THROUGH_IF_NOT_WORKER(pselect, (nfds, readfds, writefds, exceptfds, timeout, sigmask));
+  return pselect_slow(nfds, readfds, writefds, exceptfds, timeout, sigmask);
+}
+
+namespace {
+BW_SLOW_PATH int epoll_wait_slow(int epfd, epoll_event* events, int max_events, int timeout_ms) {
   auto real_call = BW_REAL(epoll_wait);
   if (!real_call) return bw::missing_real_function();
   if (__builtin_expect(!bw::hook_should_time(), 1) || timeout_ms == 0) {
@@ -123,8 +184,15 @@ BW_EXPORT int epoll_wait(int epfd, epoll_event* events, int max_events, int time
   }
   return idle_wait([&] { return real_call(epfd, events, max_events, timeout_ms); });
 }
+}  // namespace
 
-BW_EXPORT int epoll_pwait(int epfd, epoll_event* events, int max_events, int timeout_ms,
+BW_EXPORT int epoll_wait(int epfd, epoll_event* events, int max_events, int timeout_ms) {
+  BW_PASS_THROUGH_IF_NOT_WORKER(epoll_wait, (epfd, events, max_events, timeout_ms));
+  return epoll_wait_slow(epfd, events, max_events, timeout_ms);
+}
+
+namespace {
+BW_SLOW_PATH int epoll_pwait_slow(int epfd, epoll_event* events, int max_events, int timeout_ms,
                           const sigset_t* sigmask) {
   auto real_call = BW_REAL(epoll_pwait);
   if (!real_call) return bw::missing_real_function();
@@ -133,8 +201,16 @@ BW_EXPORT int epoll_pwait(int epfd, epoll_event* events, int max_events, int tim
   }
   return idle_wait([&] { return real_call(epfd, events, max_events, timeout_ms, sigmask); });
 }
+}  // namespace
 
-BW_EXPORT int epoll_pwait2(int epfd, epoll_event* events, int max_events,
+BW_EXPORT int epoll_pwait(int epfd, epoll_event* events, int max_events, int timeout_ms,
+                          const sigset_t* sigmask) {
+  BW_PASS_THROUGH_IF_NOT_WORKER(epoll_pwait, (epfd, events, max_events, timeout_ms, sigmask));
+  return epoll_pwait_slow(epfd, events, max_events, timeout_ms, sigmask);
+}
+
+namespace {
+BW_SLOW_PATH int epoll_pwait2_slow(int epfd, epoll_event* events, int max_events,
                            const timespec* timeout, const sigset_t* sigmask) {
   auto real_call = BW_REAL(epoll_pwait2);
   if (!real_call) return bw::missing_real_function();
@@ -142,4 +218,11 @@ BW_EXPORT int epoll_pwait2(int epfd, epoll_event* events, int max_events,
     return real_call(epfd, events, max_events, timeout, sigmask);
   }
   return idle_wait([&] { return real_call(epfd, events, max_events, timeout, sigmask); });
+}
+}  // namespace
+
+BW_EXPORT int epoll_pwait2(int epfd, epoll_event* events, int max_events,
+                           const timespec* timeout, const sigset_t* sigmask) {
+  BW_PASS_THROUGH_IF_NOT_WORKER(epoll_pwait2, (epfd, events, max_events, timeout, sigmask));
+  return epoll_pwait2_slow(epfd, events, max_events, timeout, sigmask);
 }

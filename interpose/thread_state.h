@@ -86,6 +86,7 @@ bool hook_should_time_slow(uint8_t mode);
 inline bool hook_should_time() {
   const uint8_t mode = current_mode();
   if (__builtin_expect(mode == kModeNotWorker, 1)) return false;
+  if (mode == kModeWorker && tls_thread.guard_depth == 0 && tls_thread.slot) return true;
   return hook_should_time_slow(mode);
 }
 
