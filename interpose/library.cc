@@ -24,6 +24,7 @@
 #include "interpose/lifecycle.h"
 #include "interpose/real_symbols.h"
 #include "interpose/thread_state.h"
+#include "interpose/watchdog.h"
 #include "interpose/worker_rules.h"
 
 #define BW_API extern "C" __attribute__((visibility("default")))
@@ -62,6 +63,7 @@ void after_fork_child() {
   g_shut_down.store(false, std::memory_order_relaxed);
   thread_state_after_fork_child();
   agent_after_fork_child();
+  watchdog_after_fork_child();
 }
 
 void at_exit() {
@@ -89,6 +91,7 @@ __attribute__((constructor(101))) void initialise_library() {
   agent_start();
   // Last: from here on, hooks classify threads and time workers.
   thread_state_init();
+  watchdog_start();  // stall/hang watchdog: reads the slots, submits to the agent
   g_active.store(true, std::memory_order_release);
 }
 
@@ -103,6 +106,7 @@ void shutdown_agent_once(const char* reason, int exit_status) {
   if (!g_active.load(std::memory_order_acquire)) return;
   if (g_shut_down.exchange(true)) return;
   RecursionGuard guard;
+  watchdog_stop();  // before the final flush: no record after it
   agent_shutdown(reason, exit_status);
 }
 

@@ -24,6 +24,9 @@ struct Record {
   int32_t tid = 0;
   int32_t holder_tid = 0;    // 0 when unknown
   int32_t fd = -1;
+  // Stalls and hangs: the same on every sample of one stall (wire Event.stall_id).
+  // 32 bits fill what was padding, so the record keeps its size.
+  uint32_t stall_id = 0;
   int64_t start_mono_ns = 0;  // CLOCK_MONOTONIC
   int64_t duration_ns = 0;
   uint64_t address = 0;

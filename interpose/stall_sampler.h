@@ -1,0 +1,50 @@
+// The signal side of stall detection: the watchdog asks one thread at a time for
+// its stack by sending it a realtime signal (tgkill); the handler, running on that
+// thread while the stall is happening, walks the frame-pointer chain from the
+// interrupted context into one shared sample buffer and publishes it with an
+// atomic. The handler is async-signal-safe (see stall_sampler.cc).
+//
+// Only the watchdog thread calls the functions below (one request at a time); they
+// are not hook-path code and may read /proc.
+#pragma once
+
+#include <cstdint>
+
+namespace blockwatch::interpose {
+
+// Install the sample handler for `signal` (SA_SIGINFO|SA_RESTART|SA_ONSTACK).
+// Never steals a signal: if the program already has a handler or ignores it,
+// nothing is installed and false is returned (stalls are then reported without a
+// stack). Also notes blockwatch's own code ranges (dl_iterate_phdr): call from
+// the watchdog thread or the constructor, never from a signal handler.
+bool stall_sampler_install(int signal);
+
+// True while the handler installed above is still the signal's disposition (the
+// program may install its own later: then blockwatch stops sending the signal).
+bool stall_sampler_usable();
+
+// The syscall a thread is blocked in, read from /proc/self/task/TID/syscall.
+// `interruptible` is false when a signal handler would make that syscall return
+// EINTR to the program even with SA_RESTART (sleeps, poll/epoll/select, futex,
+// sigwait, SysV IPC...): such threads are never signalled (invariant 1).
+// `name` is a static string ("nanosleep", "futex", ...) or null when running or
+// unknown.
+struct ThreadSyscall {
+  bool interruptible = true;
+  const char* name = nullptr;
+};
+ThreadSyscall read_thread_syscall(int32_t tid);
+// The same from the file's text (unit tests).
+ThreadSyscall parse_thread_syscall(const char* text);
+
+// Sample the stack of thread `tid` of this process: pcs innermost first,
+// blockwatch's own frames removed. Waits at most `timeout_ns` for the handler.
+// Returns the number of frames, or -1 when the thread did not answer (exited,
+// signal blocked, handler replaced); a handler that answers after the timeout
+// writes nothing. Watchdog thread only (reads /proc/self/maps; allocates nothing).
+int stall_sampler_sample(int32_t tid, uintptr_t* frames, int max_frames, int64_t timeout_ns);
+
+// The sampler state in a fork() child: no request can be in flight there.
+void stall_sampler_after_fork_child();
+
+}  // namespace blockwatch::interpose

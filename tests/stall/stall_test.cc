@@ -1,0 +1,272 @@
+// Stall and hang detection end to end: runs stall_target (stall_target.cc) under
+// LD_PRELOAD=libblockwatch.so with a 20 ms stall threshold, decodes what the
+// library wrote (collector/stream_decoder.h) and checks the stalls found, their
+// sampled stacks and time split, and that the program saw no difference.
+// BW_PRELOAD_LIBRARY and BW_STALL_TARGET are set by CMake.
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "collector/stream_decoder.h"
+
+namespace blockwatch {
+namespace {
+
+using collector::DecodedStream;
+using collector::ResolvedEvent;
+
+struct ScenarioRun {
+  int status = -1;
+  std::string stdout_text;
+  std::vector<ResolvedEvent> events;
+  uint64_t stalls_suppressed = 0;
+  bool has_counters = false;
+};
+
+std::string read_text(const std::filesystem::path& path) {
+  std::ifstream file(path);
+  std::stringstream buffer;
+  buffer << file.rdbuf();
+  return buffer.str();
+}
+
+// Runs one scenario with the preload and `env`; kills it after 20 s.
+ScenarioRun run_scenario(const std::string& scenario, std::map<std::string, std::string> env) {
+  char dir_template[] = "/tmp/bw_stall_XXXXXX";
+  const std::filesystem::path dir = mkdtemp(dir_template);
+  env["LD_PRELOAD"] = BW_PRELOAD_LIBRARY;
+  env["BLOCKWATCH_OUTPUT"] = (dir / "stream.%p.bwrec").string();
+  if (!env.count("BLOCKWATCH_STALL_THRESHOLD")) env["BLOCKWATCH_STALL_THRESHOLD"] = "20ms";
+  std::vector<std::string> env_strings;
+  for (char** e = environ; *e; ++e) {
+    const std::string entry = *e;
+    if (entry.rfind("BLOCKWATCH_", 0) != 0 && entry.rfind("LD_PRELOAD=", 0) != 0) {
+      env_strings.push_back(entry);
+    }
+  }
+  for (const auto& [name, value] : env) env_strings.push_back(name + "=" + value);
+  std::vector<char*> envp;
+  for (std::string& s : env_strings) envp.push_back(s.data());
+  envp.push_back(nullptr);
+  const std::string stdout_path = (dir / "stdout").string();
+  ScenarioRun run;
+  const pid_t pid = fork();
+  if (pid == 0) {
+    const int out = open(stdout_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(out, 1);
+    const char* argv[] = {BW_STALL_TARGET, scenario.c_str(), nullptr};
+    execve(BW_STALL_TARGET, const_cast<char**>(argv), envp.data());
+    _exit(127);
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (waitpid(pid, &run.status, WNOHANG) == 0) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &run.status, 0);
+      ADD_FAILURE() << scenario << " did not finish; killed";
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  run.stdout_text = read_text(stdout_path);
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    if (entry.path().extension() != ".bwrec") continue;
+    DecodedStream stream;
+    EXPECT_TRUE(collector::decode_file(entry.path().string(), &stream)) << stream.error;
+    run.events.insert(run.events.end(), stream.events.begin(), stream.events.end());
+    run.stalls_suppressed += stream.counters.stalls_suppressed();
+    run.has_counters = run.has_counters || stream.has_counters;
+  }
+  std::filesystem::remove_all(dir);
+  return run;
+}
+
+std::vector<ResolvedEvent> of_kind(const ScenarioRun& run, wire::Kind kind) {
+  std::vector<ResolvedEvent> out;
+  for (const ResolvedEvent& e : run.events) {
+    if (e.raw.kind() == kind) out.push_back(e);
+  }
+  return out;
+}
+
+// One event per stall: the latest sample of each stall_id.
+std::map<uint64_t, ResolvedEvent> stalls_by_id(const ScenarioRun& run) {
+  std::map<uint64_t, ResolvedEvent> latest;
+  for (const ResolvedEvent& e : of_kind(run, wire::KIND_STALL)) {
+    auto [it, inserted] = latest.emplace(e.raw.stall_id(), e);
+    if (!inserted && e.raw.duration_ns() > it->second.raw.duration_ns()) it->second = e;
+  }
+  return latest;
+}
+
+bool stack_contains(const ResolvedEvent& e, const std::string& function) {
+  for (const auto& frame : e.stack) {
+    if (frame.function.find(function) != std::string::npos) return true;
+  }
+  return false;
+}
+
+std::string describe(const ScenarioRun& run) {
+  std::string text = "stdout: " + run.stdout_text + "stalls_suppressed: " +
+                     std::to_string(run.stalls_suppressed) + "\nevents:\n";
+  for (const ResolvedEvent& e : run.events) {
+    text += e.kind + " id=" + std::to_string(e.raw.stall_id()) + " sample=" +
+            std::to_string(e.raw.sample()) + " " + std::to_string(e.raw.duration_ns()) +
+            "ns cpu=" + std::to_string(e.raw.cpu_ns()) + " rq=" +
+            std::to_string(e.raw.runqueue_ns()) + " off=" + std::to_string(e.raw.offcpu_ns()) +
+            " tid=" + std::to_string(e.raw.tid()) + " '" + e.thread_name + "' task='" + e.task +
+            "' in=" + e.raw.blocked_in() + ":";
+    for (const auto& frame : e.stack) text += " " + frame.function;
+    text += "\n";
+  }
+  return text;
+}
+
+TEST(Stall, CpuLoopIsOneStallSampledInsideTheLoop) {
+  const ScenarioRun run = run_scenario("cpu_task", {});
+  ASSERT_TRUE(WIFEXITED(run.status) && WEXITSTATUS(run.status) == 0) << describe(run);
+  EXPECT_NE(run.stdout_text.find("errno_after=4242"), std::string::npos) << run.stdout_text;
+  const auto stalls = stalls_by_id(run);
+  ASSERT_EQ(stalls.size(), 1u) << describe(run);
+  const ResolvedEvent& stall = stalls.begin()->second;
+  EXPECT_EQ(stall.task, "cpu_task");
+  EXPECT_TRUE(stall.raw.in_task());
+  EXPECT_GE(stall.raw.duration_ns(), 20'000'000);
+  EXPECT_EQ(stall.raw.blocked_in(), "");
+  // CPU share of the time the thread could run (the machine may be busy: time
+  // spent waiting for a CPU is run queue, not off CPU).
+  const double cpu_share = double(stall.raw.cpu_ns()) /
+                           double(std::max<int64_t>(1, stall.raw.cpu_ns() + stall.raw.offcpu_ns()));
+  EXPECT_LE(stall.raw.cpu_ns() + stall.raw.runqueue_ns(), stall.raw.duration_ns());
+  EXPECT_GT(cpu_share, 0.8) << describe(run);
+  EXPECT_LT(stall.raw.offcpu_ns(), stall.raw.duration_ns() / 5) << describe(run);
+  // Its samples (1x, 2x, 4x, in that order) have the loop on their stacks.
+  uint32_t last_sample = 0;
+  for (const ResolvedEvent& e : of_kind(run, wire::KIND_STALL)) {
+    EXPECT_TRUE(stack_contains(e, "stall_cpu_loop_site")) << describe(run);
+    EXPECT_GT(e.raw.sample(), last_sample) << describe(run);
+    EXPECT_LE(e.raw.sample(), 4u);
+    last_sample = e.raw.sample();
+  }
+}
+
+TEST(Stall, SleepIsAnOffCpuStallInNanosleep) {
+  const ScenarioRun run = run_scenario("sleep_task", {});
+  ASSERT_TRUE(WIFEXITED(run.status) && WEXITSTATUS(run.status) == 0) << describe(run);
+  // The sleep was not cut short by a sampling signal.
+  EXPECT_NE(run.stdout_text.find("nanosleep=0 errno=0"), std::string::npos) << run.stdout_text;
+  const auto stalls = stalls_by_id(run);
+  ASSERT_EQ(stalls.size(), 1u) << describe(run);
+  const ResolvedEvent& stall = stalls.begin()->second;
+  EXPECT_EQ(stall.task, "sleep_task");
+  EXPECT_EQ(stall.raw.blocked_in(), "nanosleep") << describe(run);
+  EXPECT_GT(stall.raw.blocked_ns(), 0);
+  EXPECT_GT(double(stall.raw.offcpu_ns()) / double(stall.raw.duration_ns()), 0.8) << describe(run);
+}
+
+TEST(Stall, EpollLoopSlowTurnIsAStallIdleWaitIsNot) {
+  const ScenarioRun run = run_scenario("epoll_loop", {{"BLOCKWATCH_WORKERS", "main"}});
+  ASSERT_TRUE(WIFEXITED(run.status) && WEXITSTATUS(run.status) == 0) << describe(run);
+  EXPECT_NE(run.stdout_text.find("turns=3"), std::string::npos) << run.stdout_text;
+  const auto stalls = stalls_by_id(run);
+  ASSERT_EQ(stalls.size(), 1u) << describe(run);
+  const ResolvedEvent& stall = stalls.begin()->second;
+  EXPECT_FALSE(stall.raw.in_task());
+  EXPECT_TRUE(stack_contains(stall, "stall_loop_turn_site")) << describe(run);
+  EXPECT_LT(stall.raw.duration_ns(), 150'000'000) << "the idle wait counted as a stall";
+}
+
+TEST(Stall, ShortTasksAreNoStall) {
+  const ScenarioRun run = run_scenario("short_tasks", {});
+  ASSERT_TRUE(WIFEXITED(run.status) && WEXITSTATUS(run.status) == 0) << describe(run);
+  EXPECT_TRUE(of_kind(run, wire::KIND_STALL).empty()) << describe(run);
+}
+
+TEST(Stall, ProgramsOwnSignalIsNeverTaken) {
+  const ScenarioRun run = run_scenario("program_owns_signal", {});
+  ASSERT_TRUE(WIFEXITED(run.status) && WEXITSTATUS(run.status) == 0) << describe(run);
+  EXPECT_NE(run.stdout_text.find("program_signals=0"), std::string::npos) << run.stdout_text;
+  // Still reported, without a stack.
+  const auto stalls = stalls_by_id(run);
+  ASSERT_EQ(stalls.size(), 1u) << describe(run);
+  EXPECT_TRUE(stalls.begin()->second.stack.empty()) << describe(run);
+}
+
+TEST(Stall, BudgetSuppressesAndCounts) {
+  const ScenarioRun run = run_scenario("three_stalls", {{"BLOCKWATCH_STALL_BUDGET", "1"}});
+  ASSERT_TRUE(WIFEXITED(run.status) && WEXITSTATUS(run.status) == 0) << describe(run);
+  EXPECT_EQ(stalls_by_id(run).size(), 1u) << describe(run);
+  EXPECT_EQ(run.stalls_suppressed, 2u) << describe(run);
+}
+
+TEST(Stall, BudgetZeroMeansNoLimit) {
+  const ScenarioRun run = run_scenario("three_stalls", {{"BLOCKWATCH_STALL_BUDGET", "0"}});
+  ASSERT_TRUE(WIFEXITED(run.status) && WEXITSTATUS(run.status) == 0) << describe(run);
+  EXPECT_EQ(stalls_by_id(run).size(), 3u) << describe(run);
+  EXPECT_EQ(run.stalls_suppressed, 0u);
+}
+
+// Threads of the hang scenario, as the program printed them.
+std::map<std::string, int> printed_tids(const std::string& text) {
+  std::map<std::string, int> tids;
+  std::istringstream in(text);
+  std::string word;
+  while (in >> word) {
+    const auto eq = word.find('=');
+    if (eq != std::string::npos) tids[word.substr(0, eq)] = std::atoi(word.c_str() + eq + 1);
+  }
+  return tids;
+}
+
+void expect_hang_dump(const ScenarioRun& run) {
+  const auto tids = printed_tids(run.stdout_text);
+  ASSERT_EQ(tids.size(), 3u) << run.stdout_text;
+  const auto hangs = of_kind(run, wire::KIND_HANG);
+  std::map<int, ResolvedEvent> by_tid;
+  std::set<uint64_t> dump_ids;
+  for (const ResolvedEvent& e : hangs) {
+    EXPECT_TRUE(by_tid.emplace(e.raw.tid(), e).second) << "one dump, one record per thread\n"
+                                                       << describe(run);
+    dump_ids.insert(e.raw.stall_id());
+  }
+  EXPECT_EQ(dump_ids.size(), 1u);
+  for (const auto& [name, tid] : tids) {
+    ASSERT_TRUE(by_tid.count(tid)) << name << " has no hang record\n" << describe(run);
+  }
+  const ResolvedEvent& worker = by_tid.at(tids.at("worker"));
+  EXPECT_TRUE(stack_contains(worker, "hang_spin_site")) << describe(run);
+  EXPECT_EQ(worker.task, "hang_task");
+  EXPECT_GE(worker.raw.duration_ns(), 1'000'000'000);
+  // The helper sleeps: never signalled (that would end its sleep early), so no
+  // stack, but the syscall it is in.
+  EXPECT_NE(by_tid.at(tids.at("helper")).raw.blocked_in().find("nanosleep"), std::string::npos)
+      << describe(run);
+}
+
+TEST(Hang, DumpsEveryThreadOnce) {
+  const ScenarioRun run = run_scenario("hang", {{"BLOCKWATCH_HANG_THRESHOLD", "1s"}});
+  ASSERT_TRUE(WIFEXITED(run.status) && WEXITSTATUS(run.status) == 0) << describe(run);
+  expect_hang_dump(run);
+}
+
+TEST(Hang, DumpIsFlushedBeforeTheProcessDies) {
+  const ScenarioRun run = run_scenario("hang_killed", {{"BLOCKWATCH_HANG_THRESHOLD", "1s"}});
+  ASSERT_TRUE(WIFSIGNALED(run.status) && WTERMSIG(run.status) == SIGKILL) << describe(run);
+  expect_hang_dump(run);
+}
+
+}  // namespace
+}  // namespace blockwatch
