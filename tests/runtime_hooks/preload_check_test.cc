@@ -141,26 +141,40 @@ TEST(PreloadLabels, TasksAllowedReasonsAndSilentNonWorkers) {
   }
 }
 
+// The first event of `kind` whose stack passes through `function_part`.
+const ResolvedEvent* FindByFrame(const DecodedStream& stream, const std::string& kind,
+                                 const std::string& function_part) {
+  for (const ResolvedEvent& e : stream.events) {
+    if (e.kind == kind && StackHas(e, function_part)) return &e;
+  }
+  return nullptr;
+}
+
 TEST(PreloadDemo, PlantedBlockingIsReportedWithItsTask) {
   DecodedStream stream = RunUnderPreload(
       BW_TEST_DEMO_PROGRAM, {"BLOCKWATCH_THRESHOLD=1ms", "BLOCKWATCH_STALL_THRESHOLD=20ms"});
   const std::string all = Describe(stream);
   const std::string task = "pool::HandleRequest";
 
-  const ResolvedEvent* mutex = FindEvent(stream, "mutex", "pool-", task);
+  const ResolvedEvent* mutex = FindByFrame(stream, "mutex", "model::Infer");
   ASSERT_NE(mutex, nullptr) << all;
-  EXPECT_TRUE(StackHas(*mutex, "model::Infer")) << all;
+  EXPECT_NE(mutex->task.find(task), std::string::npos) << all;
   EXPECT_NE(mutex->raw.holder_tid(), 0) << all;
   EXPECT_NE(mutex->raw.holder_tid(), mutex->raw.tid()) << all;
   if (!mutex->holder_name.empty()) EXPECT_EQ(mutex->holder_name, "reloader") << all;
 
-  const ResolvedEvent* fsync = FindEvent(stream, "fsync", "pool-", task);
+  const ResolvedEvent* fsync = FindByFrame(stream, "fsync", "pool::AppendAuditLog");
   ASSERT_NE(fsync, nullptr) << all;
-  EXPECT_TRUE(StackHas(*fsync, "pool::AppendAuditLog")) << all;
+  EXPECT_NE(fsync->task.find(task), std::string::npos) << all;
 
-  const ResolvedEvent* sleep = FindEvent(stream, "sleep", "pool-", task);
-  ASSERT_NE(sleep, nullptr) << all;
-  EXPECT_TRUE(StackHas(*sleep, "pool::BackoffBeforeRetry")) << all;
+  const ResolvedEvent* backoff = FindByFrame(stream, "sleep", "pool::BackoffBeforeRetry");
+  ASSERT_NE(backoff, nullptr) << all;
+  EXPECT_NE(backoff->task.find(task), std::string::npos) << all;
+  EXPECT_TRUE(backoff->allow_reason.empty()) << all;
+
+  const ResolvedEvent* warm_up = FindByFrame(stream, "sleep", "model::LoadVocabulary");
+  ASSERT_NE(warm_up, nullptr) << all;
+  EXPECT_EQ(warm_up->allow_reason, "warm-up: vocabulary loads once on the first request") << all;
 
   for (const ResolvedEvent& e : stream.events) {
     EXPECT_EQ(e.thread_name.rfind("pool-", 0), 0u) << "non-worker reported:\n" << all;
@@ -173,9 +187,10 @@ TEST(PreloadDemo, TokenizerStallIsSampledInsideTheLoop) {
 #endif
   DecodedStream stream = RunUnderPreload(
       BW_TEST_DEMO_PROGRAM, {"BLOCKWATCH_THRESHOLD=1ms", "BLOCKWATCH_STALL_THRESHOLD=20ms"});
-  const ResolvedEvent* stall = FindEvent(stream, "stall", "pool-", "pool::HandleRequest");
+  const ResolvedEvent* stall = FindByFrame(stream, "stall", "model::Tokenize");
   ASSERT_NE(stall, nullptr) << Describe(stream);
-  EXPECT_TRUE(StackHas(*stall, "model::Tokenize")) << Describe(stream);
+  EXPECT_NE(stall->task.find("pool::HandleRequest"), std::string::npos) << Describe(stream);
+  EXPECT_EQ(stall->thread_name.rfind("pool-", 0), 0u) << Describe(stream);
 }
 
 TEST(PreloadGTestListener, FailsExactlyTheTestThatBlockedAWorker) {
