@@ -167,6 +167,13 @@ bool OutputChannel::fd_is_still_ours() const {
   return fd_ >= 0 && fstat(fd_, &st) == 0 && st.st_dev == fd_dev_ && st.st_ino == fd_ino_;
 }
 
+bool OutputChannel::still_ours() {
+  if (fd_ < 0) return false;
+  if (fd_is_still_ours()) return true;
+  fd_ = -1;
+  return false;
+}
+
 OutputChannel::WriteResult OutputChannel::write_some(std::string& bytes) {
   if (fd_ < 0) return WriteResult::kStreamLost;
   if (!fd_is_still_ours()) {
@@ -196,7 +203,8 @@ OutputChannel::WriteResult OutputChannel::write_some(std::string& bytes) {
 }
 
 void OutputChannel::close_stream(int64_t now_mono_ns) {
-  if (fd_ >= 0 && fd_is_still_ours()) close(fd_);
+  if (fd_ < 0) return;  // forgotten (the program took the fd): reopen at once
+  if (fd_is_still_ours()) close(fd_);
   fd_ = -1;
   backoff_ns_ = backoff_ns_ == 0 ? kFirstBackoffNs : std::min(backoff_ns_ * 2, kMaxBackoffNs);
   retry_at_mono_ns_ = now_mono_ns + backoff_ns_;

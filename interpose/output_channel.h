@@ -35,6 +35,11 @@ class OutputChannel {
   // Writes from the front of `bytes` what the kernel takes now, erasing it.
   WriteResult write_some(std::string& bytes);
 
+  // False (and the fd forgotten, never closed: it is the program's now) when the
+  // program closed our fd or dup2()'d over it. Lets the sender reopen before it
+  // encodes into a stream that is already gone.
+  bool still_ours();
+
   // Close our fd if it is still ours (identity checked), and back off.
   void close_stream(int64_t now_mono_ns);
 

@@ -150,6 +150,7 @@ class Sender {
   std::vector<bool> stack_defined_;
   std::unordered_set<uint64_t> symbols_defined_;
   std::unordered_map<uint64_t, std::string> symbol_names_;
+  ElfSymbolizer symbolizer_;
   std::unordered_map<int32_t, std::string> thread_names_;  // tid -> last name seen
   std::vector<ModuleInfo> modules_;
   uint32_t modules_generation_ = 0;
@@ -226,7 +227,10 @@ void Sender::begin_stream() {
 
 const std::string& Sender::symbol_name(uint64_t pc) {
   auto it = symbol_names_.find(pc);
-  if (it == symbol_names_.end()) it = symbol_names_.emplace(pc, symbolize_return_address(pc)).first;
+  if (it == symbol_names_.end()) {
+    const std::string name = symbolizer_.symbolize_return_address(pc, find_module(modules_, pc));
+    it = symbol_names_.emplace(pc, name).first;
+  }
   return it->second;
 }
 
@@ -387,6 +391,7 @@ void Sender::run() {
     const uint32_t wake_seen = wake_word.load(std::memory_order_acquire);
     const bool stopping = stop_requested.load(std::memory_order_acquire);
     const int64_t now = mono_ns();
+    if (channel_.is_open() && !channel_.still_ours()) lose_stream(now);
     if (channel_.try_open(now)) begin_stream();
     maybe_send_modules(false);
     const uint64_t popped_before = global_record_queue().popped_count();

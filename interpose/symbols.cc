@@ -1,14 +1,20 @@
 // Symbolization and the module table (see symbols.h). Sender thread only.
 #include "interpose/symbols.h"
 
+#include <dlfcn.h>
 #include <elf.h>
+#include <fcntl.h>
 #include <link.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
+#include <memory>
+#include <unordered_map>
 
-#include "absl/debugging/symbolize.h"
+#include "absl/debugging/internal/demangle.h"
 
 namespace blockwatch::interpose {
 namespace {
@@ -104,11 +110,130 @@ std::string clean_rust_symbol(std::string_view name) {
   return out;
 }
 
-std::string symbolize_return_address(uint64_t pc) {
-  if (pc == 0) return {};
-  char name[1024];
-  if (!absl::Symbolize(reinterpret_cast<const void*>(pc - 1), name, sizeof name)) return {};
+std::string demangle_symbol(const char* name) {
+  if (name[0] == '_' && name[1] == 'Z') {
+    char demangled[1024];
+    if (absl::debugging_internal::Demangle(name, demangled, sizeof demangled)) {
+      return clean_rust_symbol(demangled);
+    }
+  }
   return clean_rust_symbol(name);
+}
+
+// The function symbols of one object file, from a read-only mapping of it that is
+// kept (names point into it); the fd is closed right after mmap.
+struct ElfSymbolizer::Table {
+  struct Entry {
+    uint64_t start;  // st_value: link-time address
+    uint64_t end;
+    const char* name;
+  };
+  std::vector<Entry> entries;  // sorted by start
+
+  void load(const std::string& path);
+  void add_symbols(const char* image, size_t size, const ElfW(Shdr) & symbols,
+                   const ElfW(Shdr) & strings);
+  const char* lookup(uint64_t address) const {
+    auto it = std::upper_bound(entries.begin(), entries.end(), address,
+                               [](uint64_t value, const Entry& e) { return value < e.start; });
+    if (it == entries.begin()) return nullptr;
+    --it;
+    return address < it->end ? it->name : nullptr;
+  }
+};
+
+struct ElfSymbolizer::Tables {
+  std::unordered_map<std::string, std::unique_ptr<Table>> by_path;
+};
+
+void ElfSymbolizer::Table::add_symbols(const char* image, size_t size, const ElfW(Shdr) & symbols,
+                                       const ElfW(Shdr) & strings) {
+  if (symbols.sh_offset + symbols.sh_size > size || strings.sh_offset + strings.sh_size > size ||
+      symbols.sh_entsize != sizeof(ElfW(Sym))) {
+    return;
+  }
+  const auto* sym = reinterpret_cast<const ElfW(Sym)*>(image + symbols.sh_offset);
+  const size_t count = symbols.sh_size / sizeof(ElfW(Sym));
+  const char* names = image + strings.sh_offset;
+  for (size_t i = 0; i < count; ++i) {
+    const int type = ELF64_ST_TYPE(sym[i].st_info);
+    if ((type != STT_FUNC && type != STT_GNU_IFUNC) || sym[i].st_shndx == SHN_UNDEF ||
+        sym[i].st_value == 0 || sym[i].st_name >= strings.sh_size) {
+      continue;
+    }
+    const uint64_t end = sym[i].st_value + std::max<uint64_t>(sym[i].st_size, 1);
+    entries.push_back({sym[i].st_value, end, names + sym[i].st_name});
+  }
+}
+
+void ElfSymbolizer::Table::load(const std::string& path) {
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  struct stat st{};
+  void* map = MAP_FAILED;
+  if (fstat(fd, &st) == 0 && static_cast<size_t>(st.st_size) >= sizeof(ElfW(Ehdr))) {
+    map = mmap(nullptr, st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+  }
+  close(fd);  // the mapping stays valid without it: no fd of ours lingers
+  if (map == MAP_FAILED) return;
+  const char* image = static_cast<const char*>(map);
+  const size_t size = st.st_size;
+  const auto* header = reinterpret_cast<const ElfW(Ehdr)*>(image);
+  const bool valid = memcmp(header->e_ident, ELFMAG, SELFMAG) == 0 &&
+                     header->e_ident[EI_CLASS] == ELFCLASS64 &&
+                     header->e_shentsize == sizeof(ElfW(Shdr)) &&
+                     header->e_shoff + uint64_t{header->e_shnum} * sizeof(ElfW(Shdr)) <= size;
+  if (valid) {
+    const auto* sections = reinterpret_cast<const ElfW(Shdr)*>(image + header->e_shoff);
+    for (int i = 0; i < header->e_shnum; ++i) {
+      const ElfW(Shdr)& section = sections[i];
+      if ((section.sh_type == SHT_SYMTAB || section.sh_type == SHT_DYNSYM) &&
+          section.sh_link < header->e_shnum) {
+        add_symbols(image, size, section, sections[section.sh_link]);
+      }
+    }
+  }
+  if (entries.empty()) {
+    munmap(map, size);
+    return;
+  }
+  // Aliases share an address (getpid, __getpid): the lookup takes the last entry at
+  // or below the address, so sort the public name (fewest leading '_') last.
+  auto underscores = [](const char* name) { return strspn(name, "_"); };
+  std::sort(entries.begin(), entries.end(), [&](const Entry& a, const Entry& b) {
+    if (a.start != b.start) return a.start < b.start;
+    return underscores(a.name) > underscores(b.name);
+  });
+}
+
+ElfSymbolizer::ElfSymbolizer() : tables_(new Tables) {}
+ElfSymbolizer::~ElfSymbolizer() { delete tables_; }
+
+ElfSymbolizer::Table* ElfSymbolizer::table_for(const std::string& path) {
+  auto [it, inserted] = tables_->by_path.try_emplace(path);
+  if (inserted) {
+    it->second = std::make_unique<Table>();
+    it->second->load(path);
+  }
+  return it->second.get();
+}
+
+std::string ElfSymbolizer::symbolize_return_address(uint64_t pc, const ModuleInfo* module) {
+  if (pc == 0) return {};
+  const uint64_t address = pc - 1;
+  if (module && !module->path.empty()) {
+    const Table* table = table_for(module->path);
+    if (const char* name = table->lookup(address - module->base)) return demangle_symbol(name);
+    if (!table->entries.empty()) return {};
+  }
+  // No readable file (the vDSO, a deleted object): the dynamic symbols the loader
+  // knows, when one contains the address.
+  Dl_info info{};
+  if (dladdr(reinterpret_cast<void*>(address), &info) && info.dli_sname && info.dli_saddr &&
+      reinterpret_cast<uint64_t>(info.dli_saddr) <= address) {
+    return demangle_symbol(info.dli_sname);
+  }
+  return {};
 }
 
 namespace {

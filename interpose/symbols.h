@@ -1,7 +1,14 @@
-// Symbolization of program counters on the sender thread: absl::Symbolize for the
-// function name (C++ demangled), plus a Rust legacy-mangling cleanup that absl does
-// not do, and the loaded-module table (dl_iterate_phdr) for module path, load bias
-// and build id. Sender thread only: allocates, may take the loader's lock.
+// Symbolization of program counters on the sender thread, and the loaded-module
+// table (dl_iterate_phdr) for module path, load bias and build id. Sender thread
+// only: allocates, may take the loader's lock.
+//
+// Why not absl::Symbolize: it keeps the object files it read open in a cached
+// symbolizer, lseek()s those fds later, closes them when the address map changes,
+// and logs to stderr when they fail. In a program that closes every fd and reuses
+// the numbers, that means moving the file offset of, or closing, the program's
+// own fds. ElfSymbolizer mmaps each object once, closes the fd at once, and reads
+// .symtab/.dynsym from memory; names are demangled with absl's (fd-free)
+// demangler, then Rust legacy names are cleaned.
 #pragma once
 
 #include <cstdint>
@@ -13,9 +20,30 @@
 
 namespace blockwatch::interpose {
 
-// The function containing return address `pc` (looked up at pc - 1, the call
-// instruction), demangled; empty when unknown.
-std::string symbolize_return_address(uint64_t pc);
+// Function names from the ELF symbol tables of loaded objects. Keeps one read-only
+// mapping per object it was asked about (no fd), never unmapped.
+class ElfSymbolizer {
+ public:
+  ElfSymbolizer();
+  ~ElfSymbolizer();
+  ElfSymbolizer(const ElfSymbolizer&) = delete;
+  ElfSymbolizer& operator=(const ElfSymbolizer&) = delete;
+
+  // The function containing return address `pc` (looked up at pc - 1, the call
+  // instruction) of `module` (nullptr: unknown module), demangled; empty when
+  // unknown.
+  std::string symbolize_return_address(uint64_t pc, const ModuleInfo* module);
+
+ private:
+  struct Table;
+  Table* table_for(const std::string& path);
+  struct Tables;
+  Tables* tables_;
+};
+
+// Demangles a symbol name (C++ with absl's demangler, Rust legacy cleaned);
+// returns it unchanged when it is not mangled.
+std::string demangle_symbol(const char* name);
 
 // Rust legacy symbols (`_ZN...17h<16 hex>E`): absl demangles the simple ones to
 // `a::b::h0123456789abcdef` and gives up on those with `$` escapes. This turns

@@ -43,14 +43,41 @@ __attribute__((noinline)) uint64_t caller_of_return_address_here() {
   return pc;
 }
 
+std::string symbolize(ElfSymbolizer& symbolizer, uint64_t pc) {
+  static const auto modules = enumerate_modules();
+  return symbolizer.symbolize_return_address(pc, find_module(modules, pc));
+}
+
 TEST(Symbolize, ReturnAddressInsideKnownFunction) {
+  ElfSymbolizer symbolizer;
   const uint64_t pc = caller_of_return_address_here();
-  EXPECT_NE(symbolize_return_address(pc).find("caller_of_return_address_here"), std::string::npos)
-      << symbolize_return_address(pc);
+  EXPECT_NE(symbolize(symbolizer, pc).find("caller_of_return_address_here"), std::string::npos)
+      << symbolize(symbolizer, pc);
   // One past the start of the Rust-like function: still inside it.
   const uint64_t rust_pc = reinterpret_cast<uint64_t>(&rust_like_function) + 2;
-  EXPECT_EQ(symbolize_return_address(rust_pc), "demo::Worker<T>::run");
-  EXPECT_EQ(symbolize_return_address(0), "");
+  EXPECT_EQ(symbolize(symbolizer, rust_pc), "demo::Worker<T>::run");
+  EXPECT_EQ(symbolize(symbolizer, 0), "");
+  // A libc function, from .dynsym of a stripped library.
+  EXPECT_EQ(symbolize(symbolizer, reinterpret_cast<uint64_t>(&getpid) + 2), "getpid");
+}
+
+// The symbolizer keeps no fd open: a program that closes every fd or reuses the
+// numbers never has its files read, moved or closed by us.
+TEST(Symbolize, KeepsNoFileDescriptorOpen) {
+  ElfSymbolizer symbolizer;
+  const int probe_before = dup(0);
+  close(probe_before);
+  symbolize(symbolizer, reinterpret_cast<uint64_t>(&getpid) + 2);
+  symbolize(symbolizer, caller_of_return_address_here());
+  const int probe_after = dup(0);
+  close(probe_after);
+  EXPECT_EQ(probe_after, probe_before);  // the lowest free fd did not move
+}
+
+TEST(Demangle, CxxAndRust) {
+  EXPECT_EQ(demangle_symbol("_ZN2ns1fEi"), "ns::f()");
+  EXPECT_EQ(demangle_symbol("_ZN3foo3bar17h0123456789abcdefE"), "foo::bar");
+  EXPECT_EQ(demangle_symbol("main"), "main");
 }
 
 TEST(Modules, MainProgramAndLibcWithBuildIds) {
