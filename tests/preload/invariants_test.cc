@@ -105,6 +105,13 @@ TEST(Invariants, ExecWithFollowChildrenWatchesTheNewImage) {
   const RunResult run = run_target("exec", env);
   ASSERT_TRUE(run.exited_with(0)) << run.stderr_text;
   EXPECT_EQ(count_with_exe_event(run, "exec_child_site"), 1u);
+  // The old image's record (main thread, before exec) was flushed before exec
+  // replaced it, and kept: the new image continues the same file.
+  bool old_image_event = false;
+  for (const DecodedEvent& e : run.events()) {
+    old_image_event |= e.event.tid() == run.pid && !e.stack_contains("exec_child_site");
+  }
+  EXPECT_TRUE(old_image_event) << describe(run.events());
 }
 
 TEST(Invariants, ClosingEveryFdAndDup2OverTheOutputDoesNotHurtTheProgram) {
