@@ -80,7 +80,9 @@ void futex_wake_all(std::atomic<uint32_t>& word) {
 struct CallbackRegistration {
   bw_event_callback callback;
   void* arg;
+  CallbackRegistration* retired_next;  // replaced ones stay reachable (not a leak)
 };
+constinit std::atomic<CallbackRegistration*> g_retired_callbacks{nullptr};
 constinit std::atomic<CallbackRegistration*> g_callback{nullptr};
 constinit std::atomic<uint32_t> g_in_callback{0};
 
@@ -108,6 +110,9 @@ class Sender {
   std::atomic<uint64_t> threads_seen{0};
   char goodbye_reason[16] = {};
   int goodbye_status = 0;
+  // A replaced sender (restart, fork child) is kept, never freed: a late bw_flush
+  // may still read it. Listed so it stays reachable.
+  Sender* retired_next = nullptr;
 
   void wake() {
     wake_word.fetch_add(1, std::memory_order_release);
@@ -163,6 +168,15 @@ class Sender {
 
 namespace {
 constinit std::atomic<Sender*> g_sender{nullptr};
+constinit std::atomic<Sender*> g_retired_senders{nullptr};
+
+// Not for the hook path (senders are replaced only by start and fork).
+void retire(Sender* sender) {
+  if (!sender) return;
+  sender->retired_next = g_retired_senders.load(std::memory_order_relaxed);
+  while (!g_retired_senders.compare_exchange_weak(sender->retired_next, sender)) {
+  }
+}
 }  // namespace
 
 CountersInfo sender_counters() {
@@ -459,6 +473,7 @@ bool sender_start(const SenderOptions& options) {
   Sender* current = g_sender.load(std::memory_order_acquire);
   if (current && !current->finished.load(std::memory_order_acquire)) return false;
   // A finished sender's memory is kept (leaked): a late bw_flush may still read it.
+  retire(current);
   auto* sender = new Sender(options);
   pthread_attr_t attr;
   pthread_attr_init(&attr);
@@ -518,6 +533,7 @@ void sender_after_fork_child() {
   const bool parent_stopping = parent->stop_requested.load(std::memory_order_acquire);
   SenderOptions options = parent->options();
   g_sender.store(nullptr, std::memory_order_release);
+  retire(parent);
   if (parent_stopping || !options.follow_forks) {
     set_agent_shut_down(true);
     return;
@@ -546,8 +562,13 @@ int sender_flush(int timeout_ms) {
 }
 
 int sender_set_event_callback(bw_event_callback callback, void* arg) {
-  auto* registration = callback ? new CallbackRegistration{callback, arg} : nullptr;
-  g_callback.store(registration, std::memory_order_seq_cst);
+  auto* registration = callback ? new CallbackRegistration{callback, arg, nullptr} : nullptr;
+  CallbackRegistration* old = g_callback.exchange(registration, std::memory_order_seq_cst);
+  if (old) {
+    old->retired_next = g_retired_callbacks.load(std::memory_order_relaxed);
+    while (!g_retired_callbacks.compare_exchange_weak(old->retired_next, old)) {
+    }
+  }
   if (agent_own_thread_flag) return 0;
   // Wait until a call of the previous callback returned (bounded).
   const int64_t deadline = mono_ns() + 1'000'000'000;

@@ -169,7 +169,7 @@ void ElfSymbolizer::Table::add_symbols(const char* image, size_t size, const Elf
 void ElfSymbolizer::Table::load(const std::string& path) {
   const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return;
-  struct stat st{};
+  struct stat st {};
   void* map = MAP_FAILED;
   if (fstat(fd, &st) == 0 && static_cast<size_t>(st.st_size) >= sizeof(ElfW(Ehdr))) {
     map = mmap(nullptr, st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
