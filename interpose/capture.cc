@@ -58,11 +58,16 @@ uint8_t fd_type_of(int fd) {
   struct stat st;
   if (fd < 0 || fstat(fd, &st) != 0) return 0;  // FD_UNKNOWN
   switch (st.st_mode & S_IFMT) {
-    case S_IFREG: return 1;   // FD_REGULAR
-    case S_IFSOCK: return 2;  // FD_SOCKET
-    case S_IFIFO: return 3;   // FD_PIPE
-    case S_IFCHR: return isatty(fd) ? 4 : 5;  // FD_TTY : FD_CHAR
-    default: return 6;        // FD_OTHER
+    case S_IFREG:
+      return 1;  // FD_REGULAR
+    case S_IFSOCK:
+      return 2;  // FD_SOCKET
+    case S_IFIFO:
+      return 3;  // FD_PIPE
+    case S_IFCHR:
+      return isatty(fd) ? 4 : 5;  // FD_TTY : FD_CHAR
+    default:
+      return 6;  // FD_OTHER
   }
 }
 

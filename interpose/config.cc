@@ -34,8 +34,7 @@ void read_duration(const char* name, int64_t* value_ns, const char* default_text
     *value_ns = *parsed;
     return;
   }
-  fprintf(stderr,
-          "blockwatch: %s='%s' is not a duration (examples: 0, 250us, 1ms, 2s); using %s\n",
+  fprintf(stderr, "blockwatch: %s='%s' is not a duration (examples: 0, 250us, 1ms, 2s); using %s\n",
           name, text, default_text);
 }
 
@@ -69,7 +68,8 @@ Config load_config() {
     if (v == "abort") {
       c.abort_on_blocking = true;
     } else if (v != "report" && !v.empty()) {
-      fprintf(stderr, "blockwatch: BLOCKWATCH_ON_BLOCKING='%s' is not 'report' or 'abort'; using report\n",
+      fprintf(stderr,
+              "blockwatch: BLOCKWATCH_ON_BLOCKING='%s' is not 'report' or 'abort'; using report\n",
               action);
     }
   }

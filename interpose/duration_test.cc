@@ -20,8 +20,8 @@ TEST(ParseDuration, AcceptsDocumentedForms) {
 }
 
 TEST(ParseDuration, RejectsGarbage) {
-  for (const char* bad : {"", "abc", "ms", "1", "5 ms", "1msx", "1m", "1h", "-1ms", "1.ms",
-                          ".5ms", "1.5.2ms", "1e3ns", "ms1", "1.0000000001s"}) {
+  for (const char* bad : {"", "abc", "ms", "1", "5 ms", "1msx", "1m", "1h", "-1ms", "1.ms", ".5ms",
+                          "1.5.2ms", "1e3ns", "ms1", "1.0000000001s"}) {
     EXPECT_FALSE(parse_duration_ns(bad).has_value()) << "'" << bad << "'";
   }
 }

@@ -34,25 +34,25 @@ enum : uint8_t {
 
 // The real function for `field`, resolving the table on first use. Null only
 // while this thread is itself inside dlsym, or if libc lacks the symbol.
-#define BW_REAL(field)                                                   \
+#define BW_REAL(field)                                                           \
   (__builtin_expect(::blockwatch::interpose::g_real_symbols.field != nullptr, 1) \
-       ? ::blockwatch::interpose::g_real_symbols.field                  \
-       : (::blockwatch::interpose::resolve_real_symbols(),               \
+       ? ::blockwatch::interpose::g_real_symbols.field                           \
+       : (::blockwatch::interpose::resolve_real_symbols(),                       \
           ::blockwatch::interpose::g_real_symbols.field))
 
 // Every shim's first line: a non-worker thread (and a worker inside blockwatch
 // itself is not "non-worker": it takes the slow path) goes straight to the real
 // function: one global load, one TLS load, a tail call. The rest of the shim
 // lives in a separate noinline function so this path saves no registers.
-#define BW_PASS_THROUGH_IF_NOT_WORKER(field, args)                                   \
-  do {                                                                               \
-    const auto bw_fast_real = ::blockwatch::interpose::g_real_symbols.field;         \
-    if (__builtin_expect(bw_fast_real != nullptr, 1) &&                              \
-        __builtin_expect(::blockwatch::interpose::current_mode() ==                  \
-                             ::blockwatch::interpose::kModeNotWorker,                \
-                         1)) {                                                       \
-      return bw_fast_real args;                                                      \
-    }                                                                                \
+#define BW_PASS_THROUGH_IF_NOT_WORKER(field, args)                                              \
+  do {                                                                                          \
+    const auto bw_fast_real = ::blockwatch::interpose::g_real_symbols.field;                    \
+    if (__builtin_expect(bw_fast_real != nullptr, 1) &&                                         \
+        __builtin_expect(                                                                       \
+            ::blockwatch::interpose::current_mode() == ::blockwatch::interpose::kModeNotWorker, \
+            1)) {                                                                               \
+      return bw_fast_real args;                                                                 \
+    }                                                                                           \
   } while (0)
 
 #define BW_SLOW_PATH __attribute__((noinline))

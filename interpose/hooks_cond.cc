@@ -30,18 +30,18 @@ int cond_wait_on_worker(pthread_cond_t* cond, const char* function, WaitReal&& w
 }  // namespace
 
 // field: the real-symbols entry; exported: the shim's own (versioned) name.
-#define BW_COND_HOOK(exported, field, function, params, args)                    \
-  namespace {                                                                    \
-  BW_SLOW_PATH int exported##_slow params {                                      \
-    auto real_wait = BW_REAL(field);                                             \
-    if (!real_wait) return ENOSYS;                                               \
-    if (!bw::hook_should_time()) return real_wait args;                          \
-    return cond_wait_on_worker(cond, function, [&] { return real_wait args; });  \
-  }                                                                              \
-  }                                                                              \
+#define BW_COND_HOOK(exported, field, function, params, args)                   \
+  namespace {                                                                   \
+  BW_SLOW_PATH int exported##_slow params {                                     \
+    auto real_wait = BW_REAL(field);                                            \
+    if (!real_wait) return ENOSYS;                                              \
+    if (!bw::hook_should_time()) return real_wait args;                         \
+    return cond_wait_on_worker(cond, function, [&] { return real_wait args; }); \
+  }                                                                             \
+  }                                                                             \
   extern "C" __attribute__((visibility("default"))) int exported params {       \
-    BW_PASS_THROUGH_IF_NOT_WORKER(field, args);                                  \
-    return exported##_slow args;                                                 \
+    BW_PASS_THROUGH_IF_NOT_WORKER(field, args);                                 \
+    return exported##_slow args;                                                \
   }
 
 BW_COND_HOOK(blockwatch_cond_wait, pthread_cond_wait, "pthread_cond_wait",
@@ -64,7 +64,7 @@ __asm__(".symver blockwatch_cond_timedwait_2_2_5, pthread_cond_timedwait@GLIBC_2
 // Only one version exists: an ordinary shim.
 namespace {
 BW_SLOW_PATH int pthread_cond_clockwait_slow(pthread_cond_t* cond, pthread_mutex_t* mutex,
-                                     clockid_t clock, const timespec* abstime) {
+                                             clockid_t clock, const timespec* abstime) {
   auto real_wait = BW_REAL(pthread_cond_clockwait);
   if (!real_wait) return ENOSYS;
   if (__builtin_expect(!bw::hook_should_time(), 1)) return real_wait(cond, mutex, clock, abstime);
@@ -73,8 +73,8 @@ BW_SLOW_PATH int pthread_cond_clockwait_slow(pthread_cond_t* cond, pthread_mutex
 }
 }  // namespace
 
-BW_EXPORT int pthread_cond_clockwait(pthread_cond_t* cond, pthread_mutex_t* mutex,
-                                     clockid_t clock, const timespec* abstime) noexcept {
+BW_EXPORT int pthread_cond_clockwait(pthread_cond_t* cond, pthread_mutex_t* mutex, clockid_t clock,
+                                     const timespec* abstime) noexcept {
   BW_PASS_THROUGH_IF_NOT_WORKER(pthread_cond_clockwait, (cond, mutex, clock, abstime));
   return pthread_cond_clockwait_slow(cond, mutex, clock, abstime);
 }

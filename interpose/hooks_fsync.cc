@@ -14,25 +14,24 @@ auto time_fsync(const char* function, int fd, uint64_t address, CallReal&& call_
 }
 }  // namespace
 
-#define BW_FSYNC_HOOK(name, params, args, fd_expr)                                \
-  namespace {                                                                      \
-  BW_SLOW_PATH int name##_slow params {                                            \
-    auto real_call = BW_REAL(name);                                                \
-    if (!real_call) return bw::missing_real_function();                            \
-    if (!bw::hook_should_time()) return real_call args;                            \
-    return time_fsync(#name, fd_expr, 0, [&] { return real_call args; });          \
-  }                                                                                \
-  }                                                                                \
-  BW_EXPORT int name params {                                                      \
-    BW_PASS_THROUGH_IF_NOT_WORKER(name, args);                                     \
-    return name##_slow args;                                                       \
+#define BW_FSYNC_HOOK(name, params, args, fd_expr)                        \
+  namespace {                                                             \
+  BW_SLOW_PATH int name##_slow params {                                   \
+    auto real_call = BW_REAL(name);                                       \
+    if (!real_call) return bw::missing_real_function();                   \
+    if (!bw::hook_should_time()) return real_call args;                   \
+    return time_fsync(#name, fd_expr, 0, [&] { return real_call args; }); \
+  }                                                                       \
+  }                                                                       \
+  BW_EXPORT int name params {                                             \
+    BW_PASS_THROUGH_IF_NOT_WORKER(name, args);                            \
+    return name##_slow args;                                              \
   }
 
 BW_FSYNC_HOOK(fsync, (int fd), (fd), fd)
 BW_FSYNC_HOOK(fdatasync, (int fd), (fd), fd)
 BW_FSYNC_HOOK(syncfs, (int fd) noexcept, (fd), fd)
-BW_FSYNC_HOOK(sync_file_range,
-              (int fd, off64_t offset, off64_t count, unsigned int flags),
+BW_FSYNC_HOOK(sync_file_range, (int fd, off64_t offset, off64_t count, unsigned int flags),
               (fd, offset, count, flags), fd)
 
 namespace {

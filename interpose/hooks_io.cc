@@ -12,20 +12,20 @@ namespace bw = blockwatch::interpose;
 
 // name, return type, kind, (params), (args): the only things that differ
 // between the shims. `fd` must be the name of the descriptor parameter.
-#define BW_IO_HOOK(ret, name, io_kind, params, args)                                \
-  namespace {                                                                       \
-  BW_SLOW_PATH ret name##_slow params {                                             \
-    auto real_call = BW_REAL(name);                                                 \
-    if (!real_call) return bw::missing_real_function();                             \
-    if (!bw::hook_should_time()) return real_call args;                             \
-    const bw::BlockingCall call{                                                    \
+#define BW_IO_HOOK(ret, name, io_kind, params, args)                                  \
+  namespace {                                                                         \
+  BW_SLOW_PATH ret name##_slow params {                                               \
+    auto real_call = BW_REAL(name);                                                   \
+    if (!real_call) return bw::missing_real_function();                               \
+    if (!bw::hook_should_time()) return real_call args;                               \
+    const bw::BlockingCall call{                                                      \
         .kind = io_kind, .function = #name, .address = 0, .fd = fd, .holder_tid = 0}; \
-    return bw::time_blocking_call(call, [&] { return real_call args; });            \
-  }                                                                                 \
-  }                                                                                 \
-  BW_EXPORT ret name params {                                                       \
-    BW_PASS_THROUGH_IF_NOT_WORKER(name, args);                                      \
-    return name##_slow args;                                                        \
+    return bw::time_blocking_call(call, [&] { return real_call args; });              \
+  }                                                                                   \
+  }                                                                                   \
+  BW_EXPORT ret name params {                                                         \
+    BW_PASS_THROUGH_IF_NOT_WORKER(name, args);                                        \
+    return name##_slow args;                                                          \
   }
 
 BW_IO_HOOK(ssize_t, read, bw::kKindRead, (int fd, void* buf, size_t count), (fd, buf, count))
@@ -33,22 +33,21 @@ BW_IO_HOOK(ssize_t, write, bw::kKindWrite, (int fd, const void* buf, size_t coun
            (fd, buf, count))
 BW_IO_HOOK(ssize_t, pread, bw::kKindRead, (int fd, void* buf, size_t count, off_t offset),
            (fd, buf, count, offset))
-BW_IO_HOOK(ssize_t, pwrite, bw::kKindWrite,
-           (int fd, const void* buf, size_t count, off_t offset), (fd, buf, count, offset))
+BW_IO_HOOK(ssize_t, pwrite, bw::kKindWrite, (int fd, const void* buf, size_t count, off_t offset),
+           (fd, buf, count, offset))
 BW_IO_HOOK(ssize_t, pread64, bw::kKindRead, (int fd, void* buf, size_t count, off64_t offset),
            (fd, buf, count, offset))
 BW_IO_HOOK(ssize_t, pwrite64, bw::kKindWrite,
            (int fd, const void* buf, size_t count, off64_t offset), (fd, buf, count, offset))
-BW_IO_HOOK(ssize_t, readv, bw::kKindRead, (int fd, const iovec* iov, int iovcnt),
-           (fd, iov, iovcnt))
+BW_IO_HOOK(ssize_t, readv, bw::kKindRead, (int fd, const iovec* iov, int iovcnt), (fd, iov, iovcnt))
 BW_IO_HOOK(ssize_t, writev, bw::kKindWrite, (int fd, const iovec* iov, int iovcnt),
            (fd, iov, iovcnt))
-BW_IO_HOOK(ssize_t, preadv, bw::kKindRead,
-           (int fd, const iovec* iov, int iovcnt, off_t offset), (fd, iov, iovcnt, offset))
-BW_IO_HOOK(ssize_t, pwritev, bw::kKindWrite,
-           (int fd, const iovec* iov, int iovcnt, off_t offset), (fd, iov, iovcnt, offset))
-BW_IO_HOOK(ssize_t, preadv64, bw::kKindRead,
-           (int fd, const iovec* iov, int iovcnt, off64_t offset), (fd, iov, iovcnt, offset))
+BW_IO_HOOK(ssize_t, preadv, bw::kKindRead, (int fd, const iovec* iov, int iovcnt, off_t offset),
+           (fd, iov, iovcnt, offset))
+BW_IO_HOOK(ssize_t, pwritev, bw::kKindWrite, (int fd, const iovec* iov, int iovcnt, off_t offset),
+           (fd, iov, iovcnt, offset))
+BW_IO_HOOK(ssize_t, preadv64, bw::kKindRead, (int fd, const iovec* iov, int iovcnt, off64_t offset),
+           (fd, iov, iovcnt, offset))
 BW_IO_HOOK(ssize_t, pwritev64, bw::kKindWrite,
            (int fd, const iovec* iov, int iovcnt, off64_t offset), (fd, iov, iovcnt, offset))
 BW_IO_HOOK(ssize_t, recv, bw::kKindRead, (int fd, void* buf, size_t len, int flags),
@@ -62,8 +61,7 @@ BW_IO_HOOK(ssize_t, recvmsg, bw::kKindRead, (int fd, msghdr* message, int flags)
 BW_IO_HOOK(ssize_t, send, bw::kKindWrite, (int fd, const void* buf, size_t len, int flags),
            (fd, buf, len, flags))
 BW_IO_HOOK(ssize_t, sendto, bw::kKindWrite,
-           (int fd, const void* buf, size_t len, int flags, const sockaddr* to,
-            socklen_t to_len),
+           (int fd, const void* buf, size_t len, int flags, const sockaddr* to, socklen_t to_len),
            (fd, buf, len, flags, to, to_len))
 BW_IO_HOOK(ssize_t, sendmsg, bw::kKindWrite, (int fd, const msghdr* message, int flags),
            (fd, message, flags))

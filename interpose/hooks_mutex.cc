@@ -80,7 +80,7 @@ BW_EXPORT int pthread_mutex_timedlock(pthread_mutex_t* mutex, const timespec* ab
 
 namespace {
 BW_SLOW_PATH int pthread_mutex_clocklock_slow(pthread_mutex_t* mutex, clockid_t clock,
-                                      const timespec* abstime) {
+                                              const timespec* abstime) {
   auto real_lock = BW_REAL(pthread_mutex_clocklock);
   if (!real_lock) return ENOSYS;
   if (__builtin_expect(!bw::hook_should_time(), 1)) return real_lock(mutex, clock, abstime);

@@ -9,8 +9,8 @@ namespace bw = blockwatch::interpose;
 namespace {
 
 template <typename TryLock, typename LockReal>
-int rwlock_on_worker(pthread_rwlock_t* lock, uint8_t kind, const char* function,
-                     TryLock&& try_lock, LockReal&& lock_real) {
+int rwlock_on_worker(pthread_rwlock_t* lock, uint8_t kind, const char* function, TryLock&& try_lock,
+                     LockReal&& lock_real) {
   const bw::BlockingCall call{.kind = kind,
                               .function = function,
                               .address = reinterpret_cast<uint64_t>(lock),
@@ -32,19 +32,19 @@ int rwlock_on_worker(pthread_rwlock_t* lock, uint8_t kind, const char* function,
 }  // namespace
 
 // One macro for the six variants: they differ only in arguments and kind.
-#define BW_RWLOCK_HOOK(name, kind, try_fn, params, args)                             \
-  namespace {                                                                         \
-  BW_SLOW_PATH int name##_slow params {                                               \
-    auto real_lock = BW_REAL(name);                                                   \
-    if (!real_lock) return ENOSYS;                                                    \
-    if (!bw::hook_should_time()) return real_lock args;                               \
-    return rwlock_on_worker(                                                          \
+#define BW_RWLOCK_HOOK(name, kind, try_fn, params, args)                                  \
+  namespace {                                                                             \
+  BW_SLOW_PATH int name##_slow params {                                                   \
+    auto real_lock = BW_REAL(name);                                                       \
+    if (!real_lock) return ENOSYS;                                                        \
+    if (!bw::hook_should_time()) return real_lock args;                                   \
+    return rwlock_on_worker(                                                              \
         lock, kind, #name, [&] { return try_fn(lock); }, [&] { return real_lock args; }); \
-  }                                                                                   \
-  }                                                                                   \
-  BW_EXPORT int name params noexcept {                                                \
-    BW_PASS_THROUGH_IF_NOT_WORKER(name, args);                                        \
-    return name##_slow args;                                                          \
+  }                                                                                       \
+  }                                                                                       \
+  BW_EXPORT int name params noexcept {                                                    \
+    BW_PASS_THROUGH_IF_NOT_WORKER(name, args);                                            \
+    return name##_slow args;                                                              \
   }
 
 BW_RWLOCK_HOOK(pthread_rwlock_rdlock, bw::kKindRwlockRead, pthread_rwlock_tryrdlock,
@@ -52,16 +52,16 @@ BW_RWLOCK_HOOK(pthread_rwlock_rdlock, bw::kKindRwlockRead, pthread_rwlock_tryrdl
 BW_RWLOCK_HOOK(pthread_rwlock_wrlock, bw::kKindRwlockWrite, pthread_rwlock_trywrlock,
                (pthread_rwlock_t * lock), (lock))
 BW_RWLOCK_HOOK(pthread_rwlock_timedrdlock, bw::kKindRwlockRead, pthread_rwlock_tryrdlock,
-               (pthread_rwlock_t * __restrict lock, const timespec* __restrict abstime),
+               (pthread_rwlock_t* __restrict lock, const timespec* __restrict abstime),
                (lock, abstime))
 BW_RWLOCK_HOOK(pthread_rwlock_timedwrlock, bw::kKindRwlockWrite, pthread_rwlock_trywrlock,
-               (pthread_rwlock_t * __restrict lock, const timespec* __restrict abstime),
+               (pthread_rwlock_t* __restrict lock, const timespec* __restrict abstime),
                (lock, abstime))
 BW_RWLOCK_HOOK(pthread_rwlock_clockrdlock, bw::kKindRwlockRead, pthread_rwlock_tryrdlock,
-               (pthread_rwlock_t * __restrict lock, clockid_t clock,
+               (pthread_rwlock_t* __restrict lock, clockid_t clock,
                 const timespec* __restrict abstime),
                (lock, clock, abstime))
 BW_RWLOCK_HOOK(pthread_rwlock_clockwrlock, bw::kKindRwlockWrite, pthread_rwlock_trywrlock,
-               (pthread_rwlock_t * __restrict lock, clockid_t clock,
+               (pthread_rwlock_t* __restrict lock, clockid_t clock,
                 const timespec* __restrict abstime),
                (lock, clock, abstime))

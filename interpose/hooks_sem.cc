@@ -56,12 +56,11 @@ BW_EXPORT int sem_timedwait(sem_t* __restrict sem, const timespec* __restrict ab
 
 namespace {
 BW_SLOW_PATH int sem_clockwait_slow(sem_t* __restrict sem, clockid_t clock,
-                            const timespec* __restrict abstime) {
+                                    const timespec* __restrict abstime) {
   auto real_wait = BW_REAL(sem_clockwait);
   if (!real_wait) return bw::missing_real_function();
   if (__builtin_expect(!bw::hook_should_time(), 1)) return real_wait(sem, clock, abstime);
-  return sem_wait_on_worker(sem, "sem_clockwait",
-                            [&] { return real_wait(sem, clock, abstime); });
+  return sem_wait_on_worker(sem, "sem_clockwait", [&] { return real_wait(sem, clock, abstime); });
 }
 }  // namespace
 

@@ -12,7 +12,8 @@ namespace bw = blockwatch::interpose;
 namespace {
 
 const bw::BlockingCall sleep_call(const char* function, uint8_t kind) {
-  return bw::BlockingCall{.kind = kind, .function = function, .address = 0, .fd = -1, .holder_tid = 0};
+  return bw::BlockingCall{
+      .kind = kind, .function = function, .address = 0, .fd = -1, .holder_tid = 0};
 }
 
 bool is_zero(const timespec* timeout) {
@@ -52,7 +53,7 @@ BW_EXPORT int nanosleep(const timespec* duration, timespec* remaining) {
 
 namespace {
 BW_SLOW_PATH int clock_nanosleep_slow(clockid_t clock, int flags, const timespec* duration,
-                              timespec* remaining) {
+                                      timespec* remaining) {
   auto real_call = BW_REAL(clock_nanosleep);
   if (!real_call) return ENOSYS;  // returns the error, errno untouched
   if (__builtin_expect(!bw::hook_should_time(), 1)) {
@@ -117,7 +118,8 @@ BW_EXPORT int poll(pollfd* fds, nfds_t nfds, int timeout_ms) {
 }
 
 namespace {
-BW_SLOW_PATH int ppoll_slow(pollfd* fds, nfds_t nfds, const timespec* timeout, const sigset_t* sigmask) {
+BW_SLOW_PATH int ppoll_slow(pollfd* fds, nfds_t nfds, const timespec* timeout,
+                            const sigset_t* sigmask) {
   auto real_call = BW_REAL(ppoll);
   if (!real_call) return bw::missing_real_function();
   if (__builtin_expect(!bw::hook_should_time(), 1) || is_zero(timeout)) {
@@ -135,7 +137,7 @@ BW_EXPORT int ppoll(pollfd* fds, nfds_t nfds, const timespec* timeout, const sig
 
 namespace {
 BW_SLOW_PATH int select_slow(int nfds, fd_set* __restrict readfds, fd_set* __restrict writefds,
-                     fd_set* __restrict exceptfds, timeval* __restrict timeout) {
+                             fd_set* __restrict exceptfds, timeval* __restrict timeout) {
   auto real_call = BW_REAL(select);
   if (!real_call) return bw::missing_real_function();
   if (__builtin_expect(!bw::hook_should_time(), 1) || is_zero(timeout)) {
@@ -155,8 +157,8 @@ BW_EXPORT int select(int nfds, fd_set* __restrict readfds, fd_set* __restrict wr
 
 namespace {
 BW_SLOW_PATH int pselect_slow(int nfds, fd_set* __restrict readfds, fd_set* __restrict writefds,
-                      fd_set* __restrict exceptfds, const timespec* __restrict timeout,
-                      const sigset_t* __restrict sigmask) {
+                              fd_set* __restrict exceptfds, const timespec* __restrict timeout,
+                              const sigset_t* __restrict sigmask) {
   auto real_call = BW_REAL(pselect);
   if (!real_call) return bw::missing_real_function();
   if (__builtin_expect(!bw::hook_should_time(), 1) || is_zero(timeout)) {
@@ -193,7 +195,7 @@ BW_EXPORT int epoll_wait(int epfd, epoll_event* events, int max_events, int time
 
 namespace {
 BW_SLOW_PATH int epoll_pwait_slow(int epfd, epoll_event* events, int max_events, int timeout_ms,
-                          const sigset_t* sigmask) {
+                                  const sigset_t* sigmask) {
   auto real_call = BW_REAL(epoll_pwait);
   if (!real_call) return bw::missing_real_function();
   if (__builtin_expect(!bw::hook_should_time(), 1) || timeout_ms == 0) {
@@ -211,7 +213,7 @@ BW_EXPORT int epoll_pwait(int epfd, epoll_event* events, int max_events, int tim
 
 namespace {
 BW_SLOW_PATH int epoll_pwait2_slow(int epfd, epoll_event* events, int max_events,
-                           const timespec* timeout, const sigset_t* sigmask) {
+                                   const timespec* timeout, const sigset_t* sigmask) {
   auto real_call = BW_REAL(epoll_pwait2);
   if (!real_call) return bw::missing_real_function();
   if (__builtin_expect(!bw::hook_should_time(), 1) || is_zero(timeout)) {
@@ -221,8 +223,8 @@ BW_SLOW_PATH int epoll_pwait2_slow(int epfd, epoll_event* events, int max_events
 }
 }  // namespace
 
-BW_EXPORT int epoll_pwait2(int epfd, epoll_event* events, int max_events,
-                           const timespec* timeout, const sigset_t* sigmask) {
+BW_EXPORT int epoll_pwait2(int epfd, epoll_event* events, int max_events, const timespec* timeout,
+                           const sigset_t* sigmask) {
   BW_PASS_THROUGH_IF_NOT_WORKER(epoll_pwait2, (epfd, events, max_events, timeout, sigmask));
   return epoll_pwait2_slow(epfd, events, max_events, timeout, sigmask);
 }

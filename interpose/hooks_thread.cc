@@ -72,16 +72,15 @@ int collect_exec_args(const char* arg0, va_list args, const char** argv) {
 }
 }  // namespace
 
-#define BW_EXEC_HOOK(name, params, args)                  \
-  BW_EXPORT int name params noexcept {                    \
-    auto real_call = BW_REAL(name);                       \
-    if (!real_call) return bw::missing_real_function();   \
-    before_exec();                                        \
-    return real_call args;                                \
+#define BW_EXEC_HOOK(name, params, args)                \
+  BW_EXPORT int name params noexcept {                  \
+    auto real_call = BW_REAL(name);                     \
+    if (!real_call) return bw::missing_real_function(); \
+    before_exec();                                      \
+    return real_call args;                              \
   }
 
-BW_EXEC_HOOK(execve, (const char* path, char* const argv[], char* const envp[]),
-             (path, argv, envp))
+BW_EXEC_HOOK(execve, (const char* path, char* const argv[], char* const envp[]), (path, argv, envp))
 BW_EXEC_HOOK(execv, (const char* path, char* const argv[]), (path, argv))
 BW_EXEC_HOOK(execvp, (const char* file, char* const argv[]), (file, argv))
 BW_EXEC_HOOK(execvpe, (const char* file, char* const argv[], char* const envp[]),
@@ -130,16 +129,16 @@ BW_EXPORT void exit(int status) noexcept {
   __builtin_unreachable();
 }
 
-#define BW_EXIT_HOOK(name)                                  \
-  BW_EXPORT void name(int status) {                         \
-    if (bw::is_original_process()) {                        \
-      bw::note_exit_status(status);                         \
-      bw::shutdown_agent_once("exit", status);              \
-    }                                                       \
-    auto real_call = BW_REAL(name);                         \
-    if (real_call) real_call(status);                       \
-    bw::g_real_symbols._exit(status);                       \
-    __builtin_unreachable();                                \
+#define BW_EXIT_HOOK(name)                     \
+  BW_EXPORT void name(int status) {            \
+    if (bw::is_original_process()) {           \
+      bw::note_exit_status(status);            \
+      bw::shutdown_agent_once("exit", status); \
+    }                                          \
+    auto real_call = BW_REAL(name);            \
+    if (real_call) real_call(status);          \
+    bw::g_real_symbols._exit(status);          \
+    __builtin_unreachable();                   \
   }
 
 BW_EXIT_HOOK(_exit)

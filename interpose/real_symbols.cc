@@ -27,8 +27,7 @@ bool resolve_real_symbols() {
   if (tls_resolving) return false;
   tls_resolving = true;
   const int saved_errno = errno;
-#define BW_RESOLVE_REAL(field, symbol, version) \
-  resolve_one(g_real_symbols.field, #symbol, version);
+#define BW_RESOLVE_REAL(field, symbol, version) resolve_one(g_real_symbols.field, #symbol, version);
   BW_FOR_EACH_REAL_SYMBOL(BW_RESOLVE_REAL)
 #undef BW_RESOLVE_REAL
   errno = saved_errno;

@@ -11,10 +11,12 @@
 #pragma once
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <semaphore.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -24,8 +26,6 @@
 #include <threads.h>
 #include <time.h>
 #include <unistd.h>
-#include <fcntl.h>
-#include <stdlib.h>
 
 namespace blockwatch::interpose {
 
@@ -103,7 +103,6 @@ namespace blockwatch::interpose {
   X(exit, exit, nullptr)                                                 \
   X(_Exit, _Exit, nullptr)                                               \
   X(_exit, _exit, nullptr)
-
 
 struct RealSymbols {
 #define BW_DECLARE_REAL(field, symbol, version) decltype(&::symbol) field = nullptr;

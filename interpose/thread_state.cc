@@ -20,6 +20,7 @@ namespace {
 pthread_key_t g_slot_key;
 std::atomic<bool> g_ready{false};
 std::atomic<int> g_claim_hint{0};
+std::atomic<int> g_slot_high_water{0};  // see thread_slots_high_water()
 
 void store_mode(uint8_t mode) { __atomic_store_n(&tls_thread.mode, mode, __ATOMIC_RELAXED); }
 
@@ -90,6 +91,12 @@ ThreadSlot* current_slot() {
       continue;
     }
     g_claim_hint.store((start + i + 1) % kMaxThreadSlots, std::memory_order_relaxed);
+    const int claimed_end = (start + i) % kMaxThreadSlots + 1;
+    int high_water = g_slot_high_water.load(std::memory_order_relaxed);
+    while (high_water < claimed_end &&
+           !g_slot_high_water.compare_exchange_weak(high_water, claimed_end,
+                                                    std::memory_order_release)) {
+    }
     slot.thread.store(pthread_self(), std::memory_order_relaxed);
     slot.mode = reinterpret_cast<std::atomic<uint8_t>*>(&tls_thread.mode);
     prctl(PR_GET_NAME, slot.name, 0, 0, 0);
@@ -181,6 +188,8 @@ void mark_loop_turn(bool idle_now) {
   if (!idle_now) slot->loop_turns.fetch_add(1, std::memory_order_release);
   slot->idle.store(idle_now, std::memory_order_release);
 }
+
+int thread_slots_high_water() { return g_slot_high_water.load(std::memory_order_acquire); }
 
 void mark_current_thread_internal() { store_mode(kModeLibrary); }
 

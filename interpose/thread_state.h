@@ -42,9 +42,9 @@ struct ThreadSlot {
   bool worker_by_rule = false;           // BLOCKWATCH_WORKERS made it a worker
   std::atomic<int32_t> task_depth{0};
   std::atomic<const char*> task_labels[kMaxTaskNesting] = {};
-  std::atomic<uint64_t> task_seq{0};       // +1 at every task begin
-  std::atomic<uint64_t> loop_turns{0};     // +1 at every idle wait (epoll_wait)
-  std::atomic<bool> idle{false};           // inside the executor's idle wait
+  std::atomic<uint64_t> task_seq{0};    // +1 at every task begin
+  std::atomic<uint64_t> loop_turns{0};  // +1 at every idle wait (epoll_wait)
+  std::atomic<bool> idle{false};        // inside the executor's idle wait
   std::atomic<int32_t> allow_depth{0};
   std::atomic<const char*> allow_reason{nullptr};
   std::atomic<const char*> blocked_in{nullptr};  // interposed call in progress
@@ -61,6 +61,10 @@ struct ThreadLocalState {
 extern __thread ThreadLocalState tls_thread __attribute__((tls_model("initial-exec")));
 
 extern ThreadSlot g_thread_slots[kMaxThreadSlots];
+
+// One past the highest slot index ever claimed: slots at and above it are free,
+// so the stall watchdog scans only below it. Only grows. Async-signal-safe.
+int thread_slots_high_water();
 
 // The one recursion guard: while it lives, every hook on this thread passes
 // straight through (blockwatch's own locks, libunwind's first-use locks, a signal

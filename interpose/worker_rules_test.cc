@@ -29,8 +29,8 @@ TEST(WorkerRules, NameRegexIsAFullMatch) {
   std::string error;
   ASSERT_TRUE(rules.parse("name:io-worker-[0-9]+", &error)) << error;
   EXPECT_TRUE(rules.matches("io-worker-12", false));
-  EXPECT_FALSE(rules.matches("io-worker-12x", false));  // suffix
-  EXPECT_FALSE(rules.matches("my-io-worker-1", false)); // prefix
+  EXPECT_FALSE(rules.matches("io-worker-12x", false));   // suffix
+  EXPECT_FALSE(rules.matches("my-io-worker-1", false));  // prefix
   EXPECT_FALSE(rules.matches("io-worker-", false));
 }
 

@@ -178,11 +178,11 @@ void print_comparison(const std::map<std::string, double>& without,
     double max_ratio;  // 0: compare the difference with max_extra_ns instead
     double max_extra_ns;
   };
-  const Target targets[] = {{"BM_MutexNonWorker", 1.10, 0}, {"BM_MutexWorker", 1.25, 0},
+  const Target targets[] = {{"BM_MutexNonWorker", 1.10, 0},  {"BM_MutexWorker", 1.25, 0},
                             {"BM_RwlockNonWorker", 1.10, 0}, {"BM_RwlockWorker", 1.25, 0},
-                            {"BM_PipeWorker", 1.10, 0},     {"BM_CaptureDepth20", 0, 3000}};
-  std::printf("\n%-20s %14s %14s %8s  %s\n", "benchmark", "without cpu ns", "with cpu ns",
-              "ratio", "target");
+                            {"BM_PipeWorker", 1.10, 0},      {"BM_CaptureDepth20", 0, 3000}};
+  std::printf("\n%-20s %14s %14s %8s  %s\n", "benchmark", "without cpu ns", "with cpu ns", "ratio",
+              "target");
   for (const Target& target : targets) {
     const auto a = without.find(target.name), b = with.find(target.name);
     if (a == without.end() || b == with.end()) continue;
@@ -205,7 +205,8 @@ int main(int argc, char** argv) {
   const std::vector<std::string> args(argv, argv + argc);
   pthread_t idle_thread;
   pthread_create(
-      &idle_thread, nullptr, [](void*) -> void* {
+      &idle_thread, nullptr,
+      [](void*) -> void* {
         pause();
         return nullptr;
       },

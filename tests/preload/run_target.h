@@ -59,15 +59,16 @@ inline std::string read_text(const std::string& path) {
 
 // Runs the target with the preload, env = ours + BLOCKWATCH_OUTPUT + `env`.
 // Kills it after 20 s (a hang is a failure, not a stuck suite).
-inline RunResult run_target(const std::string& scenario, const std::map<std::string, std::string>& env,
-                     bool preload = true) {
+inline RunResult run_target(const std::string& scenario,
+                            const std::map<std::string, std::string>& env, bool preload = true) {
   char dir_template[] = "/tmp/bw_preload_XXXXXX";
   const std::string dir = mkdtemp(dir_template);
   const std::string out_dir = dir + "/out";
   std::filesystem::create_directory(out_dir);
   std::vector<std::string> env_strings;
   for (char** e = environ; *e; ++e) {
-    if (std::string(*e).rfind("BLOCKWATCH_", 0) != 0 && std::string(*e).rfind("LD_PRELOAD=", 0) != 0) {
+    if (std::string(*e).rfind("BLOCKWATCH_", 0) != 0 &&
+        std::string(*e).rfind("LD_PRELOAD=", 0) != 0) {
       env_strings.push_back(*e);
     }
   }
@@ -122,7 +123,7 @@ inline std::vector<DecodedEvent> of_kind(const std::vector<DecodedEvent>& events
 }
 
 inline std::vector<DecodedEvent> at_site(const std::vector<DecodedEvent>& events,
-                                  const std::string& site) {
+                                         const std::string& site) {
   std::vector<DecodedEvent> out;
   for (const DecodedEvent& e : events) {
     if (e.stack_contains(site)) out.push_back(e);
@@ -141,6 +142,7 @@ inline std::string describe(const std::vector<DecodedEvent>& events) {
   return text;
 }
 
-inline const std::map<std::string, std::string> kWorkerRule = {{"BLOCKWATCH_WORKERS", "name:worker-.*"}};
+inline const std::map<std::string, std::string> kWorkerRule = {
+    {"BLOCKWATCH_WORKERS", "name:worker-.*"}};
 
 }  // namespace blockwatch::preload_test

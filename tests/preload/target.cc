@@ -41,13 +41,13 @@ extern char** environ;
 
 namespace {
 
-#define CHECK(cond)                                                                   \
-  do {                                                                                \
-    if (!(cond)) {                                                                    \
-      fprintf(stderr, "preload_target: %s:%d: CHECK(%s) failed (errno %d)\n", __FILE__, \
-              __LINE__, #cond, errno);                                                \
-      _exit(3);                                                                       \
-    }                                                                                 \
+#define CHECK(cond)                                                                               \
+  do {                                                                                            \
+    if (!(cond)) {                                                                                \
+      fprintf(stderr, "preload_target: %s:%d: CHECK(%s) failed (errno %d)\n", __FILE__, __LINE__, \
+              #cond, errno);                                                                      \
+      _exit(3);                                                                                   \
+    }                                                                                             \
   } while (0)
 
 void sleep_ms(int ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); }
@@ -178,8 +178,8 @@ void scenario_condvar_old_abi() {
   using Init = int (*)(pthread_cond_t*, const pthread_condattr_t*);
   using TimedWait = int (*)(pthread_cond_t*, pthread_mutex_t*, const timespec*);
   auto init = reinterpret_cast<Init>(dlvsym(RTLD_DEFAULT, "pthread_cond_init", "GLIBC_2.2.5"));
-  auto timedwait = reinterpret_cast<TimedWait>(
-      dlvsym(RTLD_DEFAULT, "pthread_cond_timedwait", "GLIBC_2.2.5"));
+  auto timedwait =
+      reinterpret_cast<TimedWait>(dlvsym(RTLD_DEFAULT, "pthread_cond_timedwait", "GLIBC_2.2.5"));
   CHECK(init && timedwait);
   Dl_info info;
   CHECK(dladdr(reinterpret_cast<void*>(timedwait), &info) != 0);
@@ -231,7 +231,8 @@ struct FutexMutex {
     }
   }
   void unlock() {
-    if (state.exchange(0) == 2) syscall(SYS_futex, &state, FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
+    if (state.exchange(0) == 2)
+      syscall(SYS_futex, &state, FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
   }
 };
 FutexMutex g_futex_mutex;
@@ -476,9 +477,7 @@ void scenario_spawn(const char* self) {
 
 // The exec'd child of `spawn` and `exec`: a worker (main) that blocks once.
 __attribute__((noinline)) void exec_child_site() { usleep(5000); }
-void scenario_child() {
-  run_named_thread("worker-child", exec_child_site);
-}
+void scenario_child() { run_named_thread("worker-child", exec_child_site); }
 
 void scenario_exec(const char* self) {
   usleep(5000);  // main is a worker here: reported, and flushed before exec
