@@ -86,7 +86,7 @@ test('static: the report shows the fixture: summary, table, flame graph, timelin
   assert.equal(await page.$eval('body', (b) => b.dataset.mode), 'static');
   assert.match(await page.$eval('#verdict', (e) => e.textContent), /FAIL.*request.*blocked/s);
   assert.match(await page.$eval('#paths-table', (e) => e.textContent), /request.*admin|admin.*request/s);
-  assert.match(await page.$eval('#processes-table', (e) => e.textContent), /4242.*order_server.*exit.*4\.16 s.*23.*1,720.*12/s,
+  assert.match(await page.$eval('#processes-table', (e) => e.textContent), /4242.*order_server.*exit.*3\.80 s.*23.*1,720.*12/s,
     'per process: status, blocked time, stalls, records, dropped');
   assert.equal(await page.$eval('#hotspot-count', (e) => e.textContent), `${report.hotspots.length} hotspots`);
   const kinds = await tableKinds(page);

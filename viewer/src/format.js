@@ -61,9 +61,9 @@ export function frameName(frame) {
   return mod ? `${mod}+${hex(frame.offset)}` : fn || hex(frame.pc);
 }
 
-// Frames of the C and C++ runtimes: the call blocked there, but the code to look
+// Frames of the C and C++ runtimes and the vDSO: the call blocked there, but the code to look
 // at is the first caller outside them.
-const RUNTIME_MODULE = /^(libc|libpthread|libstdc\+\+|libc\+\+|ld-linux)[.-]/;
+const RUNTIME_MODULE = /^(libc|libpthread|libstdc\+\+|libc\+\+|ld-linux|linux-vdso)[.-]/;
 
 // The frame that says where a hotspot is: the innermost frame that is not the
 // interposed call itself (stack[0] is usually pthread_mutex_lock or read) nor a

@@ -46,6 +46,7 @@ function table(headers, rows, id) {
 function perProgram(hotspots) {
   const byExe = new Map();
   for (const h of hotspots) {
+    if (h.allowed) continue;  // as in the summary: allowed events are not blocking
     const key = h.exe || '(unknown)';
     let e = byExe.get(key);
     if (!e) byExe.set(key, (e = { exe: key, events: 0, blocked: 0, stalls: 0, stalled: 0 }));
@@ -67,7 +68,7 @@ function perProcess(hotspots) {
   };
   for (const h of hotspots) {
     const pids = h.pids || [];
-    if (!pids.length) continue;
+    if (!pids.length || h.allowed) continue;
     const share = new Map();
     if (pids.length === 1) share.set(pids[0], 1);
     else {
