@@ -3,6 +3,7 @@
 // Goodbye), the in-process callback and bw_flush, and the failure modes a target
 // must never feel: collector absent, killed mid-stream, stopped (not reading), an
 // fd dup2()'d over the socket, fork, and file output.
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/socket.h>
@@ -385,6 +386,38 @@ TEST_F(SenderTest, ForkedChildAnnouncesItselfOnItsOwnStream) {
   ASSERT_TRUE(agent_submit(make_record(1, "parent", pc_in(stack_function_a))));
   EXPECT_EQ(sender_flush(5000), 0);
   ASSERT_TRUE(TestCollector::wait_for([&] { return event_count(collector, 0) == 2; }, 5000));
+}
+
+// Modules are re-sent (complete list, higher generation) after a dlopen, seen by
+// the sender itself, and after an explicit agent_modules_changed().
+TEST_F(SenderTest, ModulesResentAfterDlopenAndOnRequest) {
+  TestCollector collector(socket_path_);
+  ASSERT_TRUE(sender_start(options()));
+  ASSERT_TRUE(agent_submit(make_record(1, "worker", pc_in(stack_function_a))));
+  EXPECT_EQ(sender_flush(5000), 0);
+  ASSERT_TRUE(TestCollector::wait_for([&] { return event_count(collector, 0) == 1; }, 5000));
+  const uint32_t first_generation = check_stream(collector.frames(0)).modules.generation();
+
+  void* library = dlopen("libresolv.so.2", RTLD_NOW);
+  ASSERT_NE(library, nullptr) << dlerror();
+  ASSERT_TRUE(agent_submit(make_record(1, "worker", pc_in(stack_function_a))));
+  EXPECT_EQ(sender_flush(5000), 0);
+  ASSERT_TRUE(TestCollector::wait_for([&] { return event_count(collector, 0) == 2; }, 5000));
+  Stream stream = check_stream(collector.frames(0));
+  EXPECT_GT(stream.modules.generation(), first_generation);
+  bool found = false;
+  for (const auto& module : stream.modules.modules()) {
+    found |= module.path().find("libresolv.so.2") != std::string::npos;
+  }
+  EXPECT_TRUE(found);
+
+  const uint32_t second_generation = stream.modules.generation();
+  agent_modules_changed();
+  ASSERT_TRUE(agent_submit(make_record(1, "worker", pc_in(stack_function_a))));
+  EXPECT_EQ(sender_flush(5000), 0);
+  ASSERT_TRUE(TestCollector::wait_for([&] { return event_count(collector, 0) == 3; }, 5000));
+  EXPECT_GT(check_stream(collector.frames(0)).modules.generation(), second_generation);
+  dlclose(library);
 }
 
 std::vector<wire::Frame> read_file_frames(const std::string& path) {
