@@ -5,7 +5,11 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <boost/asio/local/connect_pair.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/write.hpp>
 #include <cstring>
 #include <string>
 #include <thread>
@@ -213,6 +217,32 @@ TEST(AsioTrackingInAsio, PostedHandlersCarryLocationOrOperation) {
   EXPECT_EQ(located, "hooks_unit_test.cc:" + std::to_string(located_line) + " located_handler");
   EXPECT_EQ(plain, "io_context.execute");  // Boost 1.74 posts through execute()
   EXPECT_EQ(blockwatch::asio_tracking::tls_invoking_site, nullptr);
+}
+
+// async_read is a composed operation: its second async_read_some is created inside
+// the first one's invocation, under Asio's own location; it keeps the user's label.
+TEST(AsioTrackingInAsio, ComposedReadKeepsTheStartingLabel) {
+  boost::asio::io_context io;
+  boost::asio::local::stream_protocol::socket reader(io), writer(io);
+  boost::asio::local::connect_pair(reader, writer);
+  char buffer[10];
+  std::string label_at_completion;
+  int located_line = 0;
+  {
+    located_line = __LINE__ + 1;
+    BLOCKWATCH_ASIO_LOCATION("read_request");
+    boost::asio::async_read(reader, boost::asio::buffer(buffer),
+                            [&](const boost::system::error_code&, size_t) {
+                              label_at_completion = current_label();
+                            });
+  }
+  boost::asio::write(writer, boost::asio::buffer("01234", 5));
+  io.poll();  // the first half arrives: async_read issues its next async_read_some
+  EXPECT_TRUE(label_at_completion.empty());
+  boost::asio::write(writer, boost::asio::buffer("56789", 5));
+  io.run();
+  EXPECT_EQ(label_at_completion,
+            "hooks_unit_test.cc:" + std::to_string(located_line) + " read_request");
 }
 
 }  // namespace real_asio

@@ -135,8 +135,12 @@ TEST(PreloadLabels, TasksAllowedReasonsAndSilentNonWorkers) {
   ASSERT_NE(manual, nullptr) << all;
   EXPECT_GE(manual->raw.duration_ns(), 20'000'000);
 
+  const ResolvedEvent* pool_job = FindEvent(stream, "sleep", "tpool-0", "tpool job");
+  ASSERT_NE(pool_job, nullptr) << all;
+
   for (const ResolvedEvent& e : stream.events) {
-    EXPECT_TRUE(e.thread_name == "asioworker-0" || e.thread_name == "manual")
+    EXPECT_TRUE(e.thread_name == "asioworker-0" || e.thread_name == "manual" ||
+                e.thread_name == "tpool-0")
         << "a non-worker thread was reported:\n" << all;
   }
 }

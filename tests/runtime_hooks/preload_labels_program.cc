@@ -10,6 +10,7 @@
 
 #include "blockwatch/asio.hpp"
 #include "blockwatch/blockwatch.hpp"
+#include "blockwatch/thread_pool.hpp"
 
 namespace {
 
@@ -42,6 +43,12 @@ int main() {
     sleep_ms(23);
   });
   manual.join();
+
+  {
+    blockwatch::ThreadPool pool(1, "tpool");
+    pool.submit("tpool job", [] { sleep_ms(24); });
+    pool.wait_idle();
+  }
   bystander.join();
   sleep_ms(25);  // the main thread is not a worker either
   return 0;
