@@ -228,8 +228,9 @@ int64_t mono_now_ns() {
 
 }  // namespace
 
-bool stall_sampler_install(int signal) {
-  dl_iterate_phdr(note_own_ranges, nullptr);
+bool stall_sampler_install(int signal, bool drop_own_frames) {
+  g_own_range_count = 0;
+  if (drop_own_frames) dl_iterate_phdr(note_own_ranges, nullptr);
   struct sigaction previous;
   if (sigaction(signal, nullptr, &previous) != 0) return false;
   const bool has_handler = (previous.sa_flags & SA_SIGINFO) ? previous.sa_sigaction != nullptr

@@ -17,7 +17,8 @@ namespace blockwatch::interpose {
 // nothing is installed and false is returned (stalls are then reported without a
 // stack). Also notes blockwatch's own code ranges (dl_iterate_phdr): call from
 // the watchdog thread or the constructor, never from a signal handler.
-bool stall_sampler_install(int signal);
+// `drop_own_frames` false keeps them (unit tests, where "own" is the test itself).
+bool stall_sampler_install(int signal, bool drop_own_frames = true);
 
 // True while the handler installed above is still the signal's disposition (the
 // program may install its own later: then blockwatch stops sending the signal).

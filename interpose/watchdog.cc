@@ -267,25 +267,30 @@ void take_late_baseline(StallTracker& tracker) {
   tracker.voluntary_switches_base = read_voluntary_switches(tracker.tid);
 }
 
-// One pass over the slots. Free slots cost one load; non-workers two.
-void tick(int64_t now_ns) {
+// One pass over the slots ever claimed. Free slots cost one load; non-workers two.
+// Returns whether some worker is busy (in a task or loop turn).
+bool tick(int64_t now_ns) {
+  bool any_busy = false;
   const Thresholds thresholds{g_settings.stall_threshold_ns, g_settings.hang_threshold_ns};
-  for (int i = 0; i < kMaxThreadSlots; ++i) {
+  const int slot_end = thread_slots_high_water();
+  for (int i = 0; i < slot_end; ++i) {
     ThreadSlot& slot = g_thread_slots[i];
     const int32_t tid = slot.tid.load(std::memory_order_acquire);
     if (tid == 0) continue;
     StallTracker& tracker = g_trackers[i];
     const TickDecision decision = observe_slot(tracker, read_view(slot, tid), now_ns, thresholds);
+    any_busy = any_busy || tracker.tracking;
     if (decision.started) take_start_baseline(tracker);
     if (decision.late_baseline) take_late_baseline(tracker);
     if (decision.sample) report_stall(slot, tracker, decision, now_ns);
     if (decision.hang) dump_hang(tracker, decision, now_ns);
   }
+  return any_busy;
 }
 
-void wait_for_next_tick(uint32_t seen_word) {
-  const timespec timeout = {static_cast<time_t>(g_settings.tick_ns / 1'000'000'000),
-                            static_cast<long>(g_settings.tick_ns % 1'000'000'000)};
+void wait_for_next_tick(uint32_t seen_word, int64_t wait_ns) {
+  const timespec timeout = {static_cast<time_t>(wait_ns / 1'000'000'000),
+                            static_cast<long>(wait_ns % 1'000'000'000)};
   syscall(SYS_futex, &g_wake_word, FUTEX_WAIT_PRIVATE, seen_word, &timeout, nullptr, 0);
 }
 
@@ -298,9 +303,9 @@ void* watchdog_thread_main(void*) {
   g_watchdog_tid = gettid();
   while (!g_stop_requested.load(std::memory_order_acquire)) {
     const uint32_t seen_word = g_wake_word.load(std::memory_order_acquire);
-    tick(mono_now_ns());
+    const bool any_busy = tick(mono_now_ns());
     if (g_stop_requested.load(std::memory_order_acquire)) break;
-    wait_for_next_tick(seen_word);
+    wait_for_next_tick(seen_word, any_busy ? g_settings.tick_ns : g_settings.idle_tick_ns);
   }
   g_thread_running.store(false, std::memory_order_release);
   return nullptr;
@@ -346,14 +351,24 @@ int parse_signal(const char* text) {
 
 }  // namespace
 
+namespace {
+int64_t clamp_ns(int64_t value, int64_t low, int64_t high) {
+  return value < low ? low : value > high ? high : value;
+}
+}  // namespace
+
 int64_t watchdog_tick_ns(int64_t stall_threshold_ns, int64_t hang_threshold_ns) {
-  constexpr int64_t kMinTickNs = 1'000'000, kMaxTickNs = 10'000'000;
-  int64_t smallest = stall_threshold_ns > 0 ? stall_threshold_ns : hang_threshold_ns;
+  constexpr int64_t kMs = 1'000'000;
+  if (stall_threshold_ns <= 0) return clamp_ns(hang_threshold_ns / 40, 10 * kMs, 100 * kMs);
+  int64_t smallest = stall_threshold_ns;
   if (hang_threshold_ns > 0 && hang_threshold_ns < smallest) smallest = hang_threshold_ns;
-  int64_t tick = smallest / 4;
-  if (tick < kMinTickNs) tick = kMinTickNs;
-  if (tick > kMaxTickNs) tick = kMaxTickNs;
-  return tick;
+  return clamp_ns(smallest / 4, 1 * kMs, 10 * kMs);
+}
+
+int64_t watchdog_idle_tick_ns(int64_t stall_threshold_ns, int64_t hang_threshold_ns) {
+  const int64_t tick_ns = watchdog_tick_ns(stall_threshold_ns, hang_threshold_ns);
+  if (stall_threshold_ns <= 0) return tick_ns;
+  return clamp_ns(stall_threshold_ns / 2, tick_ns, 20'000'000);
 }
 
 WatchdogSettings watchdog_settings_from_environment() {
@@ -382,6 +397,8 @@ WatchdogSettings watchdog_settings_from_environment() {
     }
   }
   settings.tick_ns = watchdog_tick_ns(settings.stall_threshold_ns, settings.hang_threshold_ns);
+  settings.idle_tick_ns =
+      watchdog_idle_tick_ns(settings.stall_threshold_ns, settings.hang_threshold_ns);
   return settings;
 }
 

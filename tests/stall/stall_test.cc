@@ -192,7 +192,12 @@ TEST(Stall, EpollLoopSlowTurnIsAStallIdleWaitIsNot) {
 TEST(Stall, ShortTasksAreNoStall) {
   const ScenarioRun run = run_scenario("short_tasks", {});
   ASSERT_TRUE(WIFEXITED(run.status) && WEXITSTATUS(run.status) == 0) << describe(run);
-  EXPECT_TRUE(of_kind(run, wire::KIND_STALL).empty()) << describe(run);
+  // Each task needs 1 ms of CPU. On a loaded machine one may still wait 20 ms for
+  // a CPU: that is a real stall of the loop, but then the run queue dominates it.
+  for (const ResolvedEvent& e : of_kind(run, wire::KIND_STALL)) {
+    EXPECT_GE(e.raw.runqueue_ns(), e.raw.duration_ns() / 2) << describe(run);
+    EXPECT_LT(e.raw.cpu_ns(), 5'000'000) << describe(run);
+  }
 }
 
 TEST(Stall, ProgramsOwnSignalIsNeverTaken) {
