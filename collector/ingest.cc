@@ -68,7 +68,7 @@ class IngestServer::Connection : public std::enable_shared_from_this<Connection>
         ok = decoder_->feed(buffer_.data(), size);
       }
       keep_accepted(size, accepted_before);
-      if (!ok) return finish("closed: " + decoder_->error());
+      if (!ok) return finish("closed: " + decoder_->error(), "rejected");
     }
     if (error) {
       bool clean;
@@ -76,7 +76,9 @@ class IngestServer::Connection : public std::enable_shared_from_this<Connection>
         std::lock_guard lock(server_->aggregator_.mutex());
         clean = decoder_->finish();
       }
-      return finish(clean ? "" : "closed: " + decoder_->error());
+      // A partial frame at end of stream is how a killed process ends: logged,
+      // but the stream ended as a disconnection, not as a protocol violation.
+      return finish(clean ? "" : "ended: " + decoder_->error(), "disconnected");
     }
     read();
   }
@@ -103,17 +105,17 @@ class IngestServer::Connection : public std::enable_shared_from_this<Connection>
     save_file_.flush();
   }
 
-  void finish(const std::string& problem) {
+  void finish(const std::string& problem, const char* end_reason = "disconnected") {
     if (finished_) return;
     finished_ = true;
     if (!problem.empty()) {
-      ++server_->rejected_connections_;
+      if (std::string_view(end_reason) == "rejected") ++server_->rejected_connections_;
       server_->options_.log("blockwatch: connection " + std::to_string(number_) + " (pid " +
                             std::to_string(pid_probe_.pid) + ") " + problem);
     }
     {
       std::lock_guard lock(server_->aggregator_.mutex());
-      server_->aggregator_.end_stream(sink_, problem.empty() ? "disconnected" : "rejected");
+      server_->aggregator_.end_stream(sink_, end_reason);
     }
     close();
     server_->connection_closed(this, std::move(recorded_));

@@ -1,0 +1,107 @@
+// End to end: `blockwatch run -- blocking_program` with the real preload library.
+// Strict mode (--threshold 0), so a fast fsync counts too. Asserts the JSON report (the planted mutex and fsync, on the worker, with user
+// frames), exit status forwarding, --fail-on turning success into 3, a forked
+// child reported too, and the .bwrec round trip through `blockwatch report`.
+#include <sys/wait.h>
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+namespace {
+
+struct RunResult {
+  int status;
+  nlohmann::json report;
+};
+
+std::string temp_dir() {
+  char dir_template[] = "/tmp/bw-e2e-XXXXXX";
+  return ::mkdtemp(dir_template);
+}
+
+RunResult run(const std::string& options, const std::string& program_args) {
+  std::string dir = temp_dir();
+  std::string json = dir + "/run.json";
+  std::string command = "BLOCKWATCH_LIBRARY=" BLOCKWATCH_LIBRARY_PATH " " BLOCKWATCH_CLI_PATH
+                        " run --workers main --threshold 0 --report " + json + " " + options +
+                        " -- " BLOCKING_PROGRAM_PATH " " + program_args + " 2>" + dir + "/err";
+  int raw = std::system(command.c_str());
+  RunResult result{WIFEXITED(raw) ? WEXITSTATUS(raw) : -1, {}};
+  std::ifstream in(json);
+  if (in) result.report = nlohmann::json::parse(in);
+  std::system(("rm -rf " + dir).c_str());
+  return result;
+}
+
+const nlohmann::json* hotspot(const nlohmann::json& report, const std::string& kind) {
+  for (const auto& h : report["hotspots"]) {
+    if (h["kind"] == kind) return &h;
+  }
+  return nullptr;
+}
+
+bool stack_has(const nlohmann::json& h, const std::string& function_part) {
+  for (const auto& f : h["stack"]) {
+    if (f["function"].get<std::string>().find(function_part) != std::string::npos) return true;
+  }
+  return false;
+}
+
+TEST(RunEndToEnd, ReportsPlantedBlockingOnTheWorker) {
+  RunResult r = run("", "0");
+  EXPECT_EQ(r.status, 0);
+  ASSERT_TRUE(r.report.is_object());
+  ASSERT_EQ(r.report["processes"].size(), 1u);
+  const auto* mutex = hotspot(r.report, "mutex");
+  ASSERT_NE(mutex, nullptr) << r.report.dump(1);
+  EXPECT_GE((*mutex)["max_ns"].get<int64_t>(), 20'000'000);
+  EXPECT_TRUE(stack_has(*mutex, "contend_on_mutex")) << mutex->dump(1);
+  const auto* fsync = hotspot(r.report, "fsync");
+  ASSERT_NE(fsync, nullptr);
+  EXPECT_TRUE(stack_has(*fsync, "sync_a_file"));
+  EXPECT_EQ(r.report["verdict"]["failed"], false);
+  // The holder thread is not a worker: its 40 ms sleep is not reported.
+  for (const auto& h : r.report["hotspots"]) {
+    for (const auto& t : h["threads"]) EXPECT_EQ(t, "blocking_progra");
+  }
+}
+
+TEST(RunEndToEnd, ExitStatusAndFailOn) {
+  EXPECT_EQ(run("", "7").status, 7);
+  RunResult failed = run("--fail-on kind:fsync", "0");
+  EXPECT_EQ(failed.status, 3);
+  EXPECT_EQ(failed.report["verdict"]["failed"], true);
+  EXPECT_EQ(run("--fail-on stall>=1s", "0").status, 0);
+  EXPECT_EQ(run("--fail-on kind:fsync", "5").status, 5);  // CMD's failure wins
+}
+
+TEST(RunEndToEnd, ForkedChildIsReportedToo) {
+  RunResult r = run("", "0 fork");
+  ASSERT_TRUE(r.report.is_object());
+  EXPECT_EQ(r.report["processes"].size(), 2u) << r.report["processes"].dump(1);
+  const auto* fsync = hotspot(r.report, "fsync");
+  ASSERT_NE(fsync, nullptr);
+  EXPECT_EQ((*fsync)["count"], 2u);  // same exe and stack: merged across processes
+}
+
+TEST(RunEndToEnd, SavedStreamReRenders) {
+  std::string dir = temp_dir();
+  std::string run_cmd = "BLOCKWATCH_LIBRARY=" BLOCKWATCH_LIBRARY_PATH " " BLOCKWATCH_CLI_PATH
+                        " run --workers main --report " + dir + "/run.bwrec --report " + dir +
+                        "/a.json -- " BLOCKING_PROGRAM_PATH " 0 2>/dev/null";
+  ASSERT_EQ(std::system(run_cmd.c_str()), 0);
+  std::string report_cmd = BLOCKWATCH_CLI_PATH " report " + dir + "/run.bwrec --report " + dir +
+                           "/b.json 2>/dev/null";
+  ASSERT_EQ(std::system(report_cmd.c_str()), 0);
+  nlohmann::json a = nlohmann::json::parse(std::ifstream(dir + "/a.json"));
+  nlohmann::json b = nlohmann::json::parse(std::ifstream(dir + "/b.json"));
+  EXPECT_EQ(a["hotspots"], b["hotspots"]);
+  EXPECT_EQ(a["summary"], b["summary"]);
+  std::system(("rm -rf " + dir).c_str());
+}
+
+}  // namespace
