@@ -3,6 +3,7 @@
 // async-signal-safe, no allocation, no lock, no waiting on the consumer.
 #include "interpose/record_queue.h"
 
+#include <cstddef>
 #include <cstring>
 
 #include "interpose/agent.h"
@@ -11,6 +12,15 @@ namespace blockwatch::interpose {
 namespace {
 
 constinit RecordQueue g_queue;
+
+// Bytes of a record worth copying: everything up to the frames, then only the
+// frames in use (frames is the last member; a shallow stack copies ~250 bytes, not
+// ~770).
+static_assert(offsetof(Record, frames) + sizeof(Record::frames) == sizeof(Record));
+size_t used_bytes(uint16_t frame_count) {
+  const size_t frames = frame_count < kMaxFrames ? frame_count : kMaxFrames;
+  return offsetof(Record, frames) + frames * sizeof(uintptr_t);
+}
 constinit AgentCounters g_counters;
 constinit std::atomic<bool> g_shut_down{false};
 
@@ -26,7 +36,7 @@ bool RecordQueue::try_push(const Record& record) {
     if (diff == 0) {
       // The slot is free for this lap: claim it.
       if (enqueue_pos_.compare_exchange_weak(pos, pos + 1, std::memory_order_relaxed)) {
-        std::memcpy(slot.record_bytes, &record, sizeof(Record));
+        std::memcpy(slot.record_bytes, &record, used_bytes(record.frame_count));
         slot.sequence_minus_index.store(pos + 1 - index, std::memory_order_release);
         return true;
       }
@@ -45,7 +55,10 @@ bool RecordQueue::try_pop(Record& out) {
   Slot& slot = slots_[index];
   const uint64_t sequence = slot.sequence_minus_index.load(std::memory_order_acquire) + index;
   if (static_cast<int64_t>(sequence - (pos + 1)) < 0) return false;  // empty or being written
-  std::memcpy(&out, slot.record_bytes, sizeof(Record));
+  // out.frames past frame_count keep stale values: readers stop at frame_count.
+  uint16_t frame_count = 0;
+  std::memcpy(&frame_count, slot.record_bytes + offsetof(Record, frame_count), sizeof frame_count);
+  std::memcpy(&out, slot.record_bytes, used_bytes(frame_count));
   slot.sequence_minus_index.store(pos + kSlots - index, std::memory_order_release);
   dequeue_pos_.store(pos + 1, std::memory_order_release);
   return true;
