@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The README's first command (after scripts/setup.sh): build what the demo needs,
 # run the demo service (examples/demo_service.cc) under `blockwatch run` with
-# examples/demo.bwconfig, write the reports to $build_dir/demo/ and print the text
-# report. Then the same service without any blockwatch code, watched through
+# examples/demo.bwconfig, write the reports to $build_dir/demo/; `blockwatch run`
+# prints the text report to the terminal. Then the same service without any blockwatch code, watched through
 # `--workers name:pool-.*` only.
 #
 # Until the `blockwatch` CLI is built, it falls back to preloading the library
@@ -36,14 +36,12 @@ if [ -x "$cli" ]; then
     --report "$out_dir/report.html" --report "$out_dir/report.pb.gz" \
     --report "$out_dir/report.folded" \
     -- "$build_dir/examples/demo_service" || status=$?
-  cat "$out_dir/report.txt"
   echo
   echo "demo: the same service without blockwatch code, workers chosen by name"
   "$cli" run --config examples/demo.bwconfig --workers 'name:pool-.*' \
     --report "$out_dir/plain.txt" -- "$build_dir/examples/demo_service_plain" || true
-  cat "$out_dir/plain.txt"
   echo
-  echo "demo: reports in $out_dir/ (report.txt, .json, .html, .pb.gz, .folded)"
+  echo "demo: reports in $out_dir/ (report.txt, .json, .html, .pb.gz, .folded; plain.txt)"
   echo "      go tool pprof -top $out_dir/report.pb.gz"
   exit "$status"
 fi
