@@ -193,7 +193,7 @@ class Session : public std::enable_shared_from_this<Session> {
 class Listener : public HttpServer, public std::enable_shared_from_this<Listener> {
  public:
   Listener(asio::io_context& io, const tcp::endpoint& endpoint, std::shared_ptr<SharedState> state)
-      : acceptor_(io), state_(std::move(state)) {
+      : acceptor_(io), retry_timer_(io), state_(std::move(state)) {
     acceptor_.open(endpoint.protocol());
     acceptor_.set_option(asio::socket_base::reuse_address(true));
     acceptor_.bind(endpoint);
@@ -203,15 +203,22 @@ class Listener : public HttpServer, public std::enable_shared_from_this<Listener
   void accept() {
     acceptor_.async_accept([self = shared_from_this()](beast::error_code error, tcp::socket socket) {
       if (error == asio::error::operation_aborted || !self->acceptor_.is_open()) return;
-      if (!error) self->admit(std::move(socket));
-      self->accept();
+      if (!error) {
+        self->admit(std::move(socket));
+        return self->accept();
+      }
+      // Out of descriptors or similar: retry later instead of spinning on the error.
+      self->retry_timer_.expires_after(std::chrono::milliseconds(100));
+      self->retry_timer_.async_wait([self](beast::error_code) { self->accept(); });
     });
   }
 
   tcp::endpoint local_endpoint() const override { return endpoint_cache_; }
+  // Call on the io_context's thread (asio::post), like every other completion.
   void stop() override {
     beast::error_code ignored;
     acceptor_.close(ignored);
+    retry_timer_.cancel();
   }
   void cache_endpoint() { endpoint_cache_ = acceptor_.local_endpoint(); }
 
@@ -231,6 +238,7 @@ class Listener : public HttpServer, public std::enable_shared_from_this<Listener
   }
 
   tcp::acceptor acceptor_;
+  asio::steady_timer retry_timer_;
   std::shared_ptr<SharedState> state_;
   tcp::endpoint endpoint_cache_;
 };

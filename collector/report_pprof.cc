@@ -227,7 +227,7 @@ std::string encode_pprof_profile(const Report& report) {
 std::string gzip_bytes(const std::string& bytes) {
   z_stream stream{};
   // windowBits 15 + 16 selects the gzip wrapper; no gz_header: mtime 0, no name.
-  if (deflateInit2(&stream, Z_BEST_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+  if (deflateInit2(&stream, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
     throw std::runtime_error("gzip: deflateInit2 failed");
   std::string out(deflateBound(&stream, bytes.size()) + 32, '\0');
   stream.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(bytes.data()));

@@ -9,6 +9,7 @@
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <atomic>
 #include <cstdio>
 #include <filesystem>
 #include <future>
@@ -97,6 +98,7 @@ class HttpServerTest : public ::testing::Test {
     HttpContent content;
     content.snapshot = [this] {
       std::lock_guard lock(mutex_);
+      ++snapshots_taken_;
       return report_;
     };
     content.report_json = [] { return std::string("{\"version\":1}"); };
@@ -121,6 +123,7 @@ class HttpServerTest : public ::testing::Test {
   std::thread thread_;
   unsigned short port_ = 0;
   std::mutex mutex_;
+  std::atomic<int> snapshots_taken_{0};
   Report report_ = test::sample_report();
 };
 
@@ -178,9 +181,11 @@ TEST_F(HttpServerTest, BlockProfileIsCumulativeOrADelta) {
   Fetched cumulative = fetch(port_, "/debug/pprof/block");
   ASSERT_EQ(cumulative.status, 200u);
   EXPECT_EQ(parse_pprof(cumulative.body).sample_size(), 5);
-  // ?seconds=1: only what grows during that second.
-  std::thread grower([this] {
-    std::this_thread::sleep_for(300ms);
+  // ?seconds=1: only what grows during that second, i.e. after the server's first
+  // snapshot for this request.
+  int snapshots_before = snapshots_taken_;
+  std::thread grower([this, snapshots_before] {
+    for (int i = 0; i < 10000 && snapshots_taken_ == snapshots_before; ++i) std::this_thread::sleep_for(1ms);
     grow_mutex_hotspot(7, 7000000);
   });
   Fetched delta = fetch(port_, "/debug/pprof/block?seconds=1");
@@ -313,6 +318,9 @@ TEST(PyroscopePush, PostsTheDeltaProfileToIngest) {
   auto future = captured.get_future();
   ASSERT_EQ(future.wait_for(10s), std::future_status::ready);
   http::request<http::string_body> request = future.get();
+  // The pusher counts the push once it has read the answer.
+  for (int attempt = 0; attempt < 500 && pusher->pushes_accepted() == 0; ++attempt) std::this_thread::sleep_for(20ms);
+  EXPECT_EQ(pusher->pushes_accepted(), 1u);
   asio::post(push_io, [&] { pusher->stop(); });
   push_thread.join();
   fake_pyroscope.join();
@@ -333,7 +341,6 @@ TEST(PyroscopePush, PostsTheDeltaProfileToIngest) {
   ASSERT_EQ(profile.sample_size(), 1);  // only the fsync growth since the start
   EXPECT_EQ(profile.sample(0).value(0), 2);
   EXPECT_EQ(profile.sample(0).value(1), 4000000);
-  EXPECT_EQ(pusher->pushes_accepted(), 1u);
 }
 
 TEST(PyroscopePush, RejectsNonHttpUrls) {
