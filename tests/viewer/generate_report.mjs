@@ -19,7 +19,7 @@ export function generateReport(hotspotCount, seed = 1) {
   const hotspots = [];
   for (let i = 0; i < hotspotCount; i++) {
     const kind = KINDS[i % KINDS.length];
-    const depth = 8 + Math.floor(rand() * 14);
+    const depth = 6 + Math.floor(rand() * 12);
     const stack = [];
     if (CALLS[kind]) stack.push({ function: CALLS[kind], module: '/usr/lib/x86_64-linux-gnu/libc.so.6', offset: 0x9000 + i % 97, pc: 0x7f0000009000 });
     for (let d = 0; d < depth; d++) {

@@ -114,11 +114,11 @@ export class FlameGraph {
   }
 
   // Redraws with a new tree (after a filter change or a live update).
-  render(tree) {
-    const width = Math.max(320, this.root.clientWidth || 960);
+  // widthPx: the container's width, measured by the caller before it changed the DOM.
+  render(tree, widthPx) {
+    const width = Math.max(320, widthPx || 960);
     if (!this.chart || Math.abs(width - this.width) > 4) this.create(width);
     select(this.root).datum(tree).call(this.chart);
-    this.nodeCount = this.root.querySelectorAll('g.frame').length;
     if (this.term) this.chart.search(this.term);
     else this.details.textContent = 'click a frame to zoom; click a [kind] box to open its hotspot';
   }

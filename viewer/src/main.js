@@ -92,16 +92,19 @@ function timed(name, fn) {
 }
 
 function renderFiltered({ flameToo = true, keepScroll = false } = {}) {
+  // Measured once, before any DOM change: reading a width after the flame graph's
+  // SVG changed would force a costly layout of thousands of frames.
+  const widthPx = $('flame').clientWidth;
   const rows = timed('filter', () => state.hotspots.filter((h) => matches(h, state.filter)));
   state.rows = rows;
   timed('table', () => table.setRows(rows, state.hotspots.length, { keepScroll }));
   if (flameToo) {
     const fs = { ...state.filter, search: '' };  // the flame graph highlights the search instead
     const tree = timed('flame-tree', () => buildFlameTree(state.hotspots.filter((h) => matches(h, fs))));
-    timed('flame-draw', () => flame.render(tree));
+    timed('flame-draw', () => flame.render(tree, widthPx));
     flame.search(state.filter.search);
   }
-  timed('timeline', () => timeline.render(rows, state.selectedKey));
+  timed('timeline', () => timeline.render(rows, state.selectedKey, widthPx));
   select(state.selectedKey, { scroll: false });
 }
 
@@ -137,6 +140,9 @@ function renderHeader() {
 
 function load(text) {
   if (text === state.rawText) return false;
+  // A live dashboard loads for days: keep only the latest load's timings.
+  performance.clearMarks();
+  performance.clearMeasures();
   const report = timed('parse', () => JSON.parse(text));
   state.rawText = text;
   state.report = report;
@@ -157,7 +163,8 @@ async function poll() {
     state.lastUpdate = new Date();
     load(text);
   } catch (err) {
-    state.fetchError = err.message.startsWith('collector') ? err.message : 'collector unreachable';
+    if (err instanceof SyntaxError) state.fetchError = 'the collector sent a report that is not JSON';
+    else state.fetchError = err.message.startsWith('collector') ? err.message : 'collector unreachable';
   }
   renderHeader();
   document.body.dataset.polls = String(Number(document.body.dataset.polls || 0) + 1);
@@ -196,7 +203,14 @@ function start() {
   const embedded = ($('bw-report').textContent || '').trim();
   if (embedded) {
     state.mode = 'static';
-    load(embedded);
+    try {
+      load(embedded);
+    } catch (err) {
+      // Say so on the page rather than leave it blank.
+      $('summary').replaceChildren(el('p', { class: 'error', id: 'load-error',
+        text: `This report could not be read: ${err.message}` }));
+      state.report = { processes: [] };
+    }
     renderHeader();
   } else {
     state.mode = 'live';

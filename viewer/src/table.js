@@ -80,7 +80,8 @@ export class HotspotTable {
       th.dataset.dir = active ? (dir > 0 ? 'asc' : 'desc') : '';
     }
     // Short tables take only the room they need; long ones scroll inside 420 px.
-    this.scroller.style.height = `${Math.min(420, (this.rows.length + 1) * ROW_HEIGHT_PX + 8)}px`;
+    this.viewHeightPx = Math.min(420, (this.rows.length + 1) * ROW_HEIGHT_PX + 8);
+    this.scroller.style.height = `${this.viewHeightPx}px`;
     if (!keepScroll) this.scroller.scrollTop = 0;
     this.caption.textContent = rows.length === totalCount
       ? `${formatCount(totalCount)} hotspots`
@@ -88,14 +89,19 @@ export class HotspotTable {
     this.paint();
   }
 
+  // Marks the selected row among those drawn; reads no layout (cheap after the
+  // flame graph changed).
   setSelected(key) {
     this.selectedKey = key;
-    this.paint();
+    for (const tr of this.tbody.querySelectorAll('tr.row')) {
+      const h = this.rows[Number(tr.dataset.index)];
+      tr.classList.toggle('selected', !!h && h._key === key);
+    }
   }
 
   // Renders only the rows in the scroller's view, between two spacer rows.
   paint() {
-    const viewHeight = this.scroller.clientHeight || 480;
+    const viewHeight = this.viewHeightPx || 420;
     // scrollTop may still be past the end of a shorter new list: clamp to it.
     const lastFirst = Math.max(0, this.rows.length - Math.ceil(viewHeight / ROW_HEIGHT_PX));
     const first = Math.max(0, Math.min(lastFirst, Math.floor(this.scroller.scrollTop / ROW_HEIGHT_PX)) - OVERSCAN_ROWS);

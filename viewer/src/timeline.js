@@ -27,7 +27,8 @@ export class Timeline {
   }
 
   // Groups the occurrences of the given hotspots by (pid, tid), busiest lanes first.
-  render(hotspots, selectedKey) {
+  render(hotspots, selectedKey, widthPx) {
+    this.widthPx = widthPx;
     const lanes = new Map();
     let t0 = Infinity;
     let t1 = -Infinity;
@@ -43,6 +44,14 @@ export class Timeline {
       }
     }
     const all = [...lanes.values()].sort((a, b) => b.ns - a.ns);
+    for (const lane of all) {
+      lane.byKind = new Map();
+      for (const b of lane.boxes) {
+        let list = lane.byKind.get(b.h.kind);
+        if (!list) lane.byKind.set(b.h.kind, (list = []));
+        list.push(b);
+      }
+    }
     this.lanes = all.slice(0, MAX_LANES).sort((a, b) => a.label.localeCompare(b.label));
     this.t0 = t0;
     this.t1 = t1 > t0 ? t1 : t0 + 1;
@@ -56,12 +65,13 @@ export class Timeline {
   }
 
   setSelected(key) {
+    if (key === this.selectedKey) return;
     this.selectedKey = key;
     this.draw();
   }
 
   draw() {
-    const width = Math.max(320, this.root.clientWidth || 960);
+    const width = Math.max(320, this.widthPx || 960);
     const height = AXIS_HEIGHT_PX + Math.max(1, this.lanes.length) * LANE_HEIGHT_PX + 4;
     const dpr = window.devicePixelRatio || 1;
     this.canvas.width = width * dpr;
@@ -80,20 +90,29 @@ export class Timeline {
       ctx.fillRect(0, y, width, LANE_HEIGHT_PX);
       ctx.fillStyle = '#333';
       ctx.fillText(clip(ctx, lane.label, LABEL_WIDTH_PX - 8), 4, y + 14);
-      for (const b of lane.boxes) {
-        const [x, w] = this.span(b.o);
-        const selected = b.h._key === this.selectedKey;
-        ctx.fillStyle = kindColor(b.h.kind);
-        ctx.globalAlpha = this.selectedKey && !selected ? 0.45 : 0.95;
-        ctx.fillRect(x, y + 3, w, LANE_HEIGHT_PX - 6);
-        if (selected) {
-          ctx.globalAlpha = 1;
-          ctx.strokeStyle = '#111';
-          ctx.strokeRect(x - 0.5, y + 2.5, w + 1, LANE_HEIGHT_PX - 5);
+      // Setting fillStyle parses a colour: set it once per kind, not per box.
+      ctx.globalAlpha = this.selectedKey ? 0.45 : 0.95;
+      for (const [kind, boxes] of lane.byKind) {
+        ctx.fillStyle = kindColor(kind);
+        for (const b of boxes) {
+          const [x, w] = this.span(b.o);
+          ctx.fillRect(x, y + 3, w, LANE_HEIGHT_PX - 6);
         }
       }
       ctx.globalAlpha = 1;
+      if (this.selectedKey) this.drawSelected(ctx, lane, y);
     });
+  }
+
+  drawSelected(ctx, lane, y) {
+    ctx.strokeStyle = '#111';
+    for (const b of lane.boxes) {
+      if (b.h._key !== this.selectedKey) continue;
+      const [x, w] = this.span(b.o);
+      ctx.fillStyle = kindColor(b.h.kind);
+      ctx.fillRect(x, y + 3, w, LANE_HEIGHT_PX - 6);
+      ctx.strokeRect(x - 0.5, y + 2.5, w + 1, LANE_HEIGHT_PX - 5);
+    }
   }
 
   drawAxis(ctx, width) {
