@@ -26,6 +26,15 @@ if(TARGET blockwatch AND TARGET blockwatch_stream_decoder)
   if(watchdog_sources)
     target_compile_definitions(runtime_hooks_preload_test PRIVATE BW_TEST_EXPECT_STALLS)
   endif()
+  # With the CLI built, the demo is also checked end to end through its JSON report.
+  find_package(nlohmann_json QUIET)
+  if(TARGET blockwatch_cli AND TARGET nlohmann_json::nlohmann_json)
+    target_compile_definitions(runtime_hooks_preload_test PRIVATE
+      BW_TEST_CLI="$<TARGET_FILE:blockwatch_cli>"
+      BW_TEST_DEMO_CONFIG="${PROJECT_SOURCE_DIR}/examples/demo.bwconfig")
+    target_link_libraries(runtime_hooks_preload_test PRIVATE nlohmann_json::nlohmann_json)
+    add_dependencies(runtime_hooks_preload_test blockwatch_cli)
+  endif()
   # The checker runs the programs; make sure they are built with it.
   add_dependencies(runtime_hooks_preload_test blockwatch runtime_hooks_preload_labels_program
     runtime_hooks_preload_gtest_program demo_service)

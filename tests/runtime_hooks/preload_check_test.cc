@@ -18,6 +18,9 @@
 #include <vector>
 
 #include "collector/stream_decoder.h"
+#ifdef BW_TEST_CLI
+#include <nlohmann/json.hpp>
+#endif
 
 namespace {
 
@@ -196,6 +199,57 @@ TEST(PreloadDemo, TokenizerStallIsSampledInsideTheLoop) {
   EXPECT_NE(stall->task.find("pool::HandleRequest"), std::string::npos) << Describe(stream);
   EXPECT_EQ(stall->thread_name.rfind("pool-", 0), 0u) << Describe(stream);
 }
+
+#ifdef BW_TEST_CLI
+// The README's demo end to end: `blockwatch run --config examples/demo.bwconfig`
+// on the demo; the JSON report has each planted problem under its path and task.
+TEST(PreloadDemo, BlockwatchRunReportsEveryPlantedProblemUnderItsPath) {
+  const std::string json_path = testing::TempDir() + "bw_demo_" + std::to_string(getpid()) + ".json";
+  ChildResult child = RunChild({BW_TEST_CLI, "run", "--config", BW_TEST_DEMO_CONFIG, "--report",
+                                json_path, "--", BW_TEST_DEMO_PROGRAM},
+                               {});
+  ASSERT_EQ(child.exit_status, 0) << child.output;
+  std::ifstream in(json_path);
+  nlohmann::json report = nlohmann::json::parse(in, nullptr, false);
+  std::filesystem::remove(json_path);
+  ASSERT_FALSE(report.is_discarded()) << child.output;
+
+  // kind + innermost frame of ours -> expected path, allowed
+  struct Planted {
+    const char* kind;
+    const char* frame;
+    const char* path;
+    bool allowed;
+  };
+  const Planted planted[] = {{"mutex", "model::Infer", "model", false},
+                             {"fsync", "pool::AppendAuditLog", "worker-pool", false},
+                             {"sleep", "pool::BackoffBeforeRetry", "worker-pool", false},
+                             {"stall", "model::Tokenize", "model", false},
+                             {"sleep", "model::LoadVocabulary", "model", true}};
+  for (const Planted& p : planted) {
+    bool found = false;
+    for (const auto& h : report["hotspots"]) {
+      if (h["kind"] != p.kind || h["stack"].empty()) continue;
+      bool has_frame = false;
+      for (const auto& frame : h["stack"]) {
+        has_frame |= frame["function"].get<std::string>().find(p.frame) != std::string::npos;
+      }
+      if (!has_frame) continue;
+      found = true;
+      EXPECT_EQ(h["path"], p.path) << p.frame;
+      EXPECT_EQ(h["allowed"], p.allowed) << p.frame;
+      ASSERT_FALSE(h["tasks"].empty()) << p.frame;
+      EXPECT_NE(h["tasks"][0].get<std::string>().find("pool::HandleRequest"), std::string::npos);
+    }
+    EXPECT_TRUE(found) << p.kind << " in " << p.frame << "\n" << report["hotspots"].dump(1);
+  }
+  for (const auto& h : report["hotspots"]) {
+    for (const auto& thread : h["threads"]) {
+      EXPECT_EQ(thread.get<std::string>().rfind("pool-", 0), 0u) << h.dump(1);
+    }
+  }
+}
+#endif
 
 TEST(PreloadGTestListener, FailsExactlyTheTestThatBlockedAWorker) {
   ChildResult child = RunChild({BW_TEST_GTEST_PROGRAM},
