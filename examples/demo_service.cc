@@ -74,8 +74,8 @@ void ReloaderMain() {
 
 // A tokenizer that runs ~40 ms on CPU for long prompts: a stall of its worker.
 DEMO_NOINLINE int Tokenize(const std::string& prompt, bool long_prompt) {
-  const auto until = std::chrono::steady_clock::now() +
-                     std::chrono::milliseconds(long_prompt ? 40 : 0);
+  const auto until =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(long_prompt ? 40 : 0);
   unsigned tokens = 0;
   do {
     // Mostly hashing, rarely the clock: a stall sample should land in this frame.

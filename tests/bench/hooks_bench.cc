@@ -115,15 +115,16 @@ int main(int argc, char** argv) {
   original_argv.push_back(nullptr);
   benchmark::Initialize(&argc, argv);
   const bool child = std::getenv("BW_BENCH_CHILD") != nullptr;
-  std::printf("== hooks_bench %s libblockwatch.so (bw_active=%d)\n",
-              child ? "with" : "without", blockwatch_active());
+  std::printf("== hooks_bench %s libblockwatch.so (bw_active=%d)\n", child ? "with" : "without",
+              blockwatch_active());
   std::fflush(stdout);
   KeepingReporter reporter;
   benchmark::RunSpecifiedBenchmarks(&reporter);
   if (child) {  // results for the parent on fd 3
     FILE* out = fdopen(3, "w");
     if (out == nullptr) return 1;
-    for (const auto& [name, ns] : reporter.ns_per_iteration) std::fprintf(out, "%s %.3f\n", name.c_str(), ns);
+    for (const auto& [name, ns] : reporter.ns_per_iteration)
+      std::fprintf(out, "%s %.3f\n", name.c_str(), ns);
     std::fclose(out);
     return 0;
   }

@@ -231,10 +231,9 @@ TEST(AsioTrackingInAsio, ComposedReadKeepsTheStartingLabel) {
   {
     located_line = __LINE__ + 1;
     BLOCKWATCH_ASIO_LOCATION("read_request");
-    boost::asio::async_read(reader, boost::asio::buffer(buffer),
-                            [&](const boost::system::error_code&, size_t) {
-                              label_at_completion = current_label();
-                            });
+    boost::asio::async_read(
+        reader, boost::asio::buffer(buffer),
+        [&](const boost::system::error_code&, size_t) { label_at_completion = current_label(); });
   }
   boost::asio::write(writer, boost::asio::buffer("01234", 5));
   io.poll();  // the first half arrives: async_read issues its next async_read_some

@@ -36,10 +36,12 @@ struct ChildResult {
 
 // Runs argv with the current environment minus LD_PRELOAD and BLOCKWATCH_*, plus
 // `extra_env`; waits; captures its output through a temporary file.
-ChildResult RunChild(const std::vector<std::string>& argv, const std::vector<std::string>& extra_env) {
+ChildResult RunChild(const std::vector<std::string>& argv,
+                     const std::vector<std::string>& extra_env) {
   std::vector<std::string> env_strings;
   for (char** e = environ; *e != nullptr; ++e) {
-    if (std::strncmp(*e, "LD_PRELOAD=", 11) == 0 || std::strncmp(*e, "BLOCKWATCH_", 11) == 0) continue;
+    if (std::strncmp(*e, "LD_PRELOAD=", 11) == 0 || std::strncmp(*e, "BLOCKWATCH_", 11) == 0)
+      continue;
     env_strings.emplace_back(*e);
   }
   env_strings.insert(env_strings.end(), extra_env.begin(), extra_env.end());
@@ -144,7 +146,8 @@ TEST(PreloadLabels, TasksAllowedReasonsAndSilentNonWorkers) {
   for (const ResolvedEvent& e : stream.events) {
     EXPECT_TRUE(e.thread_name == "asioworker-0" || e.thread_name == "manual" ||
                 e.thread_name == "tpool-0")
-        << "a non-worker thread was reported:\n" << all;
+        << "a non-worker thread was reported:\n"
+        << all;
   }
 }
 
@@ -204,7 +207,8 @@ TEST(PreloadDemo, TokenizerStallIsSampledInsideTheLoop) {
 // The README's demo end to end: `blockwatch run --config examples/demo.bwconfig`
 // on the demo; the JSON report has each planted problem under its path and task.
 TEST(PreloadDemo, BlockwatchRunReportsEveryPlantedProblemUnderItsPath) {
-  const std::string json_path = testing::TempDir() + "bw_demo_" + std::to_string(getpid()) + ".json";
+  const std::string json_path =
+      testing::TempDir() + "bw_demo_" + std::to_string(getpid()) + ".json";
   ChildResult child = RunChild({BW_TEST_CLI, "run", "--config", BW_TEST_DEMO_CONFIG, "--report",
                                 json_path, "--", BW_TEST_DEMO_PROGRAM},
                                {});
@@ -260,19 +264,20 @@ TEST(PreloadGTestListener, FailsExactlyTheTestThatBlockedAWorker) {
       << child.output;
   EXPECT_NE(child.output.find("sleep"), std::string::npos) << child.output;
   EXPECT_NE(child.output.find("\"gtworker\""), std::string::npos) << child.output;
-  for (const char* passing : {"AllowedBlockingPasses", "QuietTestPasses", "IdleAsioWorkersPass",
-                              "MainThreadSleeps"}) {
+  for (const char* passing :
+       {"AllowedBlockingPasses", "QuietTestPasses", "IdleAsioWorkersPass", "MainThreadSleeps"}) {
     EXPECT_NE(child.output.find(std::string("[       OK ] Listener.") + passing), std::string::npos)
-        << passing << "\n" << child.output;
+        << passing << "\n"
+        << child.output;
   }
   EXPECT_NE(child.output.find("1 FAILED TEST"), std::string::npos) << child.output;
 }
 
 TEST(PreloadGTestListener, MainThreadIsAWorkerOnlyWhenAsked) {
-  ChildResult child = RunChild(
-      {BW_TEST_GTEST_PROGRAM, "--gtest_filter=Listener.MainThreadSleeps"},
-      {std::string("LD_PRELOAD=") + BW_TEST_LIBRARY, "BLOCKWATCH_THRESHOLD=1ms",
-       "BLOCKWATCH_OUTPUT=/dev/null", "BLOCKWATCH_GTEST_WORKER=main"});
+  ChildResult child =
+      RunChild({BW_TEST_GTEST_PROGRAM, "--gtest_filter=Listener.MainThreadSleeps"},
+               {std::string("LD_PRELOAD=") + BW_TEST_LIBRARY, "BLOCKWATCH_THRESHOLD=1ms",
+                "BLOCKWATCH_OUTPUT=/dev/null", "BLOCKWATCH_GTEST_WORKER=main"});
   EXPECT_EQ(child.exit_status, 1) << child.output;
   EXPECT_NE(child.output.find("[  FAILED  ] Listener.MainThreadSleeps"), std::string::npos)
       << child.output;

@@ -181,9 +181,9 @@ class completion {
 #define BLOCKWATCH_ASIO_CONCAT(a, b) BLOCKWATCH_ASIO_CONCAT_INNER(a, b)
 
 // Names the handlers created in this scope: BLOCKWATCH_ASIO_LOCATION("accept").
-#define BLOCKWATCH_ASIO_LOCATION(name)                 \
-  ::blockwatch::asio_tracking::Location BLOCKWATCH_ASIO_CONCAT( \
-      bw_asio_location_, __LINE__)(__FILE__, __LINE__, name)
+#define BLOCKWATCH_ASIO_LOCATION(name)                                                       \
+  ::blockwatch::asio_tracking::Location BLOCKWATCH_ASIO_CONCAT(bw_asio_location_, __LINE__)( \
+      __FILE__, __LINE__, name)
 
 // The macros Asio's detail/handler_tracking.hpp requires of a custom header.
 #define BOOST_ASIO_INHERIT_TRACKED_HANDLER : public ::blockwatch::asio_tracking::tracked_handler
