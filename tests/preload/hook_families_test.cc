@@ -108,6 +108,9 @@ TEST(HookFamilies, DirectFutexSyscallsAreCaught) {
   const auto rust_like = at_site(futexes, "rust_like_lock_site");
   ASSERT_GE(rust_like.size(), 1u) << describe(run.events());
   EXPECT_TRUE(rust_like[0].stack_contains("FutexMutex::lock"));
+  // libstdc++'s std::atomic::wait and std::future::get block the same way.
+  EXPECT_GE(at_site(futexes, "atomic_wait_site").size(), 1u) << describe(run.events());
+  EXPECT_GE(at_site(futexes, "future_wait_site").size(), 1u) << describe(run.events());
 }
 
 TEST(HookFamilies, IoHasFdTypeAndFsyncKind) {

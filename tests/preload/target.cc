@@ -29,6 +29,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <future>
 #include <map>
 #include <string>
 #include <thread>
@@ -251,10 +252,35 @@ __attribute__((noinline)) void rust_like_lock_site() {
   holder.join();
 }
 
+// libstdc++ blocks std::atomic::wait and std::future::wait with syscall(SYS_futex).
+__attribute__((noinline)) void atomic_wait_site() {
+  std::atomic<int> flag{0};
+  std::thread notifier([&] {
+    sleep_ms(30);
+    flag = 1;
+    flag.notify_one();
+  });
+  flag.wait(0);
+  notifier.join();
+}
+
+__attribute__((noinline)) void future_wait_site() {
+  std::promise<int> promise;
+  std::future<int> future = promise.get_future();
+  std::thread fulfiller([&] {
+    sleep_ms(30);
+    promise.set_value(42);
+  });
+  CHECK(future.get() == 42);
+  fulfiller.join();
+}
+
 void scenario_futex() {
   run_named_thread("worker-1", [] {
     futex_site();
     rust_like_lock_site();
+    atomic_wait_site();
+    future_wait_site();
   });
 }
 
