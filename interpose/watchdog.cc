@@ -436,7 +436,9 @@ void watchdog_after_fork_child() {
   for (StallTracker& tracker : g_trackers) tracker = StallTracker{};
   g_budget = StallBudget(g_settings.stall_budget_per_minute);
   g_next_stall_id = 0;
-  if (g_was_started && was_running && config().follow_children && !agent_is_shut_down()) {
+  // Like the agent: fork children are watched (pre-fork servers' workers are
+  // forked) unless the agent disabled itself there (the parent was exiting).
+  if (g_was_started && was_running && !agent_is_shut_down()) {
     start_thread();
   }
 }

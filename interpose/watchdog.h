@@ -25,8 +25,9 @@ void watchdog_start();
 // agent's final flush. Call before agent_shutdown(). Safe to call twice.
 void watchdog_stop();
 
-// In a fork() child: the parent's watchdog thread does not exist here. Restart it
-// when the agent restarts in children (BLOCKWATCH_FOLLOW_CHILDREN, default on).
+// In a fork() child (after agent_after_fork_child): the parent's watchdog thread
+// does not exist here. Restarted exactly when the agent restarted (fork children
+// are always watched; not when the parent was already shutting down).
 void watchdog_after_fork_child();
 
 // --- settings -----------------------------------------------------------------

@@ -10,11 +10,13 @@
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 
@@ -185,6 +187,16 @@ int epoll_loop() {
   return 0;
 }
 
+// The watchdog restarts in a fork() child (as the agent does): the child's stall
+// is in the child's own stream.
+int fork_child_stall() {
+  const pid_t child = fork();
+  if (child == 0) exit(run_in_thread(cpu_task_worker));
+  int status = 0;
+  waitpid(child, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
+}
+
 int hang(bool kill_self) {
   pthread_t worker, helper;
   pthread_create(&helper, nullptr, helper_thread, nullptr);
@@ -221,6 +233,7 @@ int main(int argc, char** argv) {
   if (scenario == "three_stalls") return run_in_thread(three_stalls_worker);
   if (scenario == "short_tasks") return run_in_thread(short_tasks_worker);
   if (scenario == "epoll_loop") return epoll_loop();
+  if (scenario == "fork_child_stall") return fork_child_stall();
   if (scenario == "hang") return hang(false);
   if (scenario == "hang_killed") return hang(true);
   if (scenario == "program_owns_signal") return program_owns_signal();

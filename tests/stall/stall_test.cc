@@ -34,6 +34,7 @@ struct ScenarioRun {
   std::vector<ResolvedEvent> events;
   uint64_t stalls_suppressed = 0;
   bool has_counters = false;
+  int forked_child_stalls = 0;  // stall records in streams of fork() children
 };
 
 std::string read_text(const std::filesystem::path& path) {
@@ -87,6 +88,9 @@ ScenarioRun run_scenario(const std::string& scenario, std::map<std::string, std:
     DecodedStream stream;
     EXPECT_TRUE(collector::decode_file(entry.path().string(), &stream)) << stream.error;
     run.events.insert(run.events.end(), stream.events.begin(), stream.events.end());
+    for (const ResolvedEvent& e : stream.events) {
+      if (stream.hello.forked_child() && e.raw.kind() == wire::KIND_STALL) ++run.forked_child_stalls;
+    }
     run.stalls_suppressed += stream.counters.stalls_suppressed();
     run.has_counters = run.has_counters || stream.has_counters;
   }
@@ -187,6 +191,16 @@ TEST(Stall, EpollLoopSlowTurnIsAStallIdleWaitIsNot) {
   EXPECT_FALSE(stall.raw.in_task());
   EXPECT_TRUE(stack_contains(stall, "stall_loop_turn_site")) << describe(run);
   EXPECT_LT(stall.raw.duration_ns(), 150'000'000) << "the idle wait counted as a stall";
+}
+
+TEST(Stall, WatchdogRunsInAForkChild) {
+  const ScenarioRun run = run_scenario("fork_child_stall", {});
+  ASSERT_TRUE(WIFEXITED(run.status) && WEXITSTATUS(run.status) == 0) << describe(run);
+  EXPECT_EQ(stalls_by_id(run).size(), 1u) << describe(run);
+  EXPECT_GT(run.forked_child_stalls, 0) << describe(run);
+  for (const ResolvedEvent& e : of_kind(run, wire::KIND_STALL)) {
+    EXPECT_TRUE(stack_contains(e, "stall_cpu_loop_site")) << describe(run);
+  }
 }
 
 TEST(Stall, ShortTasksAreNoStall) {
