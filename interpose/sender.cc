@@ -433,7 +433,8 @@ void Sender::final_flush() {
   if (!channel_.is_open() && channel_.configured()) {
     if (channel_.try_open(INT64_MAX)) begin_stream();  // one last try, ignoring backoff
   }
-  maybe_send_counters(mono_ns(), true);
+  // The final counters, unless the last frame already carries these values.
+  maybe_send_counters(INT64_MAX / 2, /*force=*/false);
   if (channel_.is_open()) encoder_.goodbye(goodbye_reason, goodbye_status, pending_);
   done_markers_.emplace_back(bytes_written_total_ + pending_.size(),
                              global_record_queue().popped_count());
