@@ -60,6 +60,13 @@ BW_SLOW_PATH int pthread_mutex_lock_slow(pthread_mutex_t* mutex) {
 
 BW_EXPORT int pthread_mutex_lock(pthread_mutex_t* mutex) noexcept {
   BW_PASS_THROUGH_IF_NOT_WORKER(pthread_mutex_lock, (mutex));
+  // Uncontended on a worker (outside strict mode): the trylock is the lock, and
+  // nothing is timed or reported, so skip the out-of-line path. Whatever the
+  // thread's mode, trylock's result equals lock's except EBUSY.
+  if (__builtin_expect(bw::g_threshold_ns != 0, 1)) {
+    const int rc = pthread_mutex_trylock(mutex);
+    if (__builtin_expect(rc != EBUSY, 1)) return rc;
+  }
   return pthread_mutex_lock_slow(mutex);
 }
 
