@@ -171,9 +171,12 @@ uintptr_t parse_hex(const char*& p) {
   uintptr_t value = 0;
   for (;; ++p) {
     const char c = *p;
-    if (c >= '0' && c <= '9') value = value * 16 + static_cast<uintptr_t>(c - '0');
-    else if (c >= 'a' && c <= 'f') value = value * 16 + static_cast<uintptr_t>(c - 'a' + 10);
-    else return value;
+    if (c >= '0' && c <= '9')
+      value = value * 16 + static_cast<uintptr_t>(c - '0');
+    else if (c >= 'a' && c <= 'f')
+      value = value * 16 + static_cast<uintptr_t>(c - 'a' + 10);
+    else
+      return value;
   }
 }
 

@@ -188,8 +188,9 @@ void report_stall(ThreadSlot& slot, StallTracker& tracker, const TickDecision& d
     const ThreadFaults faults = read_faults(tracker.tid);
     record.minor_faults = non_negative(faults.minor - tracker.minor_faults_base);
     record.major_faults = non_negative(faults.major - tracker.major_faults_base);
-    never_blocked_and_runnable = faults.state == 'R' && tracker.voluntary_switches_base >= 0 &&
-                                 read_voluntary_switches(tracker.tid) == tracker.voluntary_switches_base;
+    never_blocked_and_runnable =
+        faults.state == 'R' && tracker.voluntary_switches_base >= 0 &&
+        read_voluntary_switches(tracker.tid) == tracker.voluntary_switches_base;
   }
   record.runqueue_ns = stall_runqueue_ns(record.duration_ns, record.cpu_ns, schedstat_runqueue_ns,
                                          never_blocked_and_runnable);
@@ -382,8 +383,10 @@ WatchdogSettings watchdog_settings_from_environment() {
     if (signal) {
       settings.stall_signal = signal;
     } else {
-      fprintf(stderr, "blockwatch: BLOCKWATCH_STALL_SIGNAL='%s' is not a signal "
-                      "(examples: SIGRTMIN+7, 40); using SIGRTMIN+7\n", text);
+      fprintf(stderr,
+              "blockwatch: BLOCKWATCH_STALL_SIGNAL='%s' is not a signal "
+              "(examples: SIGRTMIN+7, 40); using SIGRTMIN+7\n",
+              text);
     }
   }
   if (const char* text = getenv("BLOCKWATCH_STALL_BUDGET")) {
@@ -392,8 +395,10 @@ WatchdogSettings watchdog_settings_from_environment() {
     if (end != text && *end == '\0' && budget >= 0 && budget <= 1'000'000) {
       settings.stall_budget_per_minute = static_cast<int>(budget);
     } else {
-      fprintf(stderr, "blockwatch: BLOCKWATCH_STALL_BUDGET='%s' is not a count of stalls "
-                      "per minute; using 60\n", text);
+      fprintf(stderr,
+              "blockwatch: BLOCKWATCH_STALL_BUDGET='%s' is not a count of stalls "
+              "per minute; using 60\n",
+              text);
     }
   }
   settings.tick_ns = watchdog_tick_ns(settings.stall_threshold_ns, settings.hang_threshold_ns);
@@ -407,8 +412,9 @@ void watchdog_start() {
   if (g_settings.stall_threshold_ns <= 0 && g_settings.hang_threshold_ns <= 0) return;
   g_budget = StallBudget(g_settings.stall_budget_per_minute);
   if (!stall_sampler_install(g_settings.stall_signal)) {
-    fprintf(stderr, "blockwatch: signal %d is in use by the program; stalls are reported "
-                    "without stacks (set BLOCKWATCH_STALL_SIGNAL to a free one)\n",
+    fprintf(stderr,
+            "blockwatch: signal %d is in use by the program; stalls are reported "
+            "without stacks (set BLOCKWATCH_STALL_SIGNAL to a free one)\n",
             g_settings.stall_signal);
   }
   g_was_started = start_thread();
@@ -522,9 +528,9 @@ bool parse_stat_faults(const char* text, ThreadFaults* out) {
   // After ")": state(3) ppid pgrp session tty_nr tpgid flags minflt(10) cminflt majflt(12).
   char state = 0;
   long long skip = 0, minor = 0, major = 0;
-  const int fields = std::sscanf(after_name + 1, " %c %lld %lld %lld %lld %lld %lld %lld %lld %lld",
-                                 &state, &skip, &skip, &skip, &skip, &skip, &skip, &minor, &skip,
-                                 &major);
+  const int fields =
+      std::sscanf(after_name + 1, " %c %lld %lld %lld %lld %lld %lld %lld %lld %lld", &state, &skip,
+                  &skip, &skip, &skip, &skip, &skip, &minor, &skip, &major);
   if (fields != 10) return false;
   out->minor = minor;
   out->major = major;

@@ -33,12 +33,12 @@ void watchdog_after_fork_child();
 // --- settings -----------------------------------------------------------------
 
 struct WatchdogSettings {
-  int64_t stall_threshold_ns = 0;      // 0: stalls off
-  int64_t hang_threshold_ns = 0;       // 0: hangs off
-  int stall_signal = 0;                // BLOCKWATCH_STALL_SIGNAL, default SIGRTMIN+7
-  int stall_budget_per_minute = 60;    // BLOCKWATCH_STALL_BUDGET, 0: no limit
-  int64_t tick_ns = 0;       // while some worker is busy
-  int64_t idle_tick_ns = 0;  // while none is: a wake-up is most of the cost
+  int64_t stall_threshold_ns = 0;    // 0: stalls off
+  int64_t hang_threshold_ns = 0;     // 0: hangs off
+  int stall_signal = 0;              // BLOCKWATCH_STALL_SIGNAL, default SIGRTMIN+7
+  int stall_budget_per_minute = 60;  // BLOCKWATCH_STALL_BUDGET, 0: no limit
+  int64_t tick_ns = 0;               // while some worker is busy
+  int64_t idle_tick_ns = 0;          // while none is: a wake-up is most of the cost
 };
 
 // How often the watchdog looks while some worker is busy: a quarter of the
@@ -65,7 +65,7 @@ struct ActivityKey {
 
 // What one tick read from a slot.
 struct SlotView {
-  int32_t tid = 0;     // 0: free slot
+  int32_t tid = 0;  // 0: free slot
   bool worker = false;
   bool in_task = false;  // task_depth > 0
   bool idle = false;     // inside the executor's idle wait
@@ -75,14 +75,14 @@ struct SlotView {
 // The watchdog's memory of one slot between ticks.
 struct StallTracker {
   int32_t tid = 0;
-  bool tracking = false;     // the slot is busy with `key` since first_seen_mono_ns
+  bool tracking = false;  // the slot is busy with `key` since first_seen_mono_ns
   ActivityKey key;
   int64_t first_seen_mono_ns = 0;
   uint8_t samples_sent = 0;  // bit set of 1, 2, 4
   bool hang_dumped = false;
   bool late_baseline_taken = false;
-  bool suppressed = false;   // over budget: later samples of this stall are skipped
-  uint64_t stall_id = 0;     // 0 until the first sample
+  bool suppressed = false;  // over budget: later samples of this stall are skipped
+  uint64_t stall_id = 0;    // 0 until the first sample
   // Baselines for the deltas a stall reports.
   int64_t cpu_base_ns = 0;
   int64_t runqueue_base_ns = 0;

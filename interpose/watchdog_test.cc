@@ -186,12 +186,13 @@ TEST(ProcParsers, SchedstatStatStatusAndSyscall) {
   const ThreadSyscall sleeping = parse_thread_syscall("230 0x1 0x0 0x7ffd 0x0 0 0 0x7ffd 0x7f00\n");
   EXPECT_FALSE(sleeping.interruptible);
   EXPECT_STREQ(sleeping.name, "clock_nanosleep");
-  EXPECT_TRUE(parse_thread_syscall("0 0x3 0x7ffd 0x10 0 0 0 0x7ffd 0x7f00\n").interruptible);  // read
+  EXPECT_TRUE(
+      parse_thread_syscall("0 0x3 0x7ffd 0x10 0 0 0 0x7ffd 0x7f00\n").interruptible);  // read
 }
 
 TEST(RunqueueSplit, NeverMoreThanTheTimeOffCpu) {
   EXPECT_EQ(stall_runqueue_ns(100, 30, 20, false), 20);
-  EXPECT_EQ(stall_runqueue_ns(100, 30, 20, true), 70);   // never blocked: all waiting
+  EXPECT_EQ(stall_runqueue_ns(100, 30, 20, true), 70);    // never blocked: all waiting
   EXPECT_EQ(stall_runqueue_ns(100, 30, 500, false), 70);  // a wait that began earlier
   EXPECT_EQ(stall_runqueue_ns(100, 130, 5, false), 0);
 }

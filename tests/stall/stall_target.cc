@@ -202,8 +202,8 @@ int hang(bool kill_self) {
   pthread_create(&helper, nullptr, helper_thread, nullptr);
   pthread_create(&worker, nullptr, hang_worker, nullptr);
   while (g_hang_worker_tid == 0 || g_helper_tid == 0) usleep(1000);
-  std::printf("main=%d worker=%d helper=%d\n", static_cast<int>(gettid()),
-              g_hang_worker_tid.load(), g_helper_tid.load());
+  std::printf("main=%d worker=%d helper=%d\n", static_cast<int>(gettid()), g_hang_worker_tid.load(),
+              g_helper_tid.load());
   std::fflush(stdout);
   pthread_join(worker, nullptr);
   // Dying without exit(): only what the hang dump flushed is in the stream.

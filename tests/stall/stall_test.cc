@@ -89,7 +89,8 @@ ScenarioRun run_scenario(const std::string& scenario, std::map<std::string, std:
     EXPECT_TRUE(collector::decode_file(entry.path().string(), &stream)) << stream.error;
     run.events.insert(run.events.end(), stream.events.begin(), stream.events.end());
     for (const ResolvedEvent& e : stream.events) {
-      if (stream.hello.forked_child() && e.raw.kind() == wire::KIND_STALL) ++run.forked_child_stalls;
+      if (stream.hello.forked_child() && e.raw.kind() == wire::KIND_STALL)
+        ++run.forked_child_stalls;
     }
     run.stalls_suppressed += stream.counters.stalls_suppressed();
     run.has_counters = run.has_counters || stream.has_counters;
@@ -124,15 +125,15 @@ bool stack_contains(const ResolvedEvent& e, const std::string& function) {
 }
 
 std::string describe(const ScenarioRun& run) {
-  std::string text = "stdout: " + run.stdout_text + "stalls_suppressed: " +
-                     std::to_string(run.stalls_suppressed) + "\nevents:\n";
+  std::string text = "stdout: " + run.stdout_text +
+                     "stalls_suppressed: " + std::to_string(run.stalls_suppressed) + "\nevents:\n";
   for (const ResolvedEvent& e : run.events) {
-    text += e.kind + " id=" + std::to_string(e.raw.stall_id()) + " sample=" +
-            std::to_string(e.raw.sample()) + " " + std::to_string(e.raw.duration_ns()) +
-            "ns cpu=" + std::to_string(e.raw.cpu_ns()) + " rq=" +
-            std::to_string(e.raw.runqueue_ns()) + " off=" + std::to_string(e.raw.offcpu_ns()) +
-            " tid=" + std::to_string(e.raw.tid()) + " '" + e.thread_name + "' task='" + e.task +
-            "' in=" + e.raw.blocked_in() + ":";
+    text += e.kind + " id=" + std::to_string(e.raw.stall_id()) +
+            " sample=" + std::to_string(e.raw.sample()) + " " +
+            std::to_string(e.raw.duration_ns()) + "ns cpu=" + std::to_string(e.raw.cpu_ns()) +
+            " rq=" + std::to_string(e.raw.runqueue_ns()) +
+            " off=" + std::to_string(e.raw.offcpu_ns()) + " tid=" + std::to_string(e.raw.tid()) +
+            " '" + e.thread_name + "' task='" + e.task + "' in=" + e.raw.blocked_in() + ":";
     for (const auto& frame : e.stack) text += " " + frame.function;
     text += "\n";
   }

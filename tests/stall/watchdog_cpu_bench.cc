@@ -2,11 +2,11 @@
 // (default 64) sit idle in epoll_wait, as an executor's idle loop does, for a few
 // seconds under LD_PRELOAD=libblockwatch.so; then the CPU time of the thread named
 // "bw-watchdog" (found in /proc/self/task/*/comm, read from its CPU clock) is
-// printed as a share of one core. `busy` mode: the workers run short tasks back to back instead (the
-// watchdog's worst case: a new task key at every tick on every worker).
+// printed as a share of one core. `busy` mode: the workers run short tasks back to back instead
+// (the watchdog's worst case: a new task key at every tick on every worker).
 //
-//   LD_PRELOAD=libblockwatch.so BLOCKWATCH_STALL_THRESHOLD=20ms \
-//     watchdog_cpu_bench [seconds=5] [workers=64] [idle|busy]
+//   LD_PRELOAD=libblockwatch.so BLOCKWATCH_STALL_THRESHOLD=20ms
+//       watchdog_cpu_bench [seconds=5] [workers=64] [idle|busy]
 //
 // Prints "watchdog_cpu_percent_of_one_core=X"; no assertion on X (benchmarks
 // report, tests assert behaviour).
@@ -107,7 +107,8 @@ int main(int argc, char** argv) {
   clock_gettime(CLOCK_MONOTONIC, &end);
   g_stop = true;
   for (std::thread& t : threads) t.join();
-  const double wall_s = double(end.tv_sec - start.tv_sec) + double(end.tv_nsec - start.tv_nsec) / 1e9;
+  const double wall_s =
+      double(end.tv_sec - start.tv_sec) + double(end.tv_nsec - start.tv_nsec) / 1e9;
   const double cpu_s = after - before;
   std::printf("workers=%d mode=%s seconds=%.2f watchdog_cpu_s=%.3f\n", workers,
               g_busy ? "busy" : "idle", wall_s, cpu_s);
