@@ -22,6 +22,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
@@ -229,7 +230,34 @@ int64_t mono_now_ns() {
   return static_cast<int64_t>(now.tv_sec) * 1'000'000'000 + now.tv_nsec;
 }
 
+// Does thread `tid` block `signal` right now ("SigBlk:" of its status)? A
+// blocked signal would stay pending and could reach the program later through
+// sigwaitinfo or a signalfd: such a thread is never sent one. Unknown: blocked.
+bool thread_blocks_signal(int32_t tid, int signal) {
+  char path[64], text[2048];
+  std::snprintf(path, sizeof path, "/proc/self/task/%d/status", static_cast<int>(tid));
+  const int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return true;
+  const ssize_t n = read(fd, text, sizeof text - 1);
+  close(fd);
+  if (n <= 0) return true;
+  text[n] = '\0';
+  return parse_signal_blocked(text, signal);
+}
+
 }  // namespace
+
+bool parse_signal_blocked(const char* status_text, int signal) {
+  static constexpr char kKey[] = "\nSigBlk:";
+  const char* line = std::strstr(status_text, kKey);
+  if (!line || signal < 1 || signal > 64) return true;
+  const char* p = line + sizeof kKey - 1;
+  while (*p == ' ' || *p == '\t') ++p;
+  const char* digits = p;
+  const uint64_t mask = parse_hex(p);
+  if (p == digits) return true;
+  return (mask >> (signal - 1)) & 1;
+}
 
 bool stall_sampler_install(int signal, bool drop_own_frames) {
   g_own_range_count = 0;
@@ -328,7 +356,7 @@ ThreadSyscall read_thread_syscall(int32_t tid) {
 }
 
 int stall_sampler_sample(int32_t tid, uintptr_t* frames, int max_frames, int64_t timeout_ns) {
-  if (!stall_sampler_usable()) return -1;
+  if (!stall_sampler_usable() || thread_blocks_signal(tid, g_signal)) return -1;
   refresh_readable_ranges();
   const uint64_t base = ++g_generation << 2;
   g_sample.tid.store(tid, std::memory_order_relaxed);

@@ -41,9 +41,15 @@ ThreadSyscall parse_thread_syscall(const char* text);
 // Sample the stack of thread `tid` of this process: pcs innermost first,
 // blockwatch's own frames removed. Waits at most `timeout_ns` for the handler.
 // Returns the number of frames, or -1 when the thread did not answer (exited,
-// signal blocked, handler replaced); a handler that answers after the timeout
-// writes nothing. Watchdog thread only (reads /proc/self/maps; allocates nothing).
+// handler replaced) or was not asked because it blocks the signal (a pending
+// signal could reach the program through sigwaitinfo or signalfd); a handler
+// that answers after the timeout writes nothing. Watchdog thread only (reads /proc/self/maps;
+// allocates nothing).
 int stall_sampler_sample(int32_t tid, uintptr_t* frames, int max_frames, int64_t timeout_ns);
+
+// Whether a /proc/self/task/TID/status text says `signal` is blocked (SigBlk).
+// True when it cannot tell (the safe answer: do not send). Unit tests.
+bool parse_signal_blocked(const char* status_text, int signal);
 
 // The sampler state in a fork() child: no request can be in flight there.
 void stall_sampler_after_fork_child();

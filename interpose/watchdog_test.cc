@@ -235,22 +235,38 @@ TEST(StallSampler, SamplesASpinningThreadInsideItsLoopAndKeepsErrno) {
   EXPECT_EQ(g_errno_seen.load(), 777);
 }
 
-TEST(StallSampler, AThreadThatBlocksTheSignalTimesOutWithoutAStack) {
+TEST(StallSampler, SigBlkParsing) {
+  const char* status =
+      "Name:\tx\nSigQ:\t0/1\nSigPnd:\t0000000000000000\n"
+      "SigBlk:\t0000000000010002\nSigIgn:\t0\n";
+  EXPECT_TRUE(parse_signal_blocked(status, 2));         // bit 1
+  EXPECT_TRUE(parse_signal_blocked(status, 17));        // bit 16
+  EXPECT_FALSE(parse_signal_blocked(status, 41));       // SIGRTMIN+7 on glibc
+  EXPECT_TRUE(parse_signal_blocked("Name:\tx\n", 41));  // unknown: do not send
+}
+
+TEST(StallSampler, AThreadThatBlocksTheSignalIsNotSentOne) {
   ASSERT_TRUE(stall_sampler_install(SIGRTMIN + 7, /*drop_own_frames=*/false));
   std::atomic<int> tid{0};
   std::atomic<bool> stop{false};
+  std::atomic<int> left_pending{-1};
   std::thread blocked([&] {
     sigset_t all;
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, nullptr);
     tid = gettid();
     while (!stop) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    // A signal left pending here would reach a program's sigwaitinfo/signalfd.
+    sigset_t pending;
+    sigpending(&pending);
+    left_pending = sigismember(&pending, SIGRTMIN + 7);
   });
   while (tid == 0) std::this_thread::yield();
   uintptr_t frames[kMaxFrames];
   EXPECT_EQ(stall_sampler_sample(tid, frames, kMaxFrames, 30 * kMs), -1);
   stop = true;
-  blocked.join();  // the pending signal dies with the thread
+  blocked.join();
+  EXPECT_EQ(left_pending.load(), 0);
 }
 
 TEST(StallSampler, NeverTakesASignalTheProgramHandles) {
