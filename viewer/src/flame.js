@@ -90,7 +90,7 @@ export class FlameGraph {
     this.chart = flamegraph()
       .width(width)
       .cellHeight(18)
-      .minFrameSize(1)
+      .minFrameSize(2)  // px: narrower frames are unreadable and only cost DOM nodes
       .transitionDuration(120)
       .resetHeightOnZoom(true)
       .minHeight(120)
@@ -124,6 +124,7 @@ export class FlameGraph {
   }
 
   search(term) {
+    if (term === this.term) return;  // each search redraws the whole graph
     this.term = term;
     if (!this.chart) return;
     if (term) this.chart.search(term);

@@ -101,8 +101,7 @@ function renderFiltered({ flameToo = true, keepScroll = false } = {}) {
   if (flameToo) {
     const fs = { ...state.filter, search: '' };  // the flame graph highlights the search instead
     const tree = timed('flame-tree', () => buildFlameTree(state.hotspots.filter((h) => matches(h, fs))));
-    timed('flame-draw', () => flame.render(tree, widthPx));
-    flame.search(state.filter.search);
+    timed('flame-draw', () => flame.render(tree, widthPx));  // keeps the search highlight
   }
   timed('timeline', () => timeline.render(rows, state.selectedKey, widthPx));
   select(state.selectedKey, { scroll: false });
