@@ -48,7 +48,9 @@ struct SampleBuffer {
 constinit SampleBuffer g_sample;
 constinit uint64_t g_generation = 0;  // watchdog thread only
 
-constinit int g_signal = 0;
+constinit int g_signal = 0;         // installed
+constinit int g_wanted_signal = 0;  // to install at the first sample
+constinit bool g_install_tried = false;
 using SampleHandler = void (*)(int, siginfo_t*, void*);
 constinit SampleHandler g_installed_handler = nullptr;
 
@@ -63,6 +65,8 @@ constexpr int kMaxOwnRanges = 4;
 constinit uintptr_t g_own_start[kMaxOwnRanges];
 constinit uintptr_t g_own_end[kMaxOwnRanges];
 constinit int g_own_range_count = 0;
+
+bool install_handler(int signal);
 
 // --- async-signal-safe part -------------------------------------------------
 
@@ -259,9 +263,21 @@ bool parse_signal_blocked(const char* status_text, int signal) {
   return (mask >> (signal - 1)) & 1;
 }
 
+void stall_sampler_prepare(int signal) {
+  g_own_range_count = 0;
+  dl_iterate_phdr(note_own_ranges, nullptr);
+  g_wanted_signal = signal;
+}
+
 bool stall_sampler_install(int signal, bool drop_own_frames) {
   g_own_range_count = 0;
   if (drop_own_frames) dl_iterate_phdr(note_own_ranges, nullptr);
+  return install_handler(signal);
+}
+
+namespace {
+
+bool install_handler(int signal) {
   struct sigaction previous;
   if (sigaction(signal, nullptr, &previous) != 0) return false;
   const bool has_handler = (previous.sa_flags & SA_SIGINFO) ? previous.sa_sigaction != nullptr
@@ -279,6 +295,22 @@ bool stall_sampler_install(int signal, bool drop_own_frames) {
   g_installed_handler = handle_sample_signal;
   return true;
 }
+
+// First sample: install now. write(2), not stdio: a stalled thread may hold
+// stderr's lock.
+void install_handler_at_first_sample() {
+  if (g_install_tried || g_wanted_signal == 0) return;
+  g_install_tried = true;
+  if (install_handler(g_wanted_signal)) return;
+  char line[200];
+  const int n = std::snprintf(line, sizeof line,
+                              "blockwatch: signal %d is in use by the program; stalls are "
+                              "reported without stacks (BLOCKWATCH_STALL_SIGNAL picks another)\n",
+                              g_wanted_signal);
+  if (n > 0) (void)!write(2, line, static_cast<size_t>(n) < sizeof line ? n : sizeof line - 1);
+}
+
+}  // namespace
 
 bool stall_sampler_usable() {
   if (g_signal == 0) return false;
@@ -356,6 +388,7 @@ ThreadSyscall read_thread_syscall(int32_t tid) {
 }
 
 int stall_sampler_sample(int32_t tid, uintptr_t* frames, int max_frames, int64_t timeout_ns) {
+  install_handler_at_first_sample();
   if (!stall_sampler_usable() || thread_blocks_signal(tid, g_signal)) return -1;
   refresh_readable_ranges();
   const uint64_t base = ++g_generation << 2;

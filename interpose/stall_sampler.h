@@ -12,7 +12,13 @@
 
 namespace blockwatch::interpose {
 
-// Install the sample handler for `signal` (SA_SIGINFO|SA_RESTART|SA_ONSTACK).
+// Note blockwatch's own code ranges (dl_iterate_phdr) and the signal to use. The
+// handler itself is installed lazily by the first stall_sampler_sample(), so a
+// program that never stalls never sees it, and one that takes the signal for
+// itself before then keeps it. Constructor or watchdog thread.
+void stall_sampler_prepare(int signal);
+
+// Install the sample handler for `signal` now (SA_SIGINFO|SA_RESTART|SA_ONSTACK).
 // Never steals a signal: if the program already has a handler or ignores it,
 // nothing is installed and false is returned (stalls are then reported without a
 // stack). Also notes blockwatch's own code ranges (dl_iterate_phdr): call from

@@ -411,12 +411,8 @@ void watchdog_start() {
   g_settings = watchdog_settings_from_environment();
   if (g_settings.stall_threshold_ns <= 0 && g_settings.hang_threshold_ns <= 0) return;
   g_budget = StallBudget(g_settings.stall_budget_per_minute);
-  if (!stall_sampler_install(g_settings.stall_signal)) {
-    fprintf(stderr,
-            "blockwatch: signal %d is in use by the program; stalls are reported "
-            "without stacks (set BLOCKWATCH_STALL_SIGNAL to a free one)\n",
-            g_settings.stall_signal);
-  }
+  // The handler is installed at the first stall sample, not now (stall_sampler.h).
+  stall_sampler_prepare(g_settings.stall_signal);
   g_was_started = start_thread();
 }
 
