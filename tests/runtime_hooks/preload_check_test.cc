@@ -256,7 +256,7 @@ TEST(PreloadDemo, BlockwatchRunReportsEveryPlantedProblemUnderItsPath) {
 #endif
 
 TEST(PreloadGTestListener, FailsExactlyTheTestThatBlockedAWorker) {
-  ChildResult child = RunChild({BW_TEST_GTEST_PROGRAM},
+  ChildResult child = RunChild({BW_TEST_GTEST_PROGRAM, "--gtest_filter=-Listener.StallsOnWorker"},
                                {std::string("LD_PRELOAD=") + BW_TEST_LIBRARY,
                                 "BLOCKWATCH_THRESHOLD=1ms", "BLOCKWATCH_OUTPUT=/dev/null"});
   EXPECT_EQ(child.exit_status, 1) << child.output;
@@ -271,6 +271,17 @@ TEST(PreloadGTestListener, FailsExactlyTheTestThatBlockedAWorker) {
         << child.output;
   }
   EXPECT_NE(child.output.find("1 FAILED TEST"), std::string::npos) << child.output;
+}
+
+TEST(PreloadGTestListener, FailsATestWhoseWorkerStalled) {
+  ChildResult child = RunChild({BW_TEST_GTEST_PROGRAM, "--gtest_filter=Listener.StallsOnWorker"},
+                               {std::string("LD_PRELOAD=") + BW_TEST_LIBRARY,
+                                "BLOCKWATCH_STALL_THRESHOLD=20ms", "BLOCKWATCH_OUTPUT=/dev/null"});
+  EXPECT_EQ(child.exit_status, 1) << child.output;
+  EXPECT_NE(child.output.find("[  FAILED  ] Listener.StallsOnWorker"), std::string::npos)
+      << child.output;
+  EXPECT_NE(child.output.find("  stall "), std::string::npos) << child.output;
+  EXPECT_NE(child.output.find("task \"spin task\""), std::string::npos) << child.output;
 }
 
 TEST(PreloadGTestListener, MainThreadIsAWorkerOnlyWhenAsked) {

@@ -46,6 +46,22 @@ TEST(Listener, IdleAsioWorkersPass) {
   blockwatch::asio::run_workers(io, 2, "gtidle");
 }
 
+// A worker task spinning 80 ms on CPU: a stall when BLOCKWATCH_STALL_THRESHOLD is
+// set (the checker runs this test alone, with a 20 ms threshold).
+TEST(Listener, StallsOnWorker) {
+  std::thread worker([] {
+    pthread_setname_np(pthread_self(), "gtstall");
+    blockwatch::WorkerScope scope;
+    blockwatch::TaskScope task("spin task");
+    const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(80);
+    volatile unsigned spins = 0;
+    while (std::chrono::steady_clock::now() < until) {
+      for (int i = 0; i < 10000; ++i) spins = spins + 1;
+    }
+  });
+  worker.join();
+}
+
 // Sleeps on the test body's thread: a failure only with BLOCKWATCH_GTEST_WORKER=main.
 TEST(Listener, MainThreadSleeps) { sleep_ms(15); }
 
