@@ -116,6 +116,21 @@ inline bool is_idle_wait(const SeenRecord& r) {
   return false;
 }
 
+// One stall is sampled at 1x, 2x and 4x its threshold, one record each: fold a
+// later sample of the same thread and task into the earlier one (the longest
+// duration wins; the first sample's stack is kept when the later has none).
+inline bool merge_stall_sample(std::vector<SeenRecord>* failing, SeenRecord* r) {
+  if (r->kind != BW_KIND_STALL) return false;
+  for (auto it = failing->rbegin(); it != failing->rend(); ++it) {
+    if (it->kind != BW_KIND_STALL || it->tid != r->tid) continue;
+    if (it->task != r->task || it->duration_ns > r->duration_ns) return false;
+    if (r->frames.empty()) r->frames = std::move(it->frames);
+    *it = std::move(*r);
+    return true;
+  }
+  return false;
+}
+
 }  // namespace gtest_detail
 
 class GTestListener : public testing::EmptyTestEventListener {
@@ -154,22 +169,23 @@ class GTestListener : public testing::EmptyTestEventListener {
       collecting_ = false;
       seen.swap(records_);
     }
-    std::string failures;
-    size_t failing = 0, allowed = 0;
-    for (const gtest_detail::SeenRecord& r : seen) {
+    size_t allowed = 0;
+    std::vector<gtest_detail::SeenRecord> failing;
+    for (gtest_detail::SeenRecord& r : seen) {
       if (gtest_detail::is_idle_wait(r)) continue;
       if (!r.allow_reason.empty()) {
         ++allowed;
         continue;
       }
-      ++failing;
-      failures += gtest_detail::describe(r);
+      if (!gtest_detail::merge_stall_sample(&failing, &r)) failing.push_back(std::move(r));
     }
-    if (failing == 0) return;
+    std::string failures;
+    for (const gtest_detail::SeenRecord& r : failing) failures += gtest_detail::describe(r);
+    if (failing.empty()) return;
     ADD_FAILURE_AT(test.file(), test.line())
-        << "blockwatch: " << failing << " blocking or stall record(s) on worker threads during "
-        << test.test_suite_name() << "." << test.name() << " (" << allowed
-        << " allowed not counted):\n"
+        << "blockwatch: " << failing.size()
+        << " blocking or stall record(s) on worker threads during " << test.test_suite_name() << "."
+        << test.name() << " (" << allowed << " allowed not counted):\n"
         << failures;
   }
 
