@@ -33,17 +33,28 @@ int64_t LogHistogram::midpoint_of(uint32_t bucket) {
 void LogHistogram::add(int64_t value_ns, uint64_t count) {
   uint32_t bucket = bucket_of(value_ns);
   total_ += count;
-  auto it = std::lower_bound(buckets_.begin(), buckets_.end(), bucket,
-                             [](const auto& entry, uint32_t b) { return entry.first < b; });
-  if (it != buckets_.end() && it->first == bucket) {
-    it->second += count;
-  } else {
-    buckets_.insert(it, {bucket, count});
+  // Grow by at least kGrowBuckets (two powers of two) at a time: a hotspot's
+  // durations spread over a range, and regrowing bucket by bucket costs moves.
+  constexpr uint32_t kGrowBuckets = 32;
+  if (counts_.empty()) {
+    first_bucket_ = bucket > kGrowBuckets / 2 ? bucket - kGrowBuckets / 2 : 0;
+    counts_.assign(kGrowBuckets, 0);
+  } else if (bucket < first_bucket_) {
+    uint32_t new_first = bucket > kGrowBuckets ? bucket - kGrowBuckets : 0;
+    counts_.insert(counts_.begin(), first_bucket_ - new_first, 0);
+    first_bucket_ = new_first;
+  } else if (bucket - first_bucket_ >= counts_.size()) {
+    counts_.resize(bucket - first_bucket_ + kGrowBuckets, 0);
   }
+  uint32_t& slot = counts_[bucket - first_bucket_];
+  uint64_t sum = uint64_t{slot} + count;
+  slot = sum > UINT32_MAX ? UINT32_MAX : static_cast<uint32_t>(sum);
 }
 
 void LogHistogram::merge(const LogHistogram& other) {
-  for (const auto& [bucket, count] : other.buckets_) add(midpoint_of(bucket), count);
+  for (size_t i = 0; i < other.counts_.size(); ++i) {
+    if (other.counts_[i] != 0) add(midpoint_of(other.first_bucket_ + static_cast<uint32_t>(i)), other.counts_[i]);
+  }
 }
 
 int64_t LogHistogram::quantile(double q) const {
@@ -51,11 +62,11 @@ int64_t LogHistogram::quantile(double q) const {
   auto rank = static_cast<uint64_t>(std::ceil(q * static_cast<double>(total_)));
   rank = std::clamp<uint64_t>(rank, 1, total_);
   uint64_t seen = 0;
-  for (const auto& [bucket, count] : buckets_) {
-    seen += count;
-    if (seen >= rank) return midpoint_of(bucket);
+  for (size_t i = 0; i < counts_.size(); ++i) {
+    seen += counts_[i];
+    if (seen >= rank) return midpoint_of(first_bucket_ + static_cast<uint32_t>(i));
   }
-  return midpoint_of(buckets_.back().first);
+  return midpoint_of(first_bucket_ + static_cast<uint32_t>(counts_.size() - 1));
 }
 
 // --- Per-process state ---

@@ -21,20 +21,23 @@
 
 namespace blockwatch::collector {
 
-// Percentiles from a sparse, fixed-precision log histogram: 16 sub-buckets per
-// power of two (bucket midpoints are within 1/32 of any value they hold).
+// Percentiles from a fixed-precision log histogram: 16 sub-buckets per power of
+// two (bucket midpoints are within 1/32 of any value they hold). Dense between the
+// lowest and highest bucket used, so its size follows the spread of durations
+// (1us..5ms: about 200 buckets), never the number of events.
 class LogHistogram {
  public:
   void add(int64_t value_ns, uint64_t count = 1);
   void merge(const LogHistogram& other);
   // The q-quantile (0 < q <= 1) of what was added; 0 when empty.
   int64_t quantile(double q) const;
-  size_t bucket_count() const { return buckets_.size(); }
+  size_t bucket_count() const { return counts_.size(); }
 
  private:
   static uint32_t bucket_of(int64_t value_ns);
   static int64_t midpoint_of(uint32_t bucket);
-  std::vector<std::pair<uint32_t, uint64_t>> buckets_;  // sorted by bucket
+  std::vector<uint32_t> counts_;  // counts_[i]: bucket first_bucket_ + i (saturating)
+  uint32_t first_bucket_ = 0;
   uint64_t total_ = 0;
 };
 

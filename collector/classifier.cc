@@ -95,14 +95,24 @@ std::unique_ptr<StackClassifier> StackClassifier::create(const config::Config& r
     for (const auto& rule : section.rules) {
       CompiledRule compiled;
       if (!compile(rule, section.name, &compiled, error)) return nullptr;
+      compiled.index = classifier->rule_count_++;
       section.out->push_back(std::move(compiled));
     }
   }
   return classifier;
 }
 
+bool StackClassifier::function_matches(const CompiledRule& rule,
+                                       const std::string& function) const {
+  auto [it, inserted] = match_cache_.try_emplace(function);
+  if (inserted) it->second.assign(rule_count_, 0);
+  uint8_t& known = it->second[rule.index];
+  if (known == 0) known = std::regex_search(function, rule.frame) ? 2 : 1;
+  return known == 2;
+}
+
 bool StackClassifier::matches(const CompiledRule& rule, std::string_view kind,
-                              const std::vector<StackFrame>& stack) {
+                              const std::vector<StackFrame>& stack) const {
   if (!rule.kinds.empty() &&
       std::find(rule.kinds.begin(), rule.kinds.end(), kind) == rule.kinds.end()) {
     return false;
@@ -113,7 +123,7 @@ bool StackClassifier::matches(const CompiledRule& rule, std::string_view kind,
       if (is_system_frame(frame)) continue;
       if (++depth > rule.max_depth) return false;
     }
-    if (std::regex_search(frame.function, rule.frame) &&
+    if (function_matches(rule, frame.function) &&
         (!rule.module || std::regex_search(frame.module, *rule.module))) {
       return true;
     }

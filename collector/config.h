@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "collector/report_model.h"
 #include "proto/config.pb.h"
 
@@ -73,7 +74,9 @@ struct StackClass {
 
 // Applies configured rules first, then the built-in ones. Regexes are compiled
 // once; classify() is meant to run once per distinct (kind, stack) and be cached
-// by the caller (the aggregator does).
+// by the caller (the aggregator does). Which rules match a function name is
+// itself cached, so a name shared by many stacks is matched once per rule.
+// Not thread-safe (the cache): one classifier per thread, or a lock around it.
 class StackClassifier {
  public:
   // False with *error naming the rule when a regex does not compile.
@@ -89,13 +92,18 @@ class StackClassifier {
     std::regex frame;
     std::optional<std::regex> module;
     uint32_t max_depth = 0;
+    size_t index = 0;  // position in match_cache_ entries
   };
   static bool compile(const config::Rule& rule, const char* section, CompiledRule* out,
                       std::string* error);
-  static bool matches(const CompiledRule& rule, std::string_view kind,
-                      const std::vector<StackFrame>& stack);
+  bool matches(const CompiledRule& rule, std::string_view kind,
+               const std::vector<StackFrame>& stack) const;
+  bool function_matches(const CompiledRule& rule, const std::string& function) const;
 
   std::vector<CompiledRule> idle_, allow_, path_, not_worker_;
+  // function name -> per rule (by CompiledRule::index): 0 unknown, 1 no, 2 yes.
+  mutable absl::flat_hash_map<std::string, std::vector<uint8_t>> match_cache_;
+  size_t rule_count_ = 0;
 };
 
 // The built-in rules (documented in docs/config.md), as config text.

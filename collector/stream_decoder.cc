@@ -113,7 +113,28 @@ bool StreamDecoder::finish() {
   return true;
 }
 
+// Fast path for the common frame: a Frame holding only `Event event = 6`. Parses
+// the Event into a reused message (no allocation per event once warm). Sets
+// *handled = false when the frame has another shape; decode_frame then takes it.
+bool StreamDecoder::decode_event_frame(const char* body, size_t size, bool* handled) {
+  *handled = false;
+  constexpr unsigned char kEventTag = (6 << 3) | 2;  // field 6, length-delimited
+  if (!saw_hello_ || size < 2 || static_cast<unsigned char>(body[0]) != kEventTag) return true;
+  uint64_t length = 0;
+  int prefix = read_length_prefix(reinterpret_cast<const unsigned char*>(body) + 1, size - 1,
+                                  &length);
+  if (prefix <= 0 || 1 + prefix + length != size) return true;  // not exactly one Event
+  *handled = true;
+  if (!event_.ParseFromArray(body + 1 + prefix, static_cast<int>(length))) {
+    return fail("not a valid Frame message (" + std::to_string(size) + " bytes)");
+  }
+  return deliver_event(event_);
+}
+
 bool StreamDecoder::decode_frame(const char* body, size_t size) {
+  bool handled = false;
+  bool ok = decode_event_frame(body, size, &handled);
+  if (handled) return ok;
   if (!frame_.ParseFromArray(body, static_cast<int>(size))) {
     return fail("not a valid Frame message (" + std::to_string(size) + " bytes)");
   }

@@ -90,6 +90,7 @@ class StreamDecoder {
  private:
   bool decode_buffered();
   bool decode_frame(const char* body, size_t size);
+  bool decode_event_frame(const char* body, size_t size, bool* handled);
   bool on_hello(const wire::Hello& hello);
   bool define_string(const wire::StringDef& def);
   bool define_symbol(const wire::Symbol& symbol);
@@ -110,6 +111,7 @@ class StreamDecoder {
   uint64_t frames_accepted_ = 0;
   size_t definitions_ = 0;
   wire::Frame frame_;  // reused: parsing into it keeps its allocations
+  wire::Event event_;  // events, the bulk of a stream, parse straight into this
   absl::flat_hash_map<uint64_t, std::string> strings_;
   absl::flat_hash_map<uint64_t, StackFrame> symbols_;
   absl::flat_hash_map<uint64_t, std::unique_ptr<ResolvedStack>> stacks_;

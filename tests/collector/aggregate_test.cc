@@ -58,7 +58,7 @@ TEST(LogHistogram, PercentilesWithinAFewPercent) {
     double exact = values[static_cast<size_t>(q * values.size()) - 1];
     EXPECT_NEAR(h.quantile(q) / exact, 1.0, 0.04) << "q=" << q;
   }
-  EXPECT_LT(h.bucket_count(), 400u);  // sparse: bounded by the value range
+  EXPECT_LT(h.bucket_count(), 700u);  // bounded by the spread of values, not their number
   LogHistogram empty;
   EXPECT_EQ(empty.quantile(0.5), 0);
 }
