@@ -95,8 +95,9 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_.emplace();
     parser_->header_limit(static_cast<std::uint32_t>(state_->limits.max_header_bytes));
     stream_.expires_after(state_->limits.io_timeout);
-    http::async_read(stream_, buffer_, *parser_,
-                     [self = shared_from_this()](beast::error_code error, size_t) { self->on_read(error); });
+    http::async_read(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code error, size_t) { self->on_read(error); });
   }
 
   void on_read(beast::error_code error) {
@@ -128,14 +129,16 @@ class Session : public std::enable_shared_from_this<Session> {
                                   content.html_page ? content.html_page() : kPlaceholderPage));
       }
       if (path == "/api/report") {
-        if (!content.report_json) return send(text_response(http::status::not_found, "no JSON report"));
+        if (!content.report_json)
+          return send(text_response(http::status::not_found, "no JSON report"));
         return send(make_response(http::status::ok, "application/json", content.report_json()));
       }
       if ((path == "/metrics" || path == "/debug/pprof/block") && !content.snapshot)
         return send(text_response(http::status::service_unavailable, "no report source"));
       if (path == "/metrics") {
-        return send(make_response(http::status::ok, "text/plain; version=0.0.4; charset=utf-8",
-                                  render_prometheus_metrics(content.snapshot(), read_resident_memory_bytes())));
+        return send(make_response(
+            http::status::ok, "text/plain; version=0.0.4; charset=utf-8",
+            render_prometheus_metrics(content.snapshot(), read_resident_memory_bytes())));
       }
       if (path == "/debug/pprof/block") return serve_block_profile(query);
     } catch (const std::exception& e) {
@@ -148,8 +151,9 @@ class Session : public std::enable_shared_from_this<Session> {
     std::optional<int> seconds = seconds_parameter(query);
     if (!seconds || *seconds == 0) return send(pprof_response(state_->content.snapshot()));
     if (*seconds < 0 || *seconds > state_->limits.max_profile_seconds) {
-      return send(text_response(http::status::bad_request,
-                                "seconds must be 0.." + std::to_string(state_->limits.max_profile_seconds)));
+      return send(text_response(
+          http::status::bad_request,
+          "seconds must be 0.." + std::to_string(state_->limits.max_profile_seconds)));
     }
     // A delta profile: snapshot now, again after N seconds, serve the difference.
     auto before = std::make_shared<Report>(state_->content.snapshot());
@@ -169,10 +173,11 @@ class Session : public std::enable_shared_from_this<Session> {
     response.keep_alive(keep_alive_);
     response_ = std::make_shared<Response>(std::move(response));
     stream_.expires_after(state_->limits.io_timeout);
-    http::async_write(stream_, *response_, [self = shared_from_this()](beast::error_code error, size_t) {
-      if (error || !self->keep_alive_) return self->close();
-      self->read_request();
-    });
+    http::async_write(stream_, *response_,
+                      [self = shared_from_this()](beast::error_code error, size_t) {
+                        if (error || !self->keep_alive_) return self->close();
+                        self->read_request();
+                      });
   }
 
   void close() {
@@ -201,16 +206,17 @@ class Listener : public HttpServer, public std::enable_shared_from_this<Listener
   }
 
   void accept() {
-    acceptor_.async_accept([self = shared_from_this()](beast::error_code error, tcp::socket socket) {
-      if (error == asio::error::operation_aborted || !self->acceptor_.is_open()) return;
-      if (!error) {
-        self->admit(std::move(socket));
-        return self->accept();
-      }
-      // Out of descriptors or similar: retry later instead of spinning on the error.
-      self->retry_timer_.expires_after(std::chrono::milliseconds(100));
-      self->retry_timer_.async_wait([self](beast::error_code) { self->accept(); });
-    });
+    acceptor_.async_accept(
+        [self = shared_from_this()](beast::error_code error, tcp::socket socket) {
+          if (error == asio::error::operation_aborted || !self->acceptor_.is_open()) return;
+          if (!error) {
+            self->admit(std::move(socket));
+            return self->accept();
+          }
+          // Out of descriptors or similar: retry later instead of spinning on the error.
+          self->retry_timer_.expires_after(std::chrono::milliseconds(100));
+          self->retry_timer_.async_wait([self](beast::error_code) { self->accept(); });
+        });
   }
 
   tcp::endpoint local_endpoint() const override { return endpoint_cache_; }
@@ -227,7 +233,8 @@ class Listener : public HttpServer, public std::enable_shared_from_this<Listener
     if (state_->connections >= state_->limits.max_connections) {
       // Over the bound: a short 503 written without a session, then closed.
       auto busy = std::make_shared<std::pair<tcp::socket, std::string>>(
-          std::move(socket), "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+          std::move(socket),
+          "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
       asio::async_write(busy->first, asio::buffer(busy->second), [busy](beast::error_code, size_t) {
         beast::error_code ignored;
         busy->first.close(ignored);
@@ -264,15 +271,19 @@ tcp::endpoint parse_http_listen_address(const std::string& text) {
     host = text.substr(0, colon);
     port_text = text.substr(colon + 1);
   }
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
   unsigned port = 0;
   auto [end, error] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-  if (port_text.empty() || error != std::errc() || end != port_text.data() + port_text.size() || port > 65535)
+  if (port_text.empty() || error != std::errc() || end != port_text.data() + port_text.size() ||
+      port > 65535)
     throw std::invalid_argument("bad HTTP listen address '" + text + "': expected HOST:PORT");
   beast::error_code address_error;
   auto address = host.empty() ? asio::ip::address(asio::ip::address_v4::loopback())
                               : asio::ip::make_address(host, address_error);
-  if (address_error) throw std::invalid_argument("bad HTTP listen address '" + text + "': " + address_error.message());
+  if (address_error)
+    throw std::invalid_argument("bad HTTP listen address '" + text +
+                                "': " + address_error.message());
   return {address, static_cast<unsigned short>(port)};
 }
 

@@ -25,16 +25,16 @@
 namespace blockwatch::collector {
 
 struct HttpContent {
-  std::function<Report()> snapshot;           // /metrics and /debug/pprof/block (503 if absent)
-  std::function<std::string()> report_json;   // /api/report (404 if absent)
-  std::function<std::string()> html_page;     // / (a placeholder page if absent)
+  std::function<Report()> snapshot;          // /metrics and /debug/pprof/block (503 if absent)
+  std::function<std::string()> report_json;  // /api/report (404 if absent)
+  std::function<std::string()> html_page;    // / (a placeholder page if absent)
 };
 
 struct HttpLimits {
   size_t max_header_bytes = 8 * 1024;
-  size_t max_connections = 64;              // more are answered 503 and closed
-  std::chrono::seconds io_timeout{10};      // each read of a request, each write
-  int max_profile_seconds = 60;             // upper bound of ?seconds=N
+  size_t max_connections = 64;          // more are answered 503 and closed
+  std::chrono::seconds io_timeout{10};  // each read of a request, each write
+  int max_profile_seconds = 60;         // upper bound of ?seconds=N
 };
 
 class HttpServer {

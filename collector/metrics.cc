@@ -16,10 +16,14 @@ namespace {
 std::string escape_label_value(const std::string& value) {
   std::string out;
   for (char c : value) {
-    if (c == '\\') out += "\\\\";
-    else if (c == '"') out += "\\\"";
-    else if (c == '\n') out += "\\n";
-    else out += c;
+    if (c == '\\')
+      out += "\\\\";
+    else if (c == '"')
+      out += "\\\"";
+    else if (c == '\n')
+      out += "\\n";
+    else
+      out += c;
   }
   return out;
 }
@@ -44,8 +48,9 @@ void blocking_families(const Report& report, std::string& out) {
   std::map<std::tuple<std::string, std::string, bool>, Totals> blocking;  // kind, path, allowed
   std::map<std::string, Totals> stalls;                                   // by path
   for (const auto& hotspot : report.hotspots) {
-    Totals& totals = hotspot.kind == "stall" ? stalls[hotspot.path]
-                                             : blocking[{hotspot.kind, hotspot.path, hotspot.allowed}];
+    Totals& totals = hotspot.kind == "stall"
+                         ? stalls[hotspot.path]
+                         : blocking[{hotspot.kind, hotspot.path, hotspot.allowed}];
     totals.count += hotspot.count;
     totals.ns += hotspot.total_ns;
   }
@@ -57,12 +62,15 @@ void blocking_families(const Report& report, std::string& out) {
   family(out, "blockwatch_blocking_events_total", "counter",
          "Blocking calls of worker threads over the threshold, by kind and path.");
   for (const auto& [key, totals] : blocking)
-    out += "blockwatch_blocking_events_total" + labels(key) + ' ' + std::to_string(totals.count) + '\n';
+    out += "blockwatch_blocking_events_total" + labels(key) + ' ' + std::to_string(totals.count) +
+           '\n';
   family(out, "blockwatch_blocked_seconds_total", "counter",
          "Time worker threads spent blocked, by kind and path.");
   for (const auto& [key, totals] : blocking)
-    out += "blockwatch_blocked_seconds_total" + labels(key) + ' ' + format_seconds(totals.ns) + '\n';
-  family(out, "blockwatch_stalls_total", "counter", "Tasks or loop turns past the stall threshold.");
+    out +=
+        "blockwatch_blocked_seconds_total" + labels(key) + ' ' + format_seconds(totals.ns) + '\n';
+  family(out, "blockwatch_stalls_total", "counter",
+         "Tasks or loop turns past the stall threshold.");
   for (const auto& [path, totals] : stalls)
     out += "blockwatch_stalls_total{path=\"" + escape_label_value(path) + "\"} " +
            std::to_string(totals.count) + '\n';
@@ -83,14 +91,19 @@ void process_families(const Report& report, std::string& out) {
   }
   family(out, "blockwatch_dropped_records_total", "counter",
          "Records the injected library could not deliver, by reason.");
-  out += "blockwatch_dropped_records_total{reason=\"queue_full\"} " + std::to_string(queue_full) + '\n';
-  out += "blockwatch_dropped_records_total{reason=\"no_collector\"} " + std::to_string(no_collector) + '\n';
+  out += "blockwatch_dropped_records_total{reason=\"queue_full\"} " + std::to_string(queue_full) +
+         '\n';
+  out += "blockwatch_dropped_records_total{reason=\"no_collector\"} " +
+         std::to_string(no_collector) + '\n';
   out += "blockwatch_dropped_records_total{reason=\"too_deep\"} " + std::to_string(too_deep) + '\n';
-  family(out, "blockwatch_records_received_total", "counter", "Event records received from processes.");
+  family(out, "blockwatch_records_received_total", "counter",
+         "Event records received from processes.");
   out += "blockwatch_records_received_total " + std::to_string(received) + '\n';
-  family(out, "blockwatch_processes", "gauge", "Processes known to the collector, by stream state.");
+  family(out, "blockwatch_processes", "gauge",
+         "Processes known to the collector, by stream state.");
   out += "blockwatch_processes{state=\"connected\"} " + std::to_string(connected) + '\n';
-  out += "blockwatch_processes{state=\"ended\"} " + std::to_string(report.processes.size() - connected) + '\n';
+  out += "blockwatch_processes{state=\"ended\"} " +
+         std::to_string(report.processes.size() - connected) + '\n';
   family(out, "blockwatch_hotspots", "gauge", "Distinct hotspots (kind and stack) in the report.");
   out += "blockwatch_hotspots " + std::to_string(report.hotspots.size()) + '\n';
 }
@@ -108,8 +121,10 @@ std::string render_prometheus_metrics(const Report& report, int64_t resident_mem
   std::string out;
   blocking_families(report, out);
   process_families(report, out);
-  family(out, "blockwatch_collector_resident_memory_bytes", "gauge", "Resident memory of the collector.");
-  out += "blockwatch_collector_resident_memory_bytes " + std::to_string(resident_memory_bytes) + '\n';
+  family(out, "blockwatch_collector_resident_memory_bytes", "gauge",
+         "Resident memory of the collector.");
+  out +=
+      "blockwatch_collector_resident_memory_bytes " + std::to_string(resident_memory_bytes) + '\n';
   return out;
 }
 

@@ -31,21 +31,25 @@ struct HttpUrl {
 
 HttpUrl parse_http_url(const std::string& url) {
   constexpr std::string_view kScheme = "http://";
-  if (url.rfind(kScheme, 0) != 0) throw std::invalid_argument("Pyroscope URL must start with http://: " + url);
+  if (url.rfind(kScheme, 0) != 0)
+    throw std::invalid_argument("Pyroscope URL must start with http://: " + url);
   std::string rest = url.substr(kScheme.size());
   HttpUrl parsed;
   if (auto slash = rest.find('/'); slash != std::string::npos) {
     parsed.path_prefix = rest.substr(slash);
     rest.resize(slash);
-    while (!parsed.path_prefix.empty() && parsed.path_prefix.back() == '/') parsed.path_prefix.pop_back();
+    while (!parsed.path_prefix.empty() && parsed.path_prefix.back() == '/')
+      parsed.path_prefix.pop_back();
   }
-  if (auto colon = rest.rfind(':'); colon != std::string::npos && rest.find(']', colon) == std::string::npos) {
+  if (auto colon = rest.rfind(':');
+      colon != std::string::npos && rest.find(']', colon) == std::string::npos) {
     parsed.port = rest.substr(colon + 1);
     rest.resize(colon);
   }
   if (rest.size() >= 2 && rest.front() == '[') rest = rest.substr(1, rest.size() - 2);
   parsed.host = rest;
-  if (parsed.host.empty() || parsed.port.empty()) throw std::invalid_argument("bad Pyroscope URL: " + url);
+  if (parsed.host.empty() || parsed.port.empty())
+    throw std::invalid_argument("bad Pyroscope URL: " + url);
   return parsed;
 }
 
@@ -64,15 +68,20 @@ std::string percent_encode(const std::string& text) {
 }
 
 int64_t unix_seconds_now() {
-  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
 
 class Pusher : public PyroscopePusher, public std::enable_shared_from_this<Pusher> {
  public:
   Pusher(asio::io_context& io, PyroscopePushOptions options, std::function<Report()> snapshot)
-      : io_(io), options_(std::move(options)), url_(parse_http_url(options_.url)),
-        snapshot_(std::move(snapshot)), timer_(io), resolver_(io) {}
+      : io_(io),
+        options_(std::move(options)),
+        url_(parse_http_url(options_.url)),
+        snapshot_(std::move(snapshot)),
+        timer_(io),
+        resolver_(io) {}
 
   void start() {
     previous_ = snapshot_();
@@ -102,38 +111,42 @@ class Pusher : public PyroscopePusher, public std::enable_shared_from_this<Pushe
     const std::string boundary = "blockwatch-profile-boundary";
     request_ = {http::verb::post,
                 url_.path_prefix + "/ingest?name=" + percent_encode(options_.application_name) +
-                    "&from=" + std::to_string(previous_unix_s_) + "&until=" + std::to_string(now_unix_s) +
-                    "&format=pprof&spyName=blockwatch",
+                    "&from=" + std::to_string(previous_unix_s_) +
+                    "&until=" + std::to_string(now_unix_s) + "&format=pprof&spyName=blockwatch",
                 11};
     request_.set(http::field::host, url_.host + ':' + url_.port);
     request_.set(http::field::user_agent, "blockwatch");
     request_.set(http::field::content_type, "multipart/form-data; boundary=" + boundary);
-    request_.body() = "--" + boundary +
-                      "\r\nContent-Disposition: form-data; name=\"profile\"; filename=\"profile.pprof\"\r\n"
-                      "Content-Type: application/octet-stream\r\n\r\n" +
-                      gzip_bytes(encode_pprof_profile(subtract_report(now, previous_))) + "\r\n--" +
-                      boundary + "--\r\n";
+    request_.body() =
+        "--" + boundary +
+        "\r\nContent-Disposition: form-data; name=\"profile\"; filename=\"profile.pprof\"\r\n"
+        "Content-Type: application/octet-stream\r\n\r\n" +
+        gzip_bytes(encode_pprof_profile(subtract_report(now, previous_))) + "\r\n--" + boundary +
+        "--\r\n";
     request_.prepare_payload();
     pending_ = std::move(now);
     pending_unix_s_ = now_unix_s;
-    resolver_.async_resolve(url_.host, url_.port,
-                            [self = shared_from_this()](beast::error_code error, tcp::resolver::results_type results) {
-                              if (error) return self->finish(error, 0);
-                              self->connect(results);
-                            });
+    resolver_.async_resolve(
+        url_.host, url_.port,
+        [self = shared_from_this()](beast::error_code error, tcp::resolver::results_type results) {
+          if (error) return self->finish(error, 0);
+          self->connect(results);
+        });
   }
 
   void connect(const tcp::resolver::results_type& results) {
     stream_.emplace(io_);
     stream_->expires_after(options_.timeout);
-    stream_->async_connect(results, [self = shared_from_this()](beast::error_code error, const tcp::endpoint&) {
+    stream_->async_connect(results, [self = shared_from_this()](beast::error_code error,
+                                                                const tcp::endpoint&) {
       if (error) return self->finish(error, 0);
       http::async_write(*self->stream_, self->request_, [self](beast::error_code error, size_t) {
         if (error) return self->finish(error, 0);
         self->response_ = {};
-        http::async_read(*self->stream_, self->buffer_, self->response_, [self](beast::error_code error, size_t) {
-          self->finish(error, error ? 0 : self->response_.result_int());
-        });
+        http::async_read(*self->stream_, self->buffer_, self->response_,
+                         [self](beast::error_code error, size_t) {
+                           self->finish(error, error ? 0 : self->response_.result_int());
+                         });
       });
     });
   }
@@ -151,8 +164,9 @@ class Pusher : public PyroscopePusher, public std::enable_shared_from_this<Pushe
     } else {
       ++failed_;
       if (!stopped_) {
-        std::cerr << "blockwatchd: Pyroscope push to " << options_.url << " failed: "
-                  << (error ? error.message() : "HTTP " + std::to_string(status)) << '\n';
+        std::cerr << "blockwatchd: Pyroscope push to " << options_.url
+                  << " failed: " << (error ? error.message() : "HTTP " + std::to_string(status))
+                  << '\n';
       }
     }
     schedule();
@@ -176,7 +190,8 @@ class Pusher : public PyroscopePusher, public std::enable_shared_from_this<Pushe
 
 }  // namespace
 
-std::shared_ptr<PyroscopePusher> start_pyroscope_push(asio::io_context& io, PyroscopePushOptions options,
+std::shared_ptr<PyroscopePusher> start_pyroscope_push(asio::io_context& io,
+                                                      PyroscopePushOptions options,
                                                       std::function<Report()> snapshot) {
   auto pusher = std::make_shared<Pusher>(io, std::move(options), std::move(snapshot));
   pusher->start();

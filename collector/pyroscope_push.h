@@ -17,7 +17,7 @@
 namespace blockwatch::collector {
 
 struct PyroscopePushOptions {
-  std::string url;                                 // "http://127.0.0.1:4040"
+  std::string url;  // "http://127.0.0.1:4040"
   std::string application_name = "blockwatch.block";
   std::chrono::milliseconds interval{std::chrono::seconds(15)};
   std::chrono::milliseconds timeout{std::chrono::seconds(10)};

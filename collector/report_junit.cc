@@ -20,11 +20,21 @@ std::string xml_escape(const std::string& text) {
   for (char c : text) {
     auto byte = static_cast<unsigned char>(c);
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&apos;"; break;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&apos;";
+        break;
       default:
         // XML 1.0 allows no control characters but tab, newline and return.
         out += (byte < 0x20 && c != '\t' && c != '\n' && c != '\r') ? '?' : c;
@@ -59,13 +69,15 @@ std::string describe_hotspot(const Hotspot& hotspot) {
     text += "    at " + (frame.function.empty() ? std::string("[unknown]") : frame.function);
     if (!frame.module.empty()) {
       char offset[32];
-      std::snprintf(offset, sizeof offset, "+0x%llx", static_cast<unsigned long long>(frame.offset));
+      std::snprintf(offset, sizeof offset, "+0x%llx",
+                    static_cast<unsigned long long>(frame.offset));
       text += " (" + frame.module + offset + ')';
     }
     text += '\n';
   }
   if (hotspot.stack.size() > kMaxFramesPerHotspot)
-    text += "    ... " + std::to_string(hotspot.stack.size() - kMaxFramesPerHotspot) + " more frames\n";
+    text +=
+        "    ... " + std::to_string(hotspot.stack.size() - kMaxFramesPerHotspot) + " more frames\n";
   return text;
 }
 
@@ -104,12 +116,12 @@ std::vector<TestCase> cases_by_path(const Report& report) {
 std::vector<TestCase> cases_by_process(const Report& report) {
   std::vector<TestCase> cases;
   for (const auto& process : report.processes) {
-    TestCase test_case{"blockwatch.process", "pid " + std::to_string(process.pid) + ' ' + process.exe, {}};
+    TestCase test_case{
+        "blockwatch.process", "pid " + std::to_string(process.pid) + ' ' + process.exe, {}};
     for (const auto& hotspot : report.hotspots) {
-      bool in_process = hotspot.pids.empty()
-                            ? hotspot.exe == process.exe
-                            : std::find(hotspot.pids.begin(), hotspot.pids.end(), process.pid) !=
-                                  hotspot.pids.end();
+      bool in_process = hotspot.pids.empty() ? hotspot.exe == process.exe
+                                             : std::find(hotspot.pids.begin(), hotspot.pids.end(),
+                                                         process.pid) != hotspot.pids.end();
       if (in_process) test_case.hotspots.push_back(&hotspot);
     }
     cases.push_back(std::move(test_case));
@@ -140,7 +152,8 @@ void write_test_case(const TestCase& test_case, bool verdict_failed, std::ostrea
         << xml_escape(describe_hotspots(failing)) << "</failure>\n";
   }
   if (!test_case.hotspots.empty())
-    out << "      <system-out>" << xml_escape(describe_hotspots(test_case.hotspots)) << "</system-out>\n";
+    out << "      <system-out>" << xml_escape(describe_hotspots(test_case.hotspots))
+        << "</system-out>\n";
   out << "    </testcase>\n";
 }
 
@@ -149,20 +162,26 @@ void write_test_case(const TestCase& test_case, bool verdict_failed, std::ostrea
 std::string format_duration_ns(int64_t ns) {
   char buffer[32];
   double value = static_cast<double>(ns);
-  if (ns < 1000) std::snprintf(buffer, sizeof buffer, "%lldns", static_cast<long long>(ns));
-  else if (ns < 1000000) std::snprintf(buffer, sizeof buffer, "%.1fus", value / 1e3);
-  else if (ns < 1000000000) std::snprintf(buffer, sizeof buffer, "%.2fms", value / 1e6);
-  else std::snprintf(buffer, sizeof buffer, "%.2fs", value / 1e9);
+  if (ns < 1000)
+    std::snprintf(buffer, sizeof buffer, "%lldns", static_cast<long long>(ns));
+  else if (ns < 1000000)
+    std::snprintf(buffer, sizeof buffer, "%.1fus", value / 1e3);
+  else if (ns < 1000000000)
+    std::snprintf(buffer, sizeof buffer, "%.2fms", value / 1e6);
+  else
+    std::snprintf(buffer, sizeof buffer, "%.2fs", value / 1e9);
   return buffer;
 }
 
 void write_junit_report(const Report& report, std::ostream& out) {
-  std::vector<TestCase> cases = report_has_paths(report) ? cases_by_path(report) : cases_by_process(report);
+  std::vector<TestCase> cases =
+      report_has_paths(report) ? cases_by_path(report) : cases_by_process(report);
   const bool verdict_failed = report.verdict.failed;
   size_t failures = verdict_failed ? 1 : 0;
   for (const auto& test_case : cases) {
-    bool fails = verdict_failed && std::any_of(test_case.hotspots.begin(), test_case.hotspots.end(),
-                                               [](const Hotspot* h) { return !h->allowed && h->is_new; });
+    bool fails =
+        verdict_failed && std::any_of(test_case.hotspots.begin(), test_case.hotspots.end(),
+                                      [](const Hotspot* h) { return !h->allowed && h->is_new; });
     failures += fails ? 1 : 0;
   }
   const size_t tests = cases.size() + 1;

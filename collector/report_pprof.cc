@@ -59,8 +59,16 @@ class ProtoWriter {
 
 // profile.proto field numbers.
 enum ProfileField {
-  kSampleType = 1, kSample = 2, kMapping = 3, kLocation = 4, kFunction = 5,
-  kStringTable = 6, kTimeNanos = 9, kPeriodType = 11, kPeriod = 12, kComment = 13,
+  kSampleType = 1,
+  kSample = 2,
+  kMapping = 3,
+  kLocation = 4,
+  kFunction = 5,
+  kStringTable = 6,
+  kTimeNanos = 9,
+  kPeriodType = 11,
+  kPeriod = 12,
+  kComment = 13,
   kDefaultSampleType = 14,
 };
 
@@ -74,7 +82,8 @@ constexpr int kMappingAddressShift = 40;
 std::string unknown_function_name(const StackFrame& frame) {
   char offset[32];
   std::snprintf(offset, sizeof offset, "+0x%llx", static_cast<unsigned long long>(frame.offset));
-  std::string module = frame.module.empty() ? "[unknown]" : frame.module.substr(frame.module.rfind('/') + 1);
+  std::string module =
+      frame.module.empty() ? "[unknown]" : frame.module.substr(frame.module.rfind('/') + 1);
   return module + offset;
 }
 
@@ -92,7 +101,8 @@ class ProfileBuilder {
 
   uint64_t location_id(const StackFrame& frame) {
     uint64_t mapping = mapping_id(frame.module);
-    uint64_t function = function_id(frame.function.empty() ? unknown_function_name(frame) : frame.function);
+    uint64_t function =
+        function_id(frame.function.empty() ? unknown_function_name(frame) : frame.function);
     std::string key = std::to_string(mapping) + ':' + std::to_string(frame.offset) + ':' +
                       std::to_string(function);
     auto [it, inserted] = locations_.try_emplace(key, locations_.size() + 1);
@@ -143,10 +153,10 @@ class ProfileBuilder {
     if (inserted) {
       ProtoWriter mapping;
       uint64_t start = it->second << kMappingAddressShift;
-      mapping.varint_field(1, it->second);                                // id
-      mapping.varint_field(2, start);                                     // memory_start
+      mapping.varint_field(1, it->second);                                     // id
+      mapping.varint_field(2, start);                                          // memory_start
       mapping.varint_field(3, start + (uint64_t{1} << kMappingAddressShift));  // memory_limit
-      mapping.int64_field(5, string_id(module));                          // filename
+      mapping.int64_field(5, string_id(module));                               // filename
       mapping.varint_field(7, 1);  // has_functions: symbolized already, pprof must not retry
       profile_.message_field(kMapping, mapping);
     }
@@ -157,9 +167,9 @@ class ProfileBuilder {
     auto [it, inserted] = functions_.try_emplace(name, functions_.size() + 1);
     if (inserted) {
       ProtoWriter function;
-      function.varint_field(1, it->second);        // id
-      function.int64_field(2, string_id(name));    // name
-      function.int64_field(3, string_id(name));    // system_name
+      function.varint_field(1, it->second);      // id
+      function.int64_field(2, string_id(name));  // name
+      function.int64_field(3, string_id(name));  // system_name
       profile_.message_field(kFunction, function);
     }
     return it->second;
@@ -205,7 +215,8 @@ std::string encode_pprof_profile(const Report& report) {
   header.int64_field(kTimeNanos, earliest_start_unix_ns(report));
   header.message_field(kPeriodType, value_type(builder, "contentions", "count"));
   header.int64_field(kPeriod, 1);
-  header.int64_field(kComment, builder.string_id("blockwatch: blocked and stalled time of worker threads"));
+  header.int64_field(kComment,
+                     builder.string_id("blockwatch: blocked and stalled time of worker threads"));
   header.int64_field(kDefaultSampleType, builder.string_id("delay"));
 
   for (const auto& hotspot : report.hotspots) {
@@ -217,9 +228,9 @@ std::string encode_pprof_profile(const Report& report) {
     if (!hotspot.path.empty()) labels.emplace_back("path", hotspot.path);
     labels.emplace_back("allowed", hotspot.allowed ? "true" : "false");
     if (!hotspot.exe.empty()) labels.emplace_back("exe", hotspot.exe);
-    builder.add_sample(location_ids,
-                       {hotspot.count, static_cast<uint64_t>(std::max<int64_t>(hotspot.total_ns, 0))},
-                       labels);
+    builder.add_sample(
+        location_ids,
+        {hotspot.count, static_cast<uint64_t>(std::max<int64_t>(hotspot.total_ns, 0))}, labels);
   }
   return builder.finish(header);
 }
@@ -227,7 +238,8 @@ std::string encode_pprof_profile(const Report& report) {
 std::string gzip_bytes(const std::string& bytes) {
   z_stream stream{};
   // windowBits 15 + 16 selects the gzip wrapper; no gz_header: mtime 0, no name.
-  if (deflateInit2(&stream, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+  if (deflateInit2(&stream, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) !=
+      Z_OK)
     throw std::runtime_error("gzip: deflateInit2 failed");
   std::string out(deflateBound(&stream, bytes.size()) + 32, '\0');
   stream.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(bytes.data()));

@@ -6,10 +6,10 @@
 #include <gtest/gtest.h>
 #include <zlib.h>
 
+#include <atomic>
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <atomic>
 #include <cstdio>
 #include <filesystem>
 #include <future>
@@ -103,7 +103,8 @@ class HttpServerTest : public ::testing::Test {
     };
     content.report_json = [] { return std::string("{\"version\":1}"); };
     if (with_page) content.html_page = [] { return std::string("<html>live dashboard</html>"); };
-    server_ = start_http_server(io_, tcp::endpoint(asio::ip::address_v4::loopback(), 0), content, limits);
+    server_ =
+        start_http_server(io_, tcp::endpoint(asio::ip::address_v4::loopback(), 0), content, limits);
     port_ = server_->local_endpoint().port();
     thread_ = std::thread([this] { io_.run(); });
   }
@@ -151,7 +152,8 @@ TEST_F(HttpServerTest, MetricsAreValidPrometheusText) {
   Fetched metrics = fetch(port_, "/metrics");
   ASSERT_EQ(metrics.status, 200u);
   EXPECT_NE(metrics.content_type.find("version=0.0.4"), std::string::npos);
-  const std::regex sample_line(R"(^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([a-zA-Z_][a-zA-Z0-9_]*="([^"\\]|\\.)*",?)*\})? (-?[0-9.e+]+)$)");
+  const std::regex sample_line(
+      R"(^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([a-zA-Z_][a-zA-Z0-9_]*="([^"\\]|\\.)*",?)*\})? (-?[0-9.e+]+)$)");
   const std::regex comment_line(R"(^# (HELP|TYPE) [a-zA-Z_:][a-zA-Z0-9_:]* .+$)");
   std::map<std::string, std::string> series;
   std::istringstream lines(metrics.body);
@@ -165,9 +167,14 @@ TEST_F(HttpServerTest, MetricsAreValidPrometheusText) {
     ASSERT_TRUE(std::regex_match(line, match, sample_line)) << line;
     series[line.substr(0, line.rfind(' '))] = line.substr(line.rfind(' ') + 1);
   }
-  EXPECT_EQ(series["blockwatch_blocking_events_total{kind=\"mutex\",path=\"worker-pool\",allowed=\"false\"}"], "120");
-  EXPECT_EQ(series["blockwatch_blocked_seconds_total{kind=\"fsync\",path=\"\",allowed=\"false\"}"], "0.045000000");
-  EXPECT_EQ(series["blockwatch_blocking_events_total{kind=\"sleep\",path=\"model\",allowed=\"true\"}"], "4");
+  EXPECT_EQ(series["blockwatch_blocking_events_total{kind=\"mutex\",path=\"worker-pool\",allowed="
+                   "\"false\"}"],
+            "120");
+  EXPECT_EQ(series["blockwatch_blocked_seconds_total{kind=\"fsync\",path=\"\",allowed=\"false\"}"],
+            "0.045000000");
+  EXPECT_EQ(
+      series["blockwatch_blocking_events_total{kind=\"sleep\",path=\"model\",allowed=\"true\"}"],
+      "4");
   EXPECT_EQ(series["blockwatch_stalls_total{path=\"model\"}"], "2");
   EXPECT_EQ(series["blockwatch_stalled_seconds_total{path=\"model\"}"], "0.080000000");
   EXPECT_EQ(series["blockwatch_dropped_records_total{reason=\"queue_full\"}"], "5");
@@ -185,7 +192,8 @@ TEST_F(HttpServerTest, BlockProfileIsCumulativeOrADelta) {
   // snapshot for this request.
   int snapshots_before = snapshots_taken_;
   std::thread grower([this, snapshots_before] {
-    for (int i = 0; i < 10000 && snapshots_taken_ == snapshots_before; ++i) std::this_thread::sleep_for(1ms);
+    for (int i = 0; i < 10000 && snapshots_taken_ == snapshots_before; ++i)
+      std::this_thread::sleep_for(1ms);
     grow_mutex_hotspot(7, 7000000);
   });
   Fetched delta = fetch(port_, "/debug/pprof/block?seconds=1");
@@ -201,11 +209,13 @@ TEST_F(HttpServerTest, BlockProfileIsCumulativeOrADelta) {
 
 TEST_F(HttpServerTest, GoToolPprofFetchesTheProfileUrl) {
   start();
-  auto dir = std::filesystem::temp_directory_path() / ("blockwatch-http-" + std::to_string(getpid()));
+  auto dir =
+      std::filesystem::temp_directory_path() / ("blockwatch-http-" + std::to_string(getpid()));
   std::filesystem::create_directories(dir);
   std::string command = "HOME='" + dir.string() + "' PPROF_TMPDIR='" + dir.string() + "' '" +
-                        BLOCKWATCH_GO_EXECUTABLE + "' tool pprof -top http://127.0.0.1:" +
-                        std::to_string(port_) + "/debug/pprof/block 2>&1";
+                        BLOCKWATCH_GO_EXECUTABLE +
+                        "' tool pprof -top http://127.0.0.1:" + std::to_string(port_) +
+                        "/debug/pprof/block 2>&1";
   std::string output;
   FILE* pipe = popen(command.c_str(), "r");
   ASSERT_NE(pipe, nullptr);
@@ -215,7 +225,8 @@ TEST_F(HttpServerTest, GoToolPprofFetchesTheProfileUrl) {
   std::filesystem::remove_all(dir);
   EXPECT_NE(output.find("Type: delay"), std::string::npos) << output;
   EXPECT_TRUE(std::regex_search(output, std::regex(R"(\n\s*80ms\s.*model::tokenize)"))) << output;
-  EXPECT_TRUE(std::regex_search(output, std::regex(R"(\n\s*30ms\s.*pthread_mutex_lock)"))) << output;
+  EXPECT_TRUE(std::regex_search(output, std::regex(R"(\n\s*30ms\s.*pthread_mutex_lock)")))
+      << output;
 }
 
 TEST_F(HttpServerTest, BadRequestsGet4xxAndTheServerKeepsServing) {
@@ -224,13 +235,18 @@ TEST_F(HttpServerTest, BadRequestsGet4xxAndTheServerKeepsServing) {
   EXPECT_EQ(fetch(port_, "/metrics", http::verb::post).status, 405u);
   EXPECT_EQ(exchange_raw(port_, "HELLO THERE\r\n\r\n").substr(0, 12), "HTTP/1.1 400");
   EXPECT_EQ(exchange_raw(port_, std::string(3000, '\x01')).substr(0, 12), "HTTP/1.1 400");
-  std::string huge_header = "GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(16 * 1024, 'a') + "\r\n\r\n";
+  std::string huge_header =
+      "GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(16 * 1024, 'a') + "\r\n\r\n";
   EXPECT_EQ(exchange_raw(port_, huge_header).substr(0, 12), "HTTP/1.1 431");
-  EXPECT_EQ(exchange_raw(port_, "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello").substr(0, 12),
-            "HTTP/1.1 413");
-  EXPECT_EQ(exchange_raw(port_, "GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
+  EXPECT_EQ(exchange_raw(port_, "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")
                 .substr(0, 12),
             "HTTP/1.1 413");
+  EXPECT_EQ(
+      exchange_raw(
+          port_,
+          "GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
+          .substr(0, 12),
+      "HTTP/1.1 413");
   // Truncated, then the client stops sending: still an answer, not a wait.
   EXPECT_EQ(exchange_raw(port_, "GET /metr", true).substr(0, 12), "HTTP/1.1 400");
   EXPECT_EQ(fetch(port_, "/metrics").status, 200u);
@@ -266,14 +282,16 @@ TEST_F(HttpServerTest, ConnectionCountIsBounded) {
   unsigned status = 0;
   for (int attempt = 0; attempt < 100 && status != 200; ++attempt) {
     std::this_thread::sleep_for(20ms);
-    std::string reply = exchange_raw(port_, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    std::string reply =
+        exchange_raw(port_, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     status = reply.rfind("HTTP/1.1 200", 0) == 0 ? 200 : 0;
   }
   EXPECT_EQ(status, 200u);
 }
 
 TEST(ParseHttpListenAddress, DefaultsToLoopback) {
-  EXPECT_EQ(parse_http_listen_address("8080"), tcp::endpoint(asio::ip::address_v4::loopback(), 8080));
+  EXPECT_EQ(parse_http_listen_address("8080"),
+            tcp::endpoint(asio::ip::address_v4::loopback(), 8080));
   EXPECT_EQ(parse_http_listen_address(":9"), tcp::endpoint(asio::ip::address_v4::loopback(), 9));
   EXPECT_EQ(parse_http_listen_address("0.0.0.0:80").address().to_string(), "0.0.0.0");
   EXPECT_EQ(parse_http_listen_address("[::1]:80").address().to_string(), "::1");
@@ -319,7 +337,8 @@ TEST(PyroscopePush, PostsTheDeltaProfileToIngest) {
   ASSERT_EQ(future.wait_for(10s), std::future_status::ready);
   http::request<http::string_body> request = future.get();
   // The pusher counts the push once it has read the answer.
-  for (int attempt = 0; attempt < 500 && pusher->pushes_accepted() == 0; ++attempt) std::this_thread::sleep_for(20ms);
+  for (int attempt = 0; attempt < 500 && pusher->pushes_accepted() == 0; ++attempt)
+    std::this_thread::sleep_for(20ms);
   EXPECT_EQ(pusher->pushes_accepted(), 1u);
   asio::post(push_io, [&] { pusher->stop(); });
   push_thread.join();
@@ -327,7 +346,10 @@ TEST(PyroscopePush, PostsTheDeltaProfileToIngest) {
 
   EXPECT_EQ(request.method(), http::verb::post);
   std::string target(request.target());
-  EXPECT_TRUE(std::regex_match(target, std::regex(R"(/ingest\?name=demo\.block%7Benv%3Dci%7D&from=\d+&until=\d+&format=pprof&spyName=blockwatch)")))
+  EXPECT_TRUE(std::regex_match(
+      target,
+      std::regex(
+          R"(/ingest\?name=demo\.block%7Benv%3Dci%7D&from=\d+&until=\d+&format=pprof&spyName=blockwatch)")))
       << target;
   std::string content_type(request[http::field::content_type]);
   ASSERT_EQ(content_type.rfind("multipart/form-data; boundary=", 0), 0u) << content_type;

@@ -36,7 +36,8 @@ std::string gunzip(const std::string& compressed) {
 
 void expect_golden(const std::string& name, const std::string& actual) {
   const std::string path = std::string(BLOCKWATCH_GOLDEN_DIR) + "/" + name;
-  if (const char* update = std::getenv("BLOCKWATCH_UPDATE_GOLDEN"); update && std::string(update) == "1") {
+  if (const char* update = std::getenv("BLOCKWATCH_UPDATE_GOLDEN");
+      update && std::string(update) == "1") {
     std::ofstream(path, std::ios::binary) << actual;
     GTEST_SKIP() << "rewrote " << path;
   }
@@ -44,7 +45,8 @@ void expect_golden(const std::string& name, const std::string& actual) {
   ASSERT_TRUE(file) << "missing golden " << path << " (BLOCKWATCH_UPDATE_GOLDEN=1 creates it)";
   std::stringstream expected;
   expected << file.rdbuf();
-  EXPECT_EQ(expected.str(), actual) << "golden " << name << " differs; BLOCKWATCH_UPDATE_GOLDEN=1 rewrites it";
+  EXPECT_EQ(expected.str(), actual)
+      << "golden " << name << " differs; BLOCKWATCH_UPDATE_GOLDEN=1 rewrites it";
 }
 
 test::pprof::Profile parse_profile(const std::string& bytes) {
@@ -62,7 +64,8 @@ std::string render(Writer writer, const Report& report) {
 
 TEST(PprofReport, MatchesGolden) {
   std::string text;
-  google::protobuf::TextFormat::PrintToString(parse_profile(encode_pprof_profile(test::sample_report())), &text);
+  google::protobuf::TextFormat::PrintToString(
+      parse_profile(encode_pprof_profile(test::sample_report())), &text);
   expect_golden("sample.pprof.txt", text);
 }
 
@@ -81,8 +84,10 @@ TEST(PprofReport, OneSamplePerHotspotWithBlockProfileValues) {
   auto str = [&](int64_t index) { return profile.string_table(static_cast<int>(index)); };
   ASSERT_EQ(profile.string_table(0), "");
   ASSERT_EQ(profile.sample_type_size(), 2);
-  EXPECT_EQ(str(profile.sample_type(0).type()) + "/" + str(profile.sample_type(0).unit()), "contentions/count");
-  EXPECT_EQ(str(profile.sample_type(1).type()) + "/" + str(profile.sample_type(1).unit()), "delay/nanoseconds");
+  EXPECT_EQ(str(profile.sample_type(0).type()) + "/" + str(profile.sample_type(0).unit()),
+            "contentions/count");
+  EXPECT_EQ(str(profile.sample_type(1).type()) + "/" + str(profile.sample_type(1).unit()),
+            "delay/nanoseconds");
   ASSERT_EQ(profile.sample_size(), static_cast<int>(report.hotspots.size()));
   for (int i = 0; i < profile.sample_size(); ++i) {
     const auto& sample = profile.sample(i);
@@ -104,7 +109,8 @@ TEST(PprofReport, OneSamplePerHotspotWithBlockProfileValues) {
   for (const auto& mapping : profile.mapping()) EXPECT_TRUE(mapping.has_functions());
   // The unsymbolized frame of the stall is named after its module and offset.
   const auto& unknown = profile.location(static_cast<int>(profile.sample(0).location_id(2) - 1));
-  EXPECT_EQ(str(profile.function(static_cast<int>(unknown.line(0).function_id() - 1)).name()), "demo_server+0x5000");
+  EXPECT_EQ(str(profile.function(static_cast<int>(unknown.line(0).function_id() - 1)).name()),
+            "demo_server+0x5000");
 }
 
 TEST(PprofReport, EmptyReportIsAValidProfile) {
@@ -116,11 +122,11 @@ TEST(PprofReport, EmptyReportIsAValidProfile) {
 TEST(SubtractReport, KeepsOnlyWhatGrew) {
   Report earlier = test::sample_report();
   Report later = earlier;
-  later.hotspots[2].count += 5;          // mutex grew
+  later.hotspots[2].count += 5;  // mutex grew
   later.hotspots[2].total_ns += 1000000;
   later.blocking_events += 5;
   Hotspot fresh = later.hotspots[1];
-  fresh.kind = "write";                  // a new hotspot
+  fresh.kind = "write";  // a new hotspot
   later.hotspots.push_back(fresh);
   Report delta = subtract_report(later, earlier);
   ASSERT_EQ(delta.hotspots.size(), 2u);
@@ -133,11 +139,14 @@ TEST(SubtractReport, KeepsOnlyWhatGrew) {
   EXPECT_TRUE(subtract_report(earlier, earlier).hotspots.empty());
 }
 
-TEST(FoldedReport, MatchesGolden) { expect_golden("sample.folded", render(write_folded_report, test::sample_report())); }
+TEST(FoldedReport, MatchesGolden) {
+  expect_golden("sample.folded", render(write_folded_report, test::sample_report()));
+}
 
 TEST(FoldedReport, RootFirstKindPrefixedAndParseable) {
   std::string folded = render(write_folded_report, test::sample_report());
-  EXPECT_NE(folded.find("[fsync];main;Loop::run_once();Journal::flush();fsync 45000000\n"), std::string::npos);
+  EXPECT_NE(folded.find("[fsync];main;Loop::run_once();Journal::flush();fsync 45000000\n"),
+            std::string::npos);
   EXPECT_NE(folded.find("[sleep];[allowed];model::retry();nanosleep 8000000\n"), std::string::npos);
   std::istringstream lines(folded);
   std::string line;
@@ -159,14 +168,16 @@ TEST(FoldedReport, MergesEqualStacks) {
   EXPECT_NE(folded.find("Journal::flush();fsync 90000000\n"), std::string::npos);
 }
 
-TEST(JunitReport, MatchesGolden) { expect_golden("sample.junit.xml", render(write_junit_report, test::sample_report())); }
+TEST(JunitReport, MatchesGolden) {
+  expect_golden("sample.junit.xml", render(write_junit_report, test::sample_report()));
+}
 
 TEST(JunitReport, FailsOnlyCasesWithNewDisallowedHotspots) {
   std::string xml = render(write_junit_report, test::sample_report());
   // verdict + (no path) fsync + worker-pool mutex fail; model has a stall (fails) too.
   EXPECT_NE(xml.find("tests=\"4\" failures=\"4\""), std::string::npos) << xml;
   Report report = test::sample_report();
-  report.hotspots[0].allowed = true;   // the stall
+  report.hotspots[0].allowed = true;  // the stall
   xml = render(write_junit_report, report);
   EXPECT_NE(xml.find("tests=\"4\" failures=\"3\""), std::string::npos) << xml;
   report.verdict = {};
@@ -177,7 +188,8 @@ TEST(JunitReport, FailsOnlyCasesWithNewDisallowedHotspots) {
 
 TEST(JunitReport, EscapesMarkupAndControlCharacters) {
   std::string xml = render(write_junit_report, test::sample_report());
-  EXPECT_NE(xml.find("pool::Cache&lt;int; &quot;k&quot; &amp; &lt;v&gt;&gt;::get()"), std::string::npos);
+  EXPECT_NE(xml.find("pool::Cache&lt;int; &quot;k&quot; &amp; &lt;v&gt;&gt;::get()"),
+            std::string::npos);
   EXPECT_EQ(xml.find('\x01'), std::string::npos);
 }
 

@@ -56,12 +56,14 @@ TEST_F(ReportTools, GoPprofTopShowsDelayByFunction) {
   std::string top = go_pprof("-top " + file);
   EXPECT_NE(top.find("Type: delay"), std::string::npos) << top;
   // Values in pprof's units: the stall's 80 ms is the largest flat entry.
-  EXPECT_TRUE(std::regex_search(top, std::regex(R"(\n\s*80ms\s+[0-9.]+%\s+[0-9.]+%\s+80ms\s.*model::tokenize)")))
+  EXPECT_TRUE(std::regex_search(
+      top, std::regex(R"(\n\s*80ms\s+[0-9.]+%\s+[0-9.]+%\s+80ms\s.*model::tokenize)")))
       << top;
   EXPECT_TRUE(std::regex_search(top, std::regex(R"(\n\s*45ms\s.*\sfsync\n)"))) << top;
   EXPECT_NE(top.find("Journal::flush"), std::string::npos) << top;
   std::string contentions = go_pprof("-top -sample_index=contentions " + file);
-  EXPECT_TRUE(std::regex_search(contentions, std::regex(R"(\n\s*120\s.*pthread_mutex_lock)"))) << contentions;
+  EXPECT_TRUE(std::regex_search(contentions, std::regex(R"(\n\s*120\s.*pthread_mutex_lock)")))
+      << contentions;
 }
 
 TEST_F(ReportTools, GoPprofRawShowsSamplesAndLabels) {
@@ -76,7 +78,8 @@ TEST_F(ReportTools, GoPprofRawShowsSamplesAndLabels) {
 }
 
 TEST_F(ReportTools, GoPprofTagFocusSelectsAPath) {
-  std::string top = go_pprof("-top -tagfocus=path=model " + write("block.pb.gz", write_pprof_report));
+  std::string top =
+      go_pprof("-top -tagfocus=path=model " + write("block.pb.gz", write_pprof_report));
   EXPECT_NE(top.find("model::tokenize"), std::string::npos) << top;
   EXPECT_EQ(top.find("Journal::flush"), std::string::npos) << top;
 }
@@ -98,7 +101,8 @@ assert 'pool::Cache<int; "k" & <v>>::get()' in pool, pool
 assert "read:" not in pool, "baseline hotspot must not fail"
 print("ok", len(cases))
 )PY";
-  EXPECT_NE(run(std::string("'") + BLOCKWATCH_PYTHON3 + "' " + script + " " + file).find("ok 4"), std::string::npos);
+  EXPECT_NE(run(std::string("'") + BLOCKWATCH_PYTHON3 + "' " + script + " " + file).find("ok 4"),
+            std::string::npos);
 }
 
 }  // namespace

@@ -12,7 +12,8 @@ inline collector::StackFrame frame(const char* function, const char* module, uin
   return {function, module, offset, 0x7f0000000000 + offset};
 }
 
-inline collector::Hotspot hotspot(const char* kind, uint64_t count, int64_t total_ns, int64_t max_ns) {
+inline collector::Hotspot hotspot(const char* kind, uint64_t count, int64_t total_ns,
+                                  int64_t max_ns) {
   collector::Hotspot hotspot;
   hotspot.kind = kind;
   hotspot.count = count;
@@ -97,7 +98,8 @@ inline collector::Report sample_report() {
   old_read.stack = {frame("read", "/usr/lib/x86_64-linux-gnu/libc.so.6", 0x10e000)};
 
   report.hotspots = {stall, fsync, mutex, sleep, old_read};
-  report.paths = {{"", 3, 45000000, 0, 0}, {"model", 4, 8000000, 2, 80000000},
+  report.paths = {{"", 3, 45000000, 0, 0},
+                  {"model", 4, 8000000, 2, 80000000},
                   {"worker-pool", 121, 32000000, 0, 0}};
   report.blocking_events = 128;
   report.blocked_ns = 85000000;
