@@ -33,6 +33,8 @@ int64_t LogHistogram::midpoint_of(uint32_t bucket) {
 void LogHistogram::add(int64_t value_ns, uint64_t count) {
   uint32_t bucket = bucket_of(value_ns);
   total_ += count;
+  min_ns_ = std::min(min_ns_, value_ns);
+  max_ns_ = std::max(max_ns_, value_ns);
   // Grow by at least kGrowBuckets (two powers of two) at a time: a hotspot's
   // durations spread over a range, and regrowing bucket by bucket costs moves.
   constexpr uint32_t kGrowBuckets = 32;
@@ -52,6 +54,9 @@ void LogHistogram::add(int64_t value_ns, uint64_t count) {
 }
 
 void LogHistogram::merge(const LogHistogram& other) {
+  if (other.total_ == 0) return;
+  min_ns_ = std::min(min_ns_, other.min_ns_);
+  max_ns_ = std::max(max_ns_, other.max_ns_);
   for (size_t i = 0; i < other.counts_.size(); ++i) {
     if (other.counts_[i] != 0) add(midpoint_of(other.first_bucket_ + static_cast<uint32_t>(i)), other.counts_[i]);
   }
@@ -64,9 +69,11 @@ int64_t LogHistogram::quantile(double q) const {
   uint64_t seen = 0;
   for (size_t i = 0; i < counts_.size(); ++i) {
     seen += counts_[i];
-    if (seen >= rank) return midpoint_of(first_bucket_ + static_cast<uint32_t>(i));
+    if (seen >= rank) {
+      return std::clamp(midpoint_of(first_bucket_ + static_cast<uint32_t>(i)), min_ns_, max_ns_);
+    }
   }
-  return midpoint_of(first_bucket_ + static_cast<uint32_t>(counts_.size() - 1));
+  return max_ns_;
 }
 
 // --- Per-process state ---

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <climits>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -29,7 +30,8 @@ class LogHistogram {
  public:
   void add(int64_t value_ns, uint64_t count = 1);
   void merge(const LogHistogram& other);
-  // The q-quantile (0 < q <= 1) of what was added; 0 when empty.
+  // The q-quantile (0 < q <= 1) of what was added, clamped to the smallest and
+  // largest value added (so one sample is exact); 0 when empty.
   int64_t quantile(double q) const;
   size_t bucket_count() const { return counts_.size(); }
 
@@ -39,6 +41,8 @@ class LogHistogram {
   std::vector<uint32_t> counts_;  // counts_[i]: bucket first_bucket_ + i (saturating)
   uint32_t first_bucket_ = 0;
   uint64_t total_ = 0;
+  int64_t min_ns_ = INT64_MAX;
+  int64_t max_ns_ = INT64_MIN;
 };
 
 // Small sets of names, bounded: the report lists at most this many per hotspot.

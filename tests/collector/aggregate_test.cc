@@ -59,6 +59,10 @@ TEST(LogHistogram, PercentilesWithinAFewPercent) {
     EXPECT_NEAR(h.quantile(q) / exact, 1.0, 0.04) << "q=" << q;
   }
   EXPECT_LT(h.bucket_count(), 700u);  // bounded by the spread of values, not their number
+  LogHistogram one;
+  one.add(8'817'000);
+  EXPECT_EQ(one.quantile(0.5), 8'817'000);  // a single sample is exact
+  EXPECT_EQ(one.quantile(0.99), 8'817'000);
   LogHistogram empty;
   EXPECT_EQ(empty.quantile(0.5), 0);
 }
