@@ -7,6 +7,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <cstdlib>
 #include <iostream>
 #include <sstream>
 
@@ -51,10 +52,14 @@ bool parse_listen(const std::string& value, DaemonOptions* o, std::string* error
     return true;
   }
   size_t colon = value.rfind(':');
-  if (value.rfind("tcp:", 0) == 0 && colon > 4) {
-    o->tcp.emplace_back(value.substr(4, colon - 4),
-                        static_cast<uint16_t>(std::stoi(value.substr(colon + 1))));
-    return true;
+  if (value.rfind("tcp:", 0) == 0 && colon > 4 && colon + 1 < value.size()) {
+    std::string port_text = value.substr(colon + 1);
+    char* end = nullptr;
+    long port = std::strtol(port_text.c_str(), &end, 10);
+    if (*end == '\0' && port >= 0 && port <= 65535) {
+      o->tcp.emplace_back(value.substr(4, colon - 4), static_cast<uint16_t>(port));
+      return true;
+    }
   }
   *error = "--listen " + value + ": expected unix:PATH or tcp:HOST:PORT";
   return false;
@@ -110,7 +115,9 @@ int daemon_main(const std::vector<std::string>& args) {
 
   boost::asio::io_context io;
   Aggregator aggregator(pipeline.classifier);
-  IngestServer server(io, aggregator, IngestOptions{.save_dir = o.save_dir});
+  IngestOptions ingest_options;
+  ingest_options.save_dir = o.save_dir;
+  IngestServer server(io, aggregator, ingest_options);
   for (const auto& path : o.unix_paths) {
     if (!server.listen_unix(path, &error)) break;
     std::cerr << "blockwatchd: listening on unix:" << path << '\n';

@@ -4,6 +4,7 @@
 // `blockwatchd --save DIR` writes), or a JSON report (rules that need stacks —
 // idle, allow, path — were applied when it was made; fail-on rules are re-applied).
 // Exit status: 0, 3 when a --fail-on rule is broken, 2 on an error.
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -94,7 +95,6 @@ int report_command(const std::vector<std::string>& args) {
     report = aggregator.report();
   }
   finish_report(pipeline, &report);
-  std::string no_raw;
   bool written = write_reports(pipeline, report, nullptr);
   if (!written) return 2;
   return report.verdict.failed ? 3 : 0;

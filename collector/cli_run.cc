@@ -239,7 +239,9 @@ int run_with_collector(const std::vector<std::string>& command, const std::strin
   Aggregator aggregator(pipeline.classifier);
   boost::asio::io_context io;
   auto work = boost::asio::make_work_guard(io);
-  IngestServer server(io, aggregator, IngestOptions{.record_in_memory = record});
+  IngestOptions ingest_options;
+  ingest_options.record_in_memory = record;
+  IngestServer server(io, aggregator, ingest_options);
   std::string error;
   if (!server.listen_unix(socket_path, &error)) {
     std::cerr << "blockwatch run: " << error << '\n';
