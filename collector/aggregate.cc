@@ -58,7 +58,8 @@ void LogHistogram::merge(const LogHistogram& other) {
   min_ns_ = std::min(min_ns_, other.min_ns_);
   max_ns_ = std::max(max_ns_, other.max_ns_);
   for (size_t i = 0; i < other.counts_.size(); ++i) {
-    if (other.counts_[i] != 0) add(midpoint_of(other.first_bucket_ + static_cast<uint32_t>(i)), other.counts_[i]);
+    if (other.counts_[i] != 0)
+      add(midpoint_of(other.first_bucket_ + static_cast<uint32_t>(i)), other.counts_[i]);
   }
 }
 
@@ -98,13 +99,20 @@ void add_name(std::vector<std::string>* names, const std::string& name) {
 
 const char* fd_type_name(wire::FdType type) {
   switch (type) {
-    case wire::FD_REGULAR: return "regular";
-    case wire::FD_SOCKET: return "socket";
-    case wire::FD_PIPE: return "pipe";
-    case wire::FD_TTY: return "tty";
-    case wire::FD_CHAR: return "char";
-    case wire::FD_OTHER: return "other";
-    default: return "";
+    case wire::FD_REGULAR:
+      return "regular";
+    case wire::FD_SOCKET:
+      return "socket";
+    case wire::FD_PIPE:
+      return "pipe";
+    case wire::FD_TTY:
+      return "tty";
+    case wire::FD_CHAR:
+      return "char";
+    case wire::FD_OTHER:
+      return "other";
+    default:
+      return "";
   }
 }
 
@@ -338,10 +346,9 @@ Report Aggregator::report() const {
     Hotspot& h = m.hotspot;
     h.p50_ns = std::min(m.histogram.quantile(0.50), h.max_ns);
     h.p99_ns = std::min(m.histogram.quantile(0.99), h.max_ns);
-    std::sort(h.occurrences.begin(), h.occurrences.end(),
-              [](const Occurrence& a, const Occurrence& b) {
-                return a.start_unix_ns < b.start_unix_ns;
-              });
+    std::sort(
+        h.occurrences.begin(), h.occurrences.end(),
+        [](const Occurrence& a, const Occurrence& b) { return a.start_unix_ns < b.start_unix_ns; });
     if (h.occurrences.size() > kMaxOccurrences) h.occurrences.resize(kMaxOccurrences);
     add_to_summary(h, &report, &paths);
     report.hotspots.push_back(std::move(h));
@@ -349,10 +356,9 @@ Report Aggregator::report() const {
   std::stable_sort(report.hotspots.begin(), report.hotspots.end(),
                    [](const Hotspot& a, const Hotspot& b) { return a.total_ns > b.total_ns; });
   for (auto& [name, totals] : paths) report.paths.push_back(totals);
-  std::sort(report.paths.begin(), report.paths.end(),
-            [](const PathTotals& a, const PathTotals& b) {
-              return a.blocked_ns + a.stalled_ns > b.blocked_ns + b.stalled_ns;
-            });
+  std::sort(report.paths.begin(), report.paths.end(), [](const PathTotals& a, const PathTotals& b) {
+    return a.blocked_ns + a.stalled_ns > b.blocked_ns + b.stalled_ns;
+  });
   return report;
 }
 

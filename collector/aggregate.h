@@ -8,8 +8,8 @@
 // feeds it from its I/O thread and takes lock() around feeding and snapshots.
 #pragma once
 
-#include <cstdint>
 #include <climits>
+#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <string>

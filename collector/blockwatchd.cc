@@ -25,7 +25,8 @@ namespace blockwatch::collector {
 namespace {
 
 void print_help() {
-  std::cout << R"(usage: blockwatchd --listen unix:PATH [--listen tcp:127.0.0.1:PORT] [--config FILE]
+  std::cout
+      << R"(usage: blockwatchd --listen unix:PATH [--listen tcp:127.0.0.1:PORT] [--config FILE]
                    [--save DIR] [--http ADDR] [--report FILE]... [--fail-on RULE]...
 
 The long-lived blockwatch collector. Point processes at it with

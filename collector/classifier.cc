@@ -30,24 +30,30 @@ void add_rule(google::protobuf::RepeatedPtrField<config::Rule>* rules,
 
 config::Config builtin_rules(const std::string& pool_wait_regex) {
   config::Config c;
+  add_rule(
+      c.mutable_idle(),
+      {"boost::asio::detail::epoll_reactor::run",
+       "boost::asio::detail::conditionally_enabled_event::wait",
+       "boost::asio::detail::posix_event::wait", "boost::asio::detail::scheduler::do_wait_one"},
+      0);
   add_rule(c.mutable_idle(),
-           {"boost::asio::detail::epoll_reactor::run", "boost::asio::detail::conditionally_enabled_event::wait",
-            "boost::asio::detail::posix_event::wait", "boost::asio::detail::scheduler::do_wait_one"},
-           0);
-  add_rule(c.mutable_idle(), {"boost::asio::detail::scheduler::do_run_one",
-                              "boost::asio::detail::scheduler::run\\b"}, 1);
-  add_rule(c.mutable_idle(),
-           {"tokio::runtime::park::", "tokio::runtime::scheduler::multi_thread::worker::Context::park",
-            "tokio::runtime::scheduler::multi_thread::park::", "tokio::runtime::scheduler::current_thread::Context::park",
-            "tokio::runtime::io::driver::Driver::turn", "tokio::runtime::time::Driver::park",
-            "mio::poll::Poll::poll"},
-           0);
+           {"boost::asio::detail::scheduler::do_run_one", "boost::asio::detail::scheduler::run\\b"},
+           1);
+  add_rule(
+      c.mutable_idle(),
+      {"tokio::runtime::park::", "tokio::runtime::scheduler::multi_thread::worker::Context::park",
+       "tokio::runtime::scheduler::multi_thread::park::",
+       "tokio::runtime::scheduler::current_thread::Context::park",
+       "tokio::runtime::io::driver::Driver::turn", "tokio::runtime::time::Driver::park",
+       "mio::poll::Poll::poll"},
+      0);
   add_rule(c.mutable_idle(), {"^uv__io_poll", "^uv_run$", "^uv__epoll"}, 1);
   add_rule(c.mutable_idle(), {pool_wait_regex.c_str()}, 1, {"condvar", "futex"});
-  add_rule(c.mutable_not_worker(),
-           {"tokio::runtime::blocking::pool::Inner::run", "tokio::runtime::blocking::pool::spawn_blocking",
-            "tokio::task::blocking::spawn_blocking"},
-           0);
+  add_rule(
+      c.mutable_not_worker(),
+      {"tokio::runtime::blocking::pool::Inner::run",
+       "tokio::runtime::blocking::pool::spawn_blocking", "tokio::task::blocking::spawn_blocking"},
+      0);
   return c;
 }
 

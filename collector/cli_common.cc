@@ -30,8 +30,8 @@ bool take_flag_value(const std::vector<std::string>& args, size_t* index, const 
   return false;
 }
 
-bool parse_common_flag(const std::vector<std::string>& args, size_t* index,
-                       FlagSettings* flags, std::string* config_path, std::string* error) {
+bool parse_common_flag(const std::vector<std::string>& args, size_t* index, FlagSettings* flags,
+                       std::string* config_path, std::string* error) {
   std::string value;
   if (take_flag_value(args, index, "--workers", &value, error)) {
     flags->workers = value;
@@ -53,8 +53,8 @@ bool parse_common_flag(const std::vector<std::string>& args, size_t* index,
   return true;
 }
 
-bool prepare_pipeline(const FlagSettings& flags, const std::string& config_path,
-                      Pipeline* pipeline, std::string* error) {
+bool prepare_pipeline(const FlagSettings& flags, const std::string& config_path, Pipeline* pipeline,
+                      std::string* error) {
   config::Config file;
   if (!config_path.empty() && !load_config_file(config_path, &file, error)) return false;
   EnvLookup env = [](const char* name) { return std::getenv(name); };

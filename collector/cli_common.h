@@ -22,8 +22,8 @@ inline constexpr const char* kBlockwatchVersion = "0.1.0";
 // as "--flag VALUE" or "--flag=VALUE". Returns true and advances *index when
 // args[*index] was one of them; false when it is not a common flag. Sets *error
 // on a flag missing its value.
-bool parse_common_flag(const std::vector<std::string>& args, size_t* index,
-                       FlagSettings* flags, std::string* config_path, std::string* error);
+bool parse_common_flag(const std::vector<std::string>& args, size_t* index, FlagSettings* flags,
+                       std::string* config_path, std::string* error);
 
 // Splits "--name=value" / "--name value"; true when args[*index] is `name`.
 bool take_flag_value(const std::vector<std::string>& args, size_t* index, const char* name,
@@ -38,8 +38,8 @@ struct Pipeline {
 
 // Loads the config file (if any), merges environment and flags, compiles rules,
 // reads the baseline. False with *error (file:line:col for config errors).
-bool prepare_pipeline(const FlagSettings& flags, const std::string& config_path,
-                      Pipeline* pipeline, std::string* error);
+bool prepare_pipeline(const FlagSettings& flags, const std::string& config_path, Pipeline* pipeline,
+                      std::string* error);
 
 // Applies the baseline and the fail rules to `report` (sets is_new and verdict).
 void finish_report(const Pipeline& pipeline, Report* report);

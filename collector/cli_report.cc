@@ -32,7 +32,9 @@ bool add_stream_file(const std::string& path, Aggregator* aggregator) {
     if (in.gcount() > 0 && !decoder.feed(chunk, static_cast<size_t>(in.gcount()))) break;
   }
   bool ok = decoder.finish();
-  if (!ok) std::cerr << "blockwatch report: " << path << ": " << decoder.error() << " (kept what came before)\n";
+  if (!ok)
+    std::cerr << "blockwatch report: " << path << ": " << decoder.error()
+              << " (kept what came before)\n";
   aggregator->end_stream(sink, "disconnected");
   return ok;
 }

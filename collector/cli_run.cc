@@ -3,8 +3,8 @@
 // preloaded, SIGINT/SIGTERM forwarded to it, every connected process's stream
 // drained (bounded), then the reports. Exit status: CMD's, or 3 when CMD succeeded
 // but a --fail-on rule was broken (2: blockwatch's own usage or setup error).
-#include <fcntl.h>
 #include <elf.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -102,8 +102,9 @@ void warn_if_preload_cannot_work(const std::string& command) {
   }
   ::close(fd);
   if (elf64 && !has_interp) {
-    std::cerr << "blockwatch: warning: " << path
-              << " is statically linked: LD_PRELOAD cannot load into it, nothing will be recorded\n";
+    std::cerr
+        << "blockwatch: warning: " << path
+        << " is statically linked: LD_PRELOAD cannot load into it, nothing will be recorded\n";
   }
 }
 
@@ -120,8 +121,8 @@ std::vector<std::string> child_environment(const std::string& library,
       if (entry.size() > 11) preload = entry.substr(11) + ":" + library;
       continue;
     }
-    for (const char* ours : {"BLOCKWATCH_COLLECTOR=", "BLOCKWATCH_WORKERS=", "BLOCKWATCH_THRESHOLD=",
-                             "BLOCKWATCH_STALL_THRESHOLD="}) {
+    for (const char* ours : {"BLOCKWATCH_COLLECTOR=", "BLOCKWATCH_WORKERS=",
+                             "BLOCKWATCH_THRESHOLD=", "BLOCKWATCH_STALL_THRESHOLD="}) {
       if (entry.rfind(ours, 0) == 0) entry.clear();
     }
     if (!entry.empty()) env.push_back(entry);
@@ -226,10 +227,11 @@ int run_with_collector(const std::vector<std::string>& command, const std::strin
                        const Pipeline& pipeline) {
   warn_if_preload_cannot_work(command[0]);
   const char* tmp = std::getenv("TMPDIR");
-  std::string dir_template = std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") +
-                             "/blockwatch-XXXXXX";
+  std::string dir_template =
+      std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") + "/blockwatch-XXXXXX";
   if (::mkdtemp(dir_template.data()) == nullptr) {  // mkdtemp creates it 0700
-    std::cerr << "blockwatch run: cannot create a socket directory: " << std::strerror(errno) << '\n';
+    std::cerr << "blockwatch run: cannot create a socket directory: " << std::strerror(errno)
+              << '\n';
     return 2;
   }
   std::string socket_path = dir_template + "/collector.sock";

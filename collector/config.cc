@@ -74,16 +74,16 @@ class PositionedErrors : public google::protobuf::io::ErrorCollector {
  private:
   void add(const char* prefix, int line, int column, const std::string& message) {
     // The tokenizer counts from 0; editors count from 1.
-    text += file_name_ + ":" + std::to_string(line + 1) + ":" + std::to_string(column + 1) +
-            ": " + prefix + message + "\n";
+    text += file_name_ + ":" + std::to_string(line + 1) + ":" + std::to_string(column + 1) + ": " +
+            prefix + message + "\n";
   }
   std::string file_name_;
 };
 
 }  // namespace
 
-bool parse_config_text(const std::string& text, const std::string& file_name,
-                       config::Config* out, std::string* error) {
+bool parse_config_text(const std::string& text, const std::string& file_name, config::Config* out,
+                       std::string* error) {
   google::protobuf::TextFormat::Parser parser;
   PositionedErrors errors(file_name);
   parser.RecordErrorsTo(&errors);
@@ -143,8 +143,8 @@ std::string pick(const std::optional<std::string>& flag, const char* env_value,
 
 }  // namespace
 
-bool resolve_settings(const config::Config& file, const FlagSettings& flags,
-                      const EnvLookup& env, Settings* out, std::string* error) {
+bool resolve_settings(const config::Config& file, const FlagSettings& flags, const EnvLookup& env,
+                      Settings* out, std::string* error) {
   Settings s;
   s.rules = file;
   s.workers = pick(flags.workers, env("BLOCKWATCH_WORKERS"), file.workers());
@@ -186,15 +186,15 @@ bool is_system_frame(const StackFrame& frame) {
   std::string_view module = frame.module;
   size_t slash = module.rfind('/');
   if (slash != std::string_view::npos) module.remove_prefix(slash + 1);
-  for (std::string_view lib : {"libc.so", "libc-", "libpthread", "ld-linux", "libblockwatch",
-                               "libstdc++", "libgcc_s"}) {
+  for (std::string_view lib :
+       {"libc.so", "libc-", "libpthread", "ld-linux", "libblockwatch", "libstdc++", "libgcc_s"}) {
     if (module.substr(0, lib.size()) == lib) return true;
   }
   for (std::string_view prefix :
-       {"__", "pthread_", "std::condition_variable", "std::__condvar", "std::mutex::",
-        "std::unique_lock", "std::__mutex_base", "std::timed_mutex", "std::shared_mutex",
-        "std::this_thread::", "std::sys::", "std::thread::park", "parking_lot::",
-        "parking_lot_core::", "bw_", "blockwatch::interpose::"}) {
+       {"__", "pthread_", "std::condition_variable", "std::__condvar",
+        "std::mutex::", "std::unique_lock", "std::__mutex_base", "std::timed_mutex",
+        "std::shared_mutex", "std::this_thread::", "std::sys::", "std::thread::park",
+        "parking_lot::", "parking_lot_core::", "bw_", "blockwatch::interpose::"}) {
     if (f.compare(0, prefix.size(), prefix) == 0) return true;
   }
   // Template instantiations such as "void std::condition_variable::wait<...>(...)".

@@ -25,8 +25,8 @@ bool parse_duration(std::string_view text, int64_t* ns);
 std::string format_duration(int64_t ns);
 
 // Parses config text. Errors: "FILE:LINE:COL: what was expected", one per line.
-bool parse_config_text(const std::string& text, const std::string& file_name,
-                       config::Config* out, std::string* error);
+bool parse_config_text(const std::string& text, const std::string& file_name, config::Config* out,
+                       std::string* error);
 bool load_config_file(const std::string& path, config::Config* out, std::string* error);
 
 // Values given on the command line; unset ones fall back to the environment, then
@@ -55,8 +55,8 @@ using EnvLookup = std::function<const char*(const char*)>;
 
 // Merges file < environment (BLOCKWATCH_WORKERS, _THRESHOLD, _STALL_THRESHOLD,
 // _FAIL_ON comma-separated, _BASELINE) < flags. False with *error on a bad duration.
-bool resolve_settings(const config::Config& file, const FlagSettings& flags,
-                      const EnvLookup& env, Settings* out, std::string* error);
+bool resolve_settings(const config::Config& file, const FlagSettings& flags, const EnvLookup& env,
+                      Settings* out, std::string* error);
 
 // libc, pthread, the dynamic loader, libstdc++ and Rust std wait wrappers and
 // blockwatch's own frames: what the text report skips to show the user's frame,
@@ -69,7 +69,7 @@ struct StackClass {
   bool not_worker = false;  // e.g. tokio's blocking pool: not reported
   bool allowed = false;
   std::string allow_reason;
-  std::string path;         // first matching path rule, or ""
+  std::string path;  // first matching path rule, or ""
 };
 
 // Applies configured rules first, then the built-in ones. Regexes are compiled
@@ -80,8 +80,7 @@ struct StackClass {
 class StackClassifier {
  public:
   // False with *error naming the rule when a regex does not compile.
-  static std::unique_ptr<StackClassifier> create(const config::Config& rules,
-                                                 std::string* error);
+  static std::unique_ptr<StackClassifier> create(const config::Config& rules, std::string* error);
   StackClass classify(std::string_view kind, const std::vector<StackFrame>& stack) const;
 
  private:

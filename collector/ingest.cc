@@ -154,8 +154,8 @@ void IngestServer::accept_loop(Acceptor* acceptor) {
       auto protocol = socket.local_endpoint(ec).protocol();
       asio::generic::stream_protocol generic(protocol.family(), protocol.protocol());
       asio::generic::stream_protocol::socket generic_socket(io_, generic, socket.release());
-      auto connection = std::make_shared<Connection>(this, std::move(generic_socket),
-                                                     ++total_connections_);
+      auto connection =
+          std::make_shared<Connection>(this, std::move(generic_socket), ++total_connections_);
       ++open_connections_;
       connections_.push_back(connection);
       connection->start();

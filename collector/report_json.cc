@@ -89,14 +89,28 @@ void from_json(const json& j, Occurrence& o) {
 }
 
 void to_json(json& j, const Hotspot& h) {
-  j = json{{"kind", h.kind},       {"count", h.count},         {"total_ns", h.total_ns},
-           {"max_ns", h.max_ns},   {"p50_ns", h.p50_ns},       {"p99_ns", h.p99_ns},
-           {"threads", h.threads}, {"holders", h.holders},     {"tasks", h.tasks},
-           {"functions", h.functions}, {"fd_types", h.fd_types}, {"path", h.path},
-           {"allowed", h.allowed}, {"allow_reason", h.allow_reason}, {"exe", h.exe},
-           {"pids", h.pids},       {"stack", h.stack},         {"cpu_ns", h.cpu_ns},
-           {"runqueue_ns", h.runqueue_ns}, {"offcpu_ns", h.offcpu_ns},
-           {"occurrences", h.occurrences}, {"is_new", h.is_new}};
+  j = json{{"kind", h.kind},
+           {"count", h.count},
+           {"total_ns", h.total_ns},
+           {"max_ns", h.max_ns},
+           {"p50_ns", h.p50_ns},
+           {"p99_ns", h.p99_ns},
+           {"threads", h.threads},
+           {"holders", h.holders},
+           {"tasks", h.tasks},
+           {"functions", h.functions},
+           {"fd_types", h.fd_types},
+           {"path", h.path},
+           {"allowed", h.allowed},
+           {"allow_reason", h.allow_reason},
+           {"exe", h.exe},
+           {"pids", h.pids},
+           {"stack", h.stack},
+           {"cpu_ns", h.cpu_ns},
+           {"runqueue_ns", h.runqueue_ns},
+           {"offcpu_ns", h.offcpu_ns},
+           {"occurrences", h.occurrences},
+           {"is_new", h.is_new}};
 }
 void from_json(const json& j, Hotspot& h) {
   get_if(j, "kind", &h.kind);

@@ -68,10 +68,9 @@ void write_hotspot(LineWriter& w, size_t rank, const Hotspot& h, const TextRepor
 void write_text_report(const Report& report, std::ostream& out, const TextReportOptions& o) {
   LineWriter w(out);
   w.line("blockwatch: " + std::to_string(report.blocking_events) + " blocking events (" +
-         format_duration(report.blocked_ns) + "), " + std::to_string(report.stalls) +
-         " stalls (" + format_duration(report.stalled_ns) + "), " +
-         std::to_string(report.allowed_events) + " allowed, " +
-         std::to_string(report.processes.size()) + " processes");
+         format_duration(report.blocked_ns) + "), " + std::to_string(report.stalls) + " stalls (" +
+         format_duration(report.stalled_ns) + "), " + std::to_string(report.allowed_events) +
+         " allowed, " + std::to_string(report.processes.size()) + " processes");
   std::vector<const Hotspot*> order;
   for (const Hotspot& h : report.hotspots) order.push_back(&h);
   std::stable_sort(order.begin(), order.end(),

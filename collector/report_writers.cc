@@ -30,38 +30,45 @@ struct WriterRow {
 
 const std::vector<WriterRow>& writers() {
   static const std::vector<WriterRow> rows = {
-      {".txt", [](const Report& r, const ReportSources&, std::ostream& out) {
+      {".txt",
+       [](const Report& r, const ReportSources&, std::ostream& out) {
          TextReportOptions options;
          options.max_hotspots = 1000;
          options.frames_per_hotspot = 8;
          write_text_report(r, out, options);
          return true;
        }},
-      {".json", [](const Report& r, const ReportSources&, std::ostream& out) {
+      {".json",
+       [](const Report& r, const ReportSources&, std::ostream& out) {
          write_json_report(r, out);
          return true;
        }},
-      {".bwrec", [](const Report&, const ReportSources& s, std::ostream& out) {
+      {".bwrec",
+       [](const Report&, const ReportSources& s, std::ostream& out) {
          if (s.raw_streams == nullptr) return false;
          out << *s.raw_streams;
          return true;
        }},
 #ifdef BLOCKWATCH_HAVE_FORMATS
-      {".pb.gz", [](const Report& r, const ReportSources&, std::ostream& out) {
+      {".pb.gz",
+       [](const Report& r, const ReportSources&, std::ostream& out) {
          write_pprof_report(r, out);
          return true;
        }},
-      {".folded", [](const Report& r, const ReportSources&, std::ostream& out) {
+      {".folded",
+       [](const Report& r, const ReportSources&, std::ostream& out) {
          write_folded_report(r, out);
          return true;
        }},
-      {".xml", [](const Report& r, const ReportSources&, std::ostream& out) {
+      {".xml",
+       [](const Report& r, const ReportSources&, std::ostream& out) {
          write_junit_report(r, out);
          return true;
        }},
 #endif
 #ifdef BLOCKWATCH_HAVE_HTML
-      {".html", [](const Report& r, const ReportSources&, std::ostream& out) {
+      {".html",
+       [](const Report& r, const ReportSources&, std::ostream& out) {
          std::stringstream json;
          write_json_report(r, json);
          write_html_report(json.str(), out);
@@ -79,8 +86,8 @@ bool ends_with(const std::string& text, const std::string& suffix) {
 
 }  // namespace
 
-bool write_report_file(const std::string& path, const Report& report,
-                       const ReportSources& sources, std::string* error) {
+bool write_report_file(const std::string& path, const Report& report, const ReportSources& sources,
+                       std::string* error) {
   for (const WriterRow& row : writers()) {
     if (!ends_with(path, row.extension)) continue;
     std::ofstream out(path, std::ios::binary | std::ios::trunc);

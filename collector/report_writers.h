@@ -18,8 +18,8 @@ struct ReportSources {
 
 // Writes `report` to `path` in the format its extension names. False with
 // *error for an unknown extension, a format not built in, or an I/O failure.
-bool write_report_file(const std::string& path, const Report& report,
-                       const ReportSources& sources, std::string* error);
+bool write_report_file(const std::string& path, const Report& report, const ReportSources& sources,
+                       std::string* error);
 
 // The extensions this build can write, for --help: ".txt", ".json", ...
 std::vector<std::string> report_extensions();

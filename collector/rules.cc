@@ -45,11 +45,16 @@ bool parse_one(const std::string& text, FailRule* rule, std::string* error) {
 bool breaks(const FailRule& rule, const Hotspot& h) {
   if (h.allowed || !h.is_new || h.max_ns < rule.min_ns) return false;
   switch (rule.type) {
-    case FailRule::Type::kAny: return true;
-    case FailRule::Type::kBlocking: return h.kind != "stall" && h.kind != "hang";
-    case FailRule::Type::kStall: return h.kind == "stall";
-    case FailRule::Type::kKind: return h.kind == rule.name;
-    case FailRule::Type::kPath: return h.path == rule.name;
+    case FailRule::Type::kAny:
+      return true;
+    case FailRule::Type::kBlocking:
+      return h.kind != "stall" && h.kind != "hang";
+    case FailRule::Type::kStall:
+      return h.kind == "stall";
+    case FailRule::Type::kKind:
+      return h.kind == rule.name;
+    case FailRule::Type::kPath:
+      return h.path == rule.name;
   }
   return false;
 }
@@ -110,10 +115,10 @@ void evaluate_rules(const std::vector<FailRule>& rules, Report* report) {
     }
     if (broken == 0) continue;
     report->verdict.failed = true;
-    report->verdict.reasons.push_back(
-        rule.text + ": " + std::to_string(broken) + (broken == 1 ? " hotspot" : " hotspots") +
-        ", worst " + worst->kind + " " + format_duration(worst->max_ns) + " in " +
-        top_user_function(*worst));
+    report->verdict.reasons.push_back(rule.text + ": " + std::to_string(broken) +
+                                      (broken == 1 ? " hotspot" : " hotspots") + ", worst " +
+                                      worst->kind + " " + format_duration(worst->max_ns) + " in " +
+                                      top_user_function(*worst));
   }
 }
 

@@ -21,9 +21,9 @@ inline constexpr size_t kBaselineFrames = 5;
 
 struct FailRule {
   enum class Type { kAny, kBlocking, kStall, kKind, kPath } type = Type::kAny;
-  std::string name;        // kind or path name
-  int64_t min_ns = 0;      // >= DUR; 0 = any duration
-  std::string text;        // as written, for the verdict's reasons
+  std::string name;    // kind or path name
+  int64_t min_ns = 0;  // >= DUR; 0 = any duration
+  std::string text;    // as written, for the verdict's reasons
 };
 
 // Parses "any", "blocking>=5ms,kind:fsync", ... False with *error on a bad rule.

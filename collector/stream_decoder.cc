@@ -40,20 +40,34 @@ int read_length_prefix(const unsigned char* p, size_t n, uint64_t* length) {
 
 const char* kind_name(wire::Kind kind) {
   switch (kind) {
-    case wire::KIND_MUTEX: return "mutex";
-    case wire::KIND_RWLOCK_READ: return "rwlock_read";
-    case wire::KIND_RWLOCK_WRITE: return "rwlock_write";
-    case wire::KIND_CONDVAR: return "condvar";
-    case wire::KIND_SEMAPHORE: return "semaphore";
-    case wire::KIND_FUTEX: return "futex";
-    case wire::KIND_READ: return "read";
-    case wire::KIND_WRITE: return "write";
-    case wire::KIND_FSYNC: return "fsync";
-    case wire::KIND_SLEEP: return "sleep";
-    case wire::KIND_POLL: return "poll";
-    case wire::KIND_STALL: return "stall";
-    case wire::KIND_HANG: return "hang";
-    default: return "unknown";
+    case wire::KIND_MUTEX:
+      return "mutex";
+    case wire::KIND_RWLOCK_READ:
+      return "rwlock_read";
+    case wire::KIND_RWLOCK_WRITE:
+      return "rwlock_write";
+    case wire::KIND_CONDVAR:
+      return "condvar";
+    case wire::KIND_SEMAPHORE:
+      return "semaphore";
+    case wire::KIND_FUTEX:
+      return "futex";
+    case wire::KIND_READ:
+      return "read";
+    case wire::KIND_WRITE:
+      return "write";
+    case wire::KIND_FSYNC:
+      return "fsync";
+    case wire::KIND_SLEEP:
+      return "sleep";
+    case wire::KIND_POLL:
+      return "poll";
+    case wire::KIND_STALL:
+      return "stall";
+    case wire::KIND_HANG:
+      return "hang";
+    default:
+      return "unknown";
   }
 }
 
@@ -121,8 +135,8 @@ bool StreamDecoder::decode_event_frame(const char* body, size_t size, bool* hand
   constexpr unsigned char kEventTag = (6 << 3) | 2;  // field 6, length-delimited
   if (!saw_hello_ || size < 2 || static_cast<unsigned char>(body[0]) != kEventTag) return true;
   uint64_t length = 0;
-  int prefix = read_length_prefix(reinterpret_cast<const unsigned char*>(body) + 1, size - 1,
-                                  &length);
+  int prefix =
+      read_length_prefix(reinterpret_cast<const unsigned char*>(body) + 1, size - 1, &length);
   if (prefix <= 0 || 1 + prefix + length != size) return true;  // not exactly one Event
   *handled = true;
   if (!event_.ParseFromArray(body + 1 + prefix, static_cast<int>(length))) {
@@ -141,14 +155,25 @@ bool StreamDecoder::decode_frame(const char* body, size_t size) {
   if (frame_.body_case() == wire::Frame::kHello) return on_hello(frame_.hello());
   if (!saw_hello_) return fail("first frame is not a Hello");
   switch (frame_.body_case()) {
-    case wire::Frame::kModules: handler_->on_modules(frame_.modules()); return true;
-    case wire::Frame::kString: return define_string(frame_.string());
-    case wire::Frame::kSymbol: return define_symbol(frame_.symbol());
-    case wire::Frame::kStack: return define_stack(frame_.stack());
-    case wire::Frame::kEvent: return deliver_event(frame_.event());
-    case wire::Frame::kCounters: handler_->on_counters(frame_.counters()); return true;
-    case wire::Frame::kGoodbye: handler_->on_goodbye(frame_.goodbye()); return true;
-    default: return true;  // a body from a newer minor version: skip it
+    case wire::Frame::kModules:
+      handler_->on_modules(frame_.modules());
+      return true;
+    case wire::Frame::kString:
+      return define_string(frame_.string());
+    case wire::Frame::kSymbol:
+      return define_symbol(frame_.symbol());
+    case wire::Frame::kStack:
+      return define_stack(frame_.stack());
+    case wire::Frame::kEvent:
+      return deliver_event(frame_.event());
+    case wire::Frame::kCounters:
+      handler_->on_counters(frame_.counters());
+      return true;
+    case wire::Frame::kGoodbye:
+      handler_->on_goodbye(frame_.goodbye());
+      return true;
+    default:
+      return true;  // a body from a newer minor version: skip it
   }
 }
 

@@ -32,7 +32,7 @@ const char* kind_name(wire::Kind kind);
 // A stack resolved against the stream's Symbol frames. Owned by the decoder; the
 // address is stable for the decoder's lifetime (consumers may key on it).
 struct ResolvedStack {
-  uint64_t id = 0;  // the wire id, meaningful only within its stream
+  uint64_t id = 0;                 // the wire id, meaningful only within its stream
   std::vector<StackFrame> frames;  // innermost first
 };
 
@@ -103,7 +103,7 @@ class StreamDecoder {
 
   StreamHandler* handler_;
   Options options_;
-  std::string buffer_;        // bytes not yet decoded, from buffer_start_
+  std::string buffer_;  // bytes not yet decoded, from buffer_start_
   size_t buffer_start_ = 0;
   std::string error_;
   bool saw_hello_ = false;
@@ -137,7 +137,7 @@ struct DecodedStream {
   bool has_counters = false;
   bool goodbye = false;
   wire::Goodbye goodbye_frame;
-  int streams = 0;    // how many Hello frames (processes) the input held
+  int streams = 0;  // how many Hello frames (processes) the input held
   std::string error;
 };
 

@@ -29,7 +29,7 @@ std::string make_stream(int events, int event_stacks = kStacks) {
   constexpr int kSymbols = 30'000;
   for (int s = 0; s < kSymbols; ++s) {
     w.symbol(0x400000 + s * 16, "app::module" + std::to_string(s % 50) + "::function" +
-                                     std::to_string(s) + "(int, std::string const&)");
+                                    std::to_string(s) + "(int, std::string const&)");
   }
   std::mt19937 rng(1);
   for (int id = 1; id <= kStacks; ++id) {

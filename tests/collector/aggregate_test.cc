@@ -123,7 +123,7 @@ TEST(Aggregator, IdleIsDroppedAllowedIsKeptApartPathsTotalled) {
   w.string(9, "startup is fine")
       .symbol(0x900, "boost::asio::detail::epoll_reactor::run(long)")
       .stack(3, {0x900})
-      .event(wire::KIND_POLL, 50'000'000, 3, 1)          // idle: executor wait
+      .event(wire::KIND_POLL, 50'000'000, 3, 1)           // idle: executor wait
       .event(wire::KIND_MUTEX, 2'000'000, 1, 1)           // path handlers
       .event(wire::KIND_MUTEX, 3'000'000, 1, 1, 5, 0, 9)  // allowed by scope
       .event(wire::KIND_STALL, 40'000'000, 2, 1);

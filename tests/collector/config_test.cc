@@ -35,7 +35,9 @@ TEST(Config, ParsesRules) {
     fail_on: "blocking>=5ms"
     path { name: "model" frame: "^model::" }
     allow { frame: "Flush" kind: "fsync" reason: "on purpose" }
-  )", "test.conf", &c, &error)) << error;
+  )",
+                                "test.conf", &c, &error))
+      << error;
   EXPECT_EQ(c.workers(), "name:worker-.*");
   ASSERT_EQ(c.path_size(), 1);
   EXPECT_EQ(c.path(0).name(), "model");
@@ -45,7 +47,8 @@ TEST(Config, ParsesRules) {
 TEST(Config, ErrorsCarryFileLineAndColumn) {
   config::Config c;
   std::string error;
-  EXPECT_FALSE(parse_config_text("workers: \"main\"\n\nthreshhold: \"1ms\"\n", "bw.conf", &c, &error));
+  EXPECT_FALSE(
+      parse_config_text("workers: \"main\"\n\nthreshhold: \"1ms\"\n", "bw.conf", &c, &error));
   EXPECT_EQ(error.rfind("bw.conf:3:", 0), 0u) << error;
   EXPECT_NE(error.find("threshhold"), std::string::npos) << error;
 
@@ -77,9 +80,9 @@ TEST(Settings, FlagsOverrideEnvironmentOverrideFile) {
   Settings s;
   std::string error;
   ASSERT_TRUE(resolve_settings(file, flags, lookup, &s, &error)) << error;
-  EXPECT_EQ(s.workers, "name:flag");             // flag
-  EXPECT_EQ(s.threshold_ns, 3'000'000);           // environment
-  EXPECT_EQ(s.stall_threshold_ns, 50'000'000);    // file
+  EXPECT_EQ(s.workers, "name:flag");            // flag
+  EXPECT_EQ(s.threshold_ns, 3'000'000);         // environment
+  EXPECT_EQ(s.stall_threshold_ns, 50'000'000);  // file
   EXPECT_EQ(s.fail_on, (std::vector<std::string>{"kind:fsync", "stall>=1ms"}));
   flags.threshold = "nope";
   EXPECT_FALSE(resolve_settings(file, flags, lookup, &s, &error));
@@ -92,7 +95,9 @@ std::vector<StackFrame> stack(std::initializer_list<const char*> functions) {
   return frames;
 }
 
-StackFrame libc(const char* function) { return {function, "/lib/x86_64-linux-gnu/libc.so.6", 0, 0}; }
+StackFrame libc(const char* function) {
+  return {function, "/lib/x86_64-linux-gnu/libc.so.6", 0, 0};
+}
 
 TEST(Classifier, BuiltinIdleRulesRecogniseExecutorWaits) {
   std::string error;
@@ -102,9 +107,10 @@ TEST(Classifier, BuiltinIdleRulesRecogniseExecutorWaits) {
                            "boost::asio::detail::scheduler::do_run_one(...)"});
   asio_epoll.insert(asio_epoll.begin(), libc("epoll_wait"));
   EXPECT_TRUE(c->classify("poll", asio_epoll).idle);
-  EXPECT_TRUE(c->classify("futex", stack({"tokio::runtime::park::Inner::park::h12ab",
-                                          "tokio::runtime::scheduler::multi_thread::worker::Context::run"}))
-                  .idle);
+  EXPECT_TRUE(
+      c->classify("futex", stack({"tokio::runtime::park::Inner::park::h12ab",
+                                  "tokio::runtime::scheduler::multi_thread::worker::Context::run"}))
+          .idle);
   auto uv = stack({"uv__io_poll", "uv_run", "main"});
   uv.insert(uv.begin(), libc("epoll_wait"));
   EXPECT_TRUE(c->classify("poll", uv).idle);
@@ -120,8 +126,9 @@ TEST(Classifier, HandlerBlockingUnderTheSchedulerIsNotIdle) {
   auto c = StackClassifier::create(config::Config{}, &error);
   ASSERT_NE(c, nullptr);
   // A handler that locks a mutex: do_run_one is below user frames, not the caller.
-  auto handler = stack({"app::Handler::operator()()", "boost::asio::detail::executor_op::do_complete",
-                        "boost::asio::detail::scheduler::do_run_one(...)"});
+  auto handler =
+      stack({"app::Handler::operator()()", "boost::asio::detail::executor_op::do_complete",
+             "boost::asio::detail::scheduler::do_run_one(...)"});
   handler.insert(handler.begin(), libc("pthread_mutex_lock"));
   EXPECT_FALSE(c->classify("mutex", handler).idle);
   auto uv_callback = stack({"on_read", "uv__read", "uv__io_poll", "uv_run"});
@@ -135,8 +142,9 @@ TEST(Classifier, TokioBlockingPoolIsNotWorkerBlocking) {
   std::string error;
   auto c = StackClassifier::create(config::Config{}, &error);
   ASSERT_NE(c, nullptr);
-  auto blocking = stack({"std::fs::read", "app::load", "tokio::runtime::blocking::task::BlockingTask::poll",
-                         "tokio::runtime::blocking::pool::Inner::run::h1"});
+  auto blocking =
+      stack({"std::fs::read", "app::load", "tokio::runtime::blocking::task::BlockingTask::poll",
+             "tokio::runtime::blocking::pool::Inner::run::h1"});
   EXPECT_TRUE(c->classify("read", blocking).not_worker);
 }
 
@@ -148,7 +156,9 @@ TEST(Classifier, ConfiguredRulesComeFirst) {
     path { name: "worker-pool" frame: "^pool::" }
     allow { frame: "Logger::Flush" kind: "fsync" reason: "log durability" }
     idle { frame: "MyLoop::Wait" max_depth: 1 }
-  )", "c", &rules, &error)) << error;
+  )",
+                                "c", &rules, &error))
+      << error;
   auto c = StackClassifier::create(rules, &error);
   ASSERT_NE(c, nullptr) << error;
   auto model = c->classify("mutex", stack({"model::Tokenize", "pool::Run"}));

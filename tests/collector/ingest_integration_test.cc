@@ -130,11 +130,13 @@ TEST(IngestIntegration, BadStreamsCloseOnlyTheirConnection) {
     bool close_write;
   };
   std::vector<Bad> bad;
-  bad.push_back({good_stream(201, "garbage::f()").bytes + std::string("\x05\xff\xff\xff\xff\xff", 6), false});
+  bad.push_back(
+      {good_stream(201, "garbage::f()").bytes + std::string("\x05\xff\xff\xff\xff\xff", 6), false});
   bad.push_back({WireBuilder().hello(202, "/x", 9).bytes, false});
   bad.push_back({WireBuilder().string(1, "too early").hello(203).bytes, false});
   bad.push_back({good_stream(204, "oversized::f()").bytes + std::string("\xff\xff\xff\x7f", 4) +
-                 std::string(1000, 'x'), false});
+                     std::string(1000, 'x'),
+                 false});
   std::string truncated = good_stream(205, "truncated::f()").bytes;
   WireBuilder tail;
   tail.event(wire::KIND_FSYNC, 1, 1, 1);

@@ -22,9 +22,9 @@ TEST(JsonReport, HasTheDocumentedShape) {
   EXPECT_EQ(j["processes"][0]["exe"], "/usr/bin/demo");
   EXPECT_EQ(j["processes"][0]["dropped"], 2);
   const auto& h = j["hotspots"][0];
-  for (const char* key : {"kind", "count", "total_ns", "max_ns", "p50_ns", "p99_ns", "threads",
-                          "holders", "tasks", "path", "allowed", "allow_reason", "stack",
-                          "occurrences", "is_new", "pids", "exe"}) {
+  for (const char* key :
+       {"kind", "count", "total_ns", "max_ns", "p50_ns", "p99_ns", "threads", "holders", "tasks",
+        "path", "allowed", "allow_reason", "stack", "occurrences", "is_new", "pids", "exe"}) {
     EXPECT_TRUE(h.contains(key)) << key;
   }
   EXPECT_EQ(h["stack"][1]["function"], "app::SaveState()");

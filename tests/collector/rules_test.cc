@@ -29,14 +29,14 @@ TEST(FailRules, ParseErrorsNameTheRule) {
 
 TEST(FailRules, EachRuleBreaksOnlyOnWhatItNames) {
   EXPECT_TRUE(judged({"any"}).verdict.failed);
-  EXPECT_TRUE(judged({"blocking>=10ms"}).verdict.failed);    // fsync 12ms
-  EXPECT_FALSE(judged({"blocking>=13ms"}).verdict.failed);   // allowed sleep 90ms does not count
+  EXPECT_TRUE(judged({"blocking>=10ms"}).verdict.failed);   // fsync 12ms
+  EXPECT_FALSE(judged({"blocking>=13ms"}).verdict.failed);  // allowed sleep 90ms does not count
   EXPECT_TRUE(judged({"stall>=50ms"}).verdict.failed);
   EXPECT_FALSE(judged({"stall>=61ms"}).verdict.failed);
   EXPECT_TRUE(judged({"kind:fsync"}).verdict.failed);
   EXPECT_FALSE(judged({"kind:rwlock_read"}).verdict.failed);
-  EXPECT_FALSE(judged({"kind:sleep"}).verdict.failed);        // only the allowed one
-  EXPECT_TRUE(judged({"path:model>=50ms"}).verdict.failed);   // the stall
+  EXPECT_FALSE(judged({"kind:sleep"}).verdict.failed);       // only the allowed one
+  EXPECT_TRUE(judged({"path:model>=50ms"}).verdict.failed);  // the stall
   EXPECT_FALSE(judged({"path:worker-pool"}).verdict.failed);
   EXPECT_FALSE(judged({}).verdict.failed);
 }
@@ -44,7 +44,8 @@ TEST(FailRules, EachRuleBreaksOnlyOnWhatItNames) {
 TEST(FailRules, ReasonsNameRuleCountAndWorstUserFrame) {
   Report r = judged({"blocking>=1ms", "kind:fsync"});
   ASSERT_EQ(r.verdict.reasons.size(), 2u);
-  EXPECT_EQ(r.verdict.reasons[0], "blocking>=1ms: 2 hotspots, worst fsync 12ms in app::SaveState()");
+  EXPECT_EQ(r.verdict.reasons[0],
+            "blocking>=1ms: 2 hotspots, worst fsync 12ms in app::SaveState()");
 }
 
 TEST(Baseline, KnownHotspotsDoNotFailNewOnesDo) {

@@ -1,7 +1,8 @@
 // End to end: `blockwatch run -- blocking_program` with the real preload library.
-// Strict mode (--threshold 0), so a fast fsync counts too. Asserts the JSON report (the planted mutex and fsync, on the worker, with user
-// frames), exit status forwarding, --fail-on turning success into 3, a forked
-// child reported too, and the .bwrec round trip through `blockwatch report`.
+// Strict mode (--threshold 0), so a fast fsync counts too. Asserts the JSON report (the planted
+// mutex and fsync, on the worker, with user frames), exit status forwarding, --fail-on turning
+// success into 3, a forked child reported too, and the .bwrec round trip through `blockwatch
+// report`.
 #include <sys/wait.h>
 
 #include <gtest/gtest.h>
@@ -27,8 +28,9 @@ RunResult run(const std::string& options, const std::string& program_args) {
   std::string dir = temp_dir();
   std::string json = dir + "/run.json";
   std::string command = "BLOCKWATCH_LIBRARY=" BLOCKWATCH_LIBRARY_PATH " " BLOCKWATCH_CLI_PATH
-                        " run --workers main --threshold 0 --report " + json + " " + options +
-                        " -- " BLOCKING_PROGRAM_PATH " " + program_args + " 2>" + dir + "/err";
+                        " run --workers main --threshold 0 --report " +
+                        json + " " + options + " -- " BLOCKING_PROGRAM_PATH " " + program_args +
+                        " 2>" + dir + "/err";
   int raw = std::system(command.c_str());
   RunResult result{WIFEXITED(raw) ? WEXITSTATUS(raw) : -1, {}};
   std::ifstream in(json);
@@ -91,11 +93,12 @@ TEST(RunEndToEnd, ForkedChildIsReportedToo) {
 TEST(RunEndToEnd, SavedStreamReRenders) {
   std::string dir = temp_dir();
   std::string run_cmd = "BLOCKWATCH_LIBRARY=" BLOCKWATCH_LIBRARY_PATH " " BLOCKWATCH_CLI_PATH
-                        " run --workers main --report " + dir + "/run.bwrec --report " + dir +
+                        " run --workers main --report " +
+                        dir + "/run.bwrec --report " + dir +
                         "/a.json -- " BLOCKING_PROGRAM_PATH " 0 2>/dev/null";
   ASSERT_EQ(std::system(run_cmd.c_str()), 0);
-  std::string report_cmd = BLOCKWATCH_CLI_PATH " report " + dir + "/run.bwrec --report " + dir +
-                           "/b.json 2>/dev/null";
+  std::string report_cmd =
+      BLOCKWATCH_CLI_PATH " report " + dir + "/run.bwrec --report " + dir + "/b.json 2>/dev/null";
   ASSERT_EQ(std::system(report_cmd.c_str()), 0);
   nlohmann::json a = nlohmann::json::parse(std::ifstream(dir + "/a.json"));
   nlohmann::json b = nlohmann::json::parse(std::ifstream(dir + "/b.json"));

@@ -46,8 +46,8 @@ inline collector::Report sample_report() {
   r.processes.push_back(p);
   r.hotspots.push_back(sample_hotspot("fsync", 12'000'000, "app::SaveState()", "model"));
   r.hotspots.push_back(sample_hotspot("mutex", 4'000'000, "app::Handler::operator()()"));
-  r.hotspots.push_back(sample_hotspot("stall", 60'000'000, "model::Tokenize(std::string const&)",
-                                      "model"));
+  r.hotspots.push_back(
+      sample_hotspot("stall", 60'000'000, "model::Tokenize(std::string const&)", "model"));
   collector::Hotspot allowed = sample_hotspot("sleep", 90'000'000, "app::Backoff()");
   allowed.allowed = true;
   allowed.allow_reason = "retry backoff";
