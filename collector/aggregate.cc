@@ -1,11 +1,14 @@
 // Hotspot accumulation per process and the merge into a Report. The per-event path
 // is one flat_hash_map lookup keyed by (stack id, kind, allowed); rule
-// classification runs once per new key.
+// classification runs once per new key. Stall samples with a stall_id take one
+// more lookup (stall id -> where the stall's contribution went) so that a stall
+// counts once, with its latest sample.
 #include "collector/aggregate.h"
 
 #include <algorithm>
 #include <bit>
 #include <cmath>
+#include <deque>
 
 #include "absl/hash/hash.h"
 
@@ -60,6 +63,18 @@ void LogHistogram::merge(const LogHistogram& other) {
   for (size_t i = 0; i < other.counts_.size(); ++i) {
     if (other.counts_[i] != 0)
       add(midpoint_of(other.first_bucket_ + static_cast<uint32_t>(i)), other.counts_[i]);
+  }
+}
+
+void LogHistogram::remove(int64_t value_ns) {
+  uint32_t bucket = bucket_of(value_ns);
+  if (total_ == 0 || bucket < first_bucket_ || bucket - first_bucket_ >= counts_.size()) return;
+  uint32_t& slot = counts_[bucket - first_bucket_];
+  if (slot == 0) return;
+  --slot;
+  if (--total_ == 0) {
+    min_ns_ = INT64_MAX;
+    max_ns_ = INT64_MIN;
   }
 }
 
@@ -124,10 +139,30 @@ struct Aggregator::HotspotAccumulator {
   StackClass stack_class;
 };
 
+namespace {
+
+// Where one stall's contribution went and what it was (its latest sample), so a
+// later sample can replace it. `acc` null: the stall is idle / not a worker.
+struct StallRecord {
+  Aggregator::HotspotAccumulator* acc = nullptr;
+  bool has_stack = false;
+  int tid = 0;
+  int64_t start_unix_ns = 0;  // of the first sample: identifies its occurrence
+  int64_t duration_ns = 0;
+  int64_t cpu_ns = 0;
+  int64_t runqueue_ns = 0;
+  int64_t offcpu_ns = 0;
+};
+
+}  // namespace
+
 struct Aggregator::ProcessState {
   ProcessInfo info;
   absl::flat_hash_map<HotspotKey, std::unique_ptr<HotspotAccumulator>, absl::Hash<HotspotKey>>
       hotspots;
+  // Bounded: at most kMaxTrackedStalls ids, the oldest forgotten first.
+  absl::flat_hash_map<uint64_t, StallRecord> stalls;
+  std::deque<uint64_t> stall_order;
 };
 
 class Aggregator::Sink : public StreamHandler {
@@ -176,6 +211,12 @@ class Aggregator::Sink : public StreamHandler {
  private:
   HotspotAccumulator* new_hotspot(const wire::Event& event, const EventRefs& refs,
                                   const char* kind);
+  HotspotAccumulator* hotspot_for(const wire::Event& event, const EventRefs& refs);
+  void add_sample(HotspotAccumulator* acc, const wire::Event& event, const EventRefs& refs);
+  void on_stall_sample(const wire::Event& event, const EventRefs& refs);
+  StallRecord* track_stall(uint64_t stall_id, bool* first);
+  void replace_stall_sample(StallRecord* stall, const wire::Event& event, const EventRefs& refs);
+  void remove_stall_sample(const StallRecord& stall);
   Aggregator* owner_;
 };
 
@@ -201,18 +242,36 @@ Aggregator::HotspotAccumulator* Aggregator::Sink::new_hotspot(const wire::Event&
   return process->hotspots.emplace(key, std::move(acc)).first->second.get();
 }
 
+static bool is_dropped(const Aggregator::HotspotAccumulator& acc) {
+  return acc.stack_class.idle || acc.stack_class.not_worker;
+}
+
+Aggregator::HotspotAccumulator* Aggregator::Sink::hotspot_for(const wire::Event& event,
+                                                              const EventRefs& refs) {
+  HotspotKey key{event.stack(), event.kind(), !refs.allow_reason->empty()};
+  auto it = process->hotspots.find(key);
+  return it != process->hotspots.end() ? it->second.get()
+                                       : new_hotspot(event, refs, kind_name(event.kind()));
+}
+
 void Aggregator::Sink::on_event(const wire::Event& event, const EventRefs& refs) {
   ++owner_->events_;
   ++process->info.events;
-  HotspotKey key{event.stack(), event.kind(), !refs.allow_reason->empty()};
-  auto it = process->hotspots.find(key);
-  HotspotAccumulator* acc = it != process->hotspots.end()
-                                ? it->second.get()
-                                : new_hotspot(event, refs, kind_name(event.kind()));
-  if (acc->stack_class.idle || acc->stack_class.not_worker) {
+  if (event.kind() == wire::KIND_STALL && event.stall_id() != 0) {
+    on_stall_sample(event, refs);
+    return;
+  }
+  HotspotAccumulator* acc = hotspot_for(event, refs);
+  if (is_dropped(*acc)) {
     ++owner_->idle_events_;
     return;
   }
+  add_sample(acc, event, refs);
+}
+
+// One event's contribution: count, time, names, split and occurrence.
+void Aggregator::Sink::add_sample(HotspotAccumulator* acc, const wire::Event& event,
+                                  const EventRefs& refs) {
   Hotspot& h = acc->hotspot;
   int64_t duration_ns = event.duration_ns();
   ++h.count;
@@ -231,6 +290,104 @@ void Aggregator::Sink::on_event(const wire::Event& event, const EventRefs& refs)
     h.occurrences.push_back(Occurrence{process->info.pid, event.tid(), *refs.thread_name,
                                        event.start_unix_ns(), duration_ns, *refs.task});
   }
+}
+
+namespace {
+
+// The occurrence a stall's first sample added to `h`, or null (the cap was reached).
+// Searched from the back: a stall's samples arrive seconds apart.
+Occurrence* find_occurrence(Hotspot* h, const StallRecord& stall) {
+  for (auto it = h->occurrences.rbegin(); it != h->occurrences.rend(); ++it) {
+    if (it->tid == stall.tid && it->start_unix_ns == stall.start_unix_ns) return &*it;
+  }
+  return nullptr;
+}
+
+void remember_sample(StallRecord* stall, const wire::Event& event) {
+  stall->duration_ns = event.duration_ns();
+  stall->cpu_ns = event.cpu_ns();
+  stall->runqueue_ns = event.runqueue_ns();
+  stall->offcpu_ns = event.offcpu_ns();
+}
+
+}  // namespace
+
+// The record of `stall_id`, created (and the oldest forgotten past the bound) when
+// new: then *first is true.
+StallRecord* Aggregator::Sink::track_stall(uint64_t stall_id, bool* first) {
+  auto found = process->stalls.find(stall_id);
+  *first = found == process->stalls.end();
+  if (!*first) return &found->second;
+  if (process->stall_order.size() >= kMaxTrackedStalls) {
+    process->stalls.erase(process->stall_order.front());
+    process->stall_order.pop_front();
+  }
+  process->stall_order.push_back(stall_id);
+  return &process->stalls[stall_id];
+}
+
+// A stall sample: the first one, or the first with a stack, (re)homes the stall;
+// any other replaces the stall's earlier contribution in place.
+void Aggregator::Sink::on_stall_sample(const wire::Event& event, const EventRefs& refs) {
+  bool first = false;
+  StallRecord* stall = track_stall(event.stall_id(), &first);
+  const bool has_stack = event.stack() != 0;
+  if (!first && (stall->has_stack || !has_stack)) {
+    if (stall->acc == nullptr) {
+      ++owner_->idle_events_;
+      return;
+    }
+    replace_stall_sample(stall, event, refs);
+    return;
+  }
+  if (!first && stall->acc != nullptr) remove_stall_sample(*stall);
+  HotspotAccumulator* acc = hotspot_for(event, refs);
+  stall->has_stack = has_stack;
+  stall->tid = event.tid();
+  stall->start_unix_ns = event.start_unix_ns();
+  remember_sample(stall, event);
+  if (is_dropped(*acc)) {
+    stall->acc = nullptr;
+    ++owner_->idle_events_;
+    return;
+  }
+  stall->acc = acc;
+  add_sample(acc, event, refs);
+}
+
+void Aggregator::Sink::replace_stall_sample(StallRecord* stall, const wire::Event& event,
+                                            const EventRefs& refs) {
+  Hotspot& h = stall->acc->hotspot;
+  const int64_t duration_ns = event.duration_ns();
+  h.total_ns += duration_ns - stall->duration_ns;
+  h.max_ns = std::max(h.max_ns, duration_ns);
+  stall->acc->histogram.remove(stall->duration_ns);
+  stall->acc->histogram.add(duration_ns);
+  h.cpu_ns += event.cpu_ns() - stall->cpu_ns;
+  h.runqueue_ns += event.runqueue_ns() - stall->runqueue_ns;
+  h.offcpu_ns += event.offcpu_ns() - stall->offcpu_ns;
+  add_name(&h.threads, *refs.thread_name);
+  add_name(&h.tasks, *refs.task);
+  add_name(&h.functions, event.function());
+  add_name(&h.fd_types, fd_type_name(event.fd_type()));
+  if (Occurrence* occurrence = find_occurrence(&h, *stall)) occurrence->duration_ns = duration_ns;
+  remember_sample(stall, event);
+}
+
+// Takes a stall's contribution back out of its hotspot (it moves to a stack's).
+// Names stay: they are a capped "seen" list. max_ns is exact again once empty.
+void Aggregator::Sink::remove_stall_sample(const StallRecord& stall) {
+  Hotspot& h = stall.acc->hotspot;
+  --h.count;
+  h.total_ns -= stall.duration_ns;
+  stall.acc->histogram.remove(stall.duration_ns);
+  h.cpu_ns -= stall.cpu_ns;
+  h.runqueue_ns -= stall.runqueue_ns;
+  h.offcpu_ns -= stall.offcpu_ns;
+  if (Occurrence* occurrence = find_occurrence(&h, stall)) {
+    h.occurrences.erase(h.occurrences.begin() + (occurrence - h.occurrences.data()));
+  }
+  if (h.count == 0) h.max_ns = 0;
 }
 
 // --- Aggregator ---

@@ -4,6 +4,12 @@
 // a sparse log-bucket histogram for percentiles (about 3% error), small capped
 // sets of thread, holder and task names, and at most kMaxOccurrences occurrences.
 //
+// Stalls: the watchdog sends up to three samples (1x, 2x, 4x the threshold) of one
+// stall with one stall_id. They count as ONE stall: homed in the hotspot of the
+// first sample that has a stack, each later sample replacing the earlier one's
+// duration, cpu/runqueue/offcpu split and occurrence. Per process the last
+// kMaxTrackedStalls stall ids are remembered (older ones have sent all samples).
+//
 // Threading: an Aggregator is not internally synchronised. The ingestion server
 // feeds it from its I/O thread and takes lock() around feeding and snapshots.
 #pragma once
@@ -30,6 +36,10 @@ class LogHistogram {
  public:
   void add(int64_t value_ns, uint64_t count = 1);
   void merge(const LogHistogram& other);
+  // Takes back one earlier add(value_ns) (a stall's sample replaced by a later
+  // one). The min/max clamp keeps the removed value until the histogram empties,
+  // so it may be looser than exact afterwards; bucket accuracy is unchanged.
+  void remove(int64_t value_ns);
   // The q-quantile (0 < q <= 1) of what was added, clamped to the smallest and
   // largest value added (so one sample is exact); 0 when empty.
   int64_t quantile(double q) const;
@@ -47,6 +57,10 @@ class LogHistogram {
 
 // Small sets of names, bounded: the report lists at most this many per hotspot.
 inline constexpr size_t kMaxNamesPerHotspot = 16;
+
+// Stall ids remembered per process for merging samples: about 17 minutes at the
+// injected library's stall budget of 60 per minute; a stall's samples span seconds.
+inline constexpr size_t kMaxTrackedStalls = 1024;
 
 class Aggregator {
  public:

@@ -1,5 +1,6 @@
 // Unit tests of aggregation: hotspot keys, exact counts, percentile accuracy,
-// merging across processes of one exe, idle/allowed handling, summary and drops.
+// merging across processes of one exe, idle/allowed handling, summary and drops,
+// and one count per stall across its 1x/2x/4x watchdog samples.
 #include "collector/aggregate.h"
 
 #include <gtest/gtest.h>
@@ -41,6 +42,42 @@ WireBuilder process(int pid, const std::string& exe = "/usr/bin/svc") {
       .stack(1, {base + 0x100, base + 0x200})
       .stack(2, {base + 0x300});
   return w;
+}
+
+// One watchdog stall sample: every sample of a stall has its stall id, tid and
+// start time; duration and the cpu/runqueue/offcpu split grow with each sample.
+void stall_sample(WireBuilder* w, uint64_t stall_id, int64_t duration_ns, uint64_t stack_id,
+                  int tid = 100) {
+  wire::Frame f;
+  auto* e = f.mutable_event();
+  e->set_kind(wire::KIND_STALL);
+  e->set_start_unix_ns(1'700'000'000'000'000'000 + static_cast<int64_t>(stall_id) * 1'000'000'000);
+  e->set_duration_ns(duration_ns);
+  e->set_tid(tid);
+  e->set_thread_name(1);
+  e->set_stack(stack_id);
+  e->set_task(3);
+  e->set_fd(-1);
+  e->set_stall_id(stall_id);
+  e->set_cpu_ns(duration_ns / 2);
+  e->set_runqueue_ns(duration_ns / 4);
+  e->set_offcpu_ns(duration_ns / 4);
+  w->frame(f);
+}
+
+TEST(LogHistogram, RemoveTakesBackOneAdd) {
+  LogHistogram h;
+  h.add(1'000'000);
+  h.remove(1'000'000);
+  h.add(4'000'000);
+  EXPECT_EQ(h.quantile(0.5), 4'000'000);  // emptied, then one sample: exact again
+  h.add(1'000'000);
+  h.add(8'000'000);
+  h.remove(1'000'000);
+  EXPECT_NEAR(h.quantile(0.5), 4'000'000, 4'000'000 * 0.04);
+  EXPECT_NEAR(h.quantile(0.99), 8'000'000, 8'000'000 * 0.04);
+  h.remove(123);  // never added: ignored
+  EXPECT_NEAR(h.quantile(0.5), 4'000'000, 4'000'000 * 0.04);
 }
 
 TEST(LogHistogram, PercentilesWithinAFewPercent) {
@@ -148,6 +185,106 @@ TEST(Aggregator, IdleIsDroppedAllowedIsKeptApartPathsTotalled) {
     }
   }
   EXPECT_TRUE(saw_handlers);
+}
+
+TEST(Aggregator, ThreeSamplesOfOneStallCountOnceWithTheLatest) {
+  config::Config rules;
+  rules.add_path()->set_name("flush");
+  rules.mutable_path(0)->add_frame("^app::flush");
+  WireBuilder w = process(7);
+  stall_sample(&w, 1, 10'000'000, 2);
+  stall_sample(&w, 1, 20'000'000, 2);
+  stall_sample(&w, 1, 40'000'000, 2);
+  Report r = aggregate({w.bytes}, rules);
+  ASSERT_EQ(r.hotspots.size(), 1u);
+  const Hotspot& h = r.hotspots[0];
+  EXPECT_EQ(h.kind, "stall");
+  EXPECT_EQ(h.count, 1u);
+  EXPECT_EQ(h.total_ns, 40'000'000);
+  EXPECT_EQ(h.max_ns, 40'000'000);
+  EXPECT_EQ(h.p50_ns, 40'000'000);
+  EXPECT_EQ(h.p99_ns, 40'000'000);
+  EXPECT_EQ(h.cpu_ns, 20'000'000);
+  EXPECT_EQ(h.runqueue_ns, 10'000'000);
+  EXPECT_EQ(h.offcpu_ns, 10'000'000);
+  ASSERT_EQ(h.occurrences.size(), 1u);
+  EXPECT_EQ(h.occurrences[0].duration_ns, 40'000'000);
+  EXPECT_EQ(r.stalls, 1u);
+  EXPECT_EQ(r.stalled_ns, 40'000'000);
+  ASSERT_EQ(r.paths.size(), 1u);
+  EXPECT_EQ(r.paths[0].path, "flush");
+  EXPECT_EQ(r.paths[0].stalls, 1u);
+  EXPECT_EQ(r.paths[0].stalled_ns, 40'000'000);
+  EXPECT_EQ(r.processes[0].events, 3u);  // records received stay per record
+}
+
+TEST(Aggregator, StallMovesToTheFirstSampleWithAStack) {
+  WireBuilder w = process(7);
+  stall_sample(&w, 5, 10'000'000, 0);  // 1x: the stack could not be sampled
+  stall_sample(&w, 5, 20'000'000, 2);  // 2x: homes the stall
+  stall_sample(&w, 5, 40'000'000, 1);  // 4x: another stack, same stall, same hotspot
+  stall_sample(&w, 6, 30'000'000, 0);  // a stall that never got a stack stays apart
+  Report r = aggregate({w.bytes});
+  ASSERT_EQ(r.hotspots.size(), 2u);
+  const Hotspot& h = r.hotspots[0];
+  EXPECT_EQ(h.kind, "stall");
+  ASSERT_EQ(h.stack.size(), 1u);
+  EXPECT_EQ(h.stack[0].function, "app::flush()");
+  EXPECT_EQ(h.count, 1u);
+  EXPECT_EQ(h.total_ns, 40'000'000);
+  EXPECT_EQ(h.max_ns, 40'000'000);
+  EXPECT_EQ(h.cpu_ns, 20'000'000);
+  ASSERT_EQ(h.occurrences.size(), 1u);
+  EXPECT_EQ(h.occurrences[0].duration_ns, 40'000'000);
+  const Hotspot& no_stack = r.hotspots[1];
+  EXPECT_TRUE(no_stack.stack.empty());
+  EXPECT_EQ(no_stack.count, 1u);  // stall 6 only: stall 5's 1x sample was taken back
+  EXPECT_EQ(no_stack.total_ns, 30'000'000);
+  EXPECT_EQ(no_stack.max_ns, 30'000'000);
+  EXPECT_EQ(no_stack.cpu_ns, 15'000'000);
+  ASSERT_EQ(no_stack.occurrences.size(), 1u);
+  EXPECT_EQ(r.stalls, 2u);
+  EXPECT_EQ(r.stalled_ns, 70'000'000);
+}
+
+TEST(Aggregator, DistinctStallIdsCountApartAndIdZeroCountsEachRecord) {
+  WireBuilder w = process(7);
+  stall_sample(&w, 1, 10'000'000, 2);
+  stall_sample(&w, 2, 10'000'000, 2, 101);
+  stall_sample(&w, 1, 20'000'000, 2);
+  stall_sample(&w, 2, 20'000'000, 2, 101);
+  Report r = aggregate({w.bytes});
+  ASSERT_EQ(r.hotspots.size(), 1u);
+  EXPECT_EQ(r.hotspots[0].count, 2u);
+  EXPECT_EQ(r.hotspots[0].total_ns, 40'000'000);
+  EXPECT_EQ(r.hotspots[0].occurrences.size(), 2u);
+  EXPECT_EQ(r.stalls, 2u);
+
+  // Older streams (stall_id 0): each record is a stall, as before.
+  WireBuilder old = process(8);
+  old.event(wire::KIND_STALL, 10'000'000, 2, 1).event(wire::KIND_STALL, 20'000'000, 2, 1);
+  Report r_old = aggregate({old.bytes});
+  EXPECT_EQ(r_old.stalls, 2u);
+  EXPECT_EQ(r_old.stalled_ns, 30'000'000);
+
+  // The same stall id in two processes is two stalls.
+  WireBuilder a = process(1), b = process(2);
+  stall_sample(&a, 1, 10'000'000, 2);
+  stall_sample(&b, 1, 10'000'000, 2);
+  Report r_two = aggregate({a.bytes, b.bytes});
+  ASSERT_EQ(r_two.hotspots.size(), 1u);  // merged: one exe
+  EXPECT_EQ(r_two.hotspots[0].count, 2u);
+}
+
+TEST(Aggregator, StallIdsRememberedAreBounded) {
+  WireBuilder w = process(7);
+  const uint64_t stalls = kMaxTrackedStalls + 10;
+  for (uint64_t id = 1; id <= stalls; ++id) stall_sample(&w, id, 10'000'000, 2);
+  stall_sample(&w, stalls, 20'000'000, 2);  // still remembered: replaces
+  stall_sample(&w, 1, 20'000'000, 2);       // forgotten long ago: counted anew
+  Report r = aggregate({w.bytes});
+  EXPECT_EQ(r.stalls, stalls + 1);
+  EXPECT_EQ(r.stalled_ns, static_cast<int64_t>(stalls - 1) * 10'000'000 + 2 * 20'000'000);
 }
 
 }  // namespace
