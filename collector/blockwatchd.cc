@@ -1,12 +1,15 @@
 // blockwatchd: the long-lived collector for staging. Many processes connect at
 // once (Unix socket, optionally TCP on loopback); each is reported per process and
 // merged by executable. --save keeps each stream; --http serves the live
-// dashboard, /api/report, /metrics and pprof (collector/http_server.h). On SIGINT
-// or SIGTERM it closes every stream and writes the --report files.
+// dashboard, /api/report, /metrics and pprof (collector/http_server.h);
+// --pyroscope-url pushes blocked time to Grafana Pyroscope (collector/pyroscope_push.h).
+// On SIGINT or SIGTERM it closes every stream and writes the --report files.
 #include <sys/stat.h>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <cerrno>
+#include <chrono>
 #include <cstdlib>
 #include <iostream>
 #include <sstream>
@@ -16,6 +19,7 @@
 #include "collector/report_json.h"
 #ifdef BLOCKWATCH_HAVE_HTTP
 #include "collector/http_server.h"
+#include "collector/pyroscope_push.h"
 #endif
 #ifdef BLOCKWATCH_HAVE_HTML
 #include "collector/report_html.h"
@@ -28,15 +32,23 @@ void print_help() {
   std::cout
       << R"(usage: blockwatchd --listen unix:PATH [--listen tcp:127.0.0.1:PORT] [--config FILE]
                    [--save DIR] [--http ADDR] [--report FILE]... [--fail-on RULE]...
+                   [--pyroscope-url URL [--pyroscope-name NAME] [--pyroscope-interval DUR]]
 
 The long-lived blockwatch collector. Point processes at it with
 BLOCKWATCH_COLLECTOR=unix:PATH and LD_PRELOAD=libblockwatch.so.
   --listen unix:PATH      Unix socket (its directory is created mode 0700); repeatable
-  --listen tcp:HOST:PORT  TCP listener; give 127.0.0.1 for loopback only
+  --listen tcp:[HOST:]PORT
+                          TCP listener; without HOST it binds 127.0.0.1 (loopback only)
   --save DIR              keep each process's stream as DIR/stream-N-pidP.bwrec
                           (`blockwatch report DIR` re-renders them)
   --http ADDR             live dashboard, /api/report, /metrics, /debug/pprof/block
                           (ADDR: 127.0.0.1:PORT; loopback unless an address is given)
+  --pyroscope-url URL     push blocked time to Grafana Pyroscope (http://HOST:4040):
+                          POST URL/ingest with a pprof profile of what was added since
+                          the previous push (docs/formats.md)
+  --pyroscope-name NAME   Pyroscope application name, may carry labels
+                          (default blockwatch.block; e.g. blockwatch.block{env=staging})
+  --pyroscope-interval DUR  time between pushes (default 15s)
   --report FILE           written when blockwatchd stops (SIGINT/SIGTERM)
 )";
 }
@@ -45,6 +57,8 @@ struct DaemonOptions {
   std::vector<std::string> unix_paths;
   std::vector<std::pair<std::string, uint16_t>> tcp;
   std::string save_dir, http;
+  std::string pyroscope_url, pyroscope_name = "blockwatch.block";
+  int64_t pyroscope_interval_ns = 15'000'000'000;
 };
 
 bool parse_listen(const std::string& value, DaemonOptions* o, std::string* error) {
@@ -52,13 +66,18 @@ bool parse_listen(const std::string& value, DaemonOptions* o, std::string* error
     o->unix_paths.push_back(value.substr(5));
     return true;
   }
+  // tcp:PORT (no host) binds loopback: exposing the collector takes an explicit host.
   size_t colon = value.rfind(':');
-  if (value.rfind("tcp:", 0) == 0 && colon > 4 && colon + 1 < value.size()) {
+  if (value.rfind("tcp:", 0) == 0 && colon >= 3 && colon + 1 < value.size()) {
+    std::string host = colon > 4 ? value.substr(4, colon - 4) : "127.0.0.1";
+    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+      host = host.substr(1, host.size() - 2);
+    }
     std::string port_text = value.substr(colon + 1);
     char* end = nullptr;
     long port = std::strtol(port_text.c_str(), &end, 10);
-    if (*end == '\0' && port >= 0 && port <= 65535) {
-      o->tcp.emplace_back(value.substr(4, colon - 4), static_cast<uint16_t>(port));
+    if (*end == '\0' && port >= 0 && port <= 65535 && !host.empty()) {
+      o->tcp.emplace_back(host, static_cast<uint16_t>(port));
       return true;
     }
   }
@@ -98,6 +117,15 @@ int daemon_main(const std::vector<std::string>& args) {
       o.save_dir = value;
     } else if (take_flag_value(args, &i, "--http", &value, &error)) {
       o.http = value;
+    } else if (take_flag_value(args, &i, "--pyroscope-url", &value, &error)) {
+      o.pyroscope_url = value;
+    } else if (take_flag_value(args, &i, "--pyroscope-name", &value, &error)) {
+      o.pyroscope_name = value;
+    } else if (take_flag_value(args, &i, "--pyroscope-interval", &value, &error)) {
+      if (error.empty() && (!parse_duration(value, &o.pyroscope_interval_ns) ||
+                            o.pyroscope_interval_ns < 1'000'000)) {
+        error = "--pyroscope-interval " + value + ": expected a duration of at least 1ms";
+      }
     } else {
       error = "unknown argument " + args[i];
     }
@@ -148,8 +176,29 @@ int daemon_main(const std::vector<std::string>& args) {
       error = "--http " + o.http + ": " + e.what();
     }
   }
+  std::shared_ptr<PyroscopePusher> pyroscope;
+  if (error.empty() && !o.pyroscope_url.empty()) {
+    PyroscopePushOptions push_options;
+    push_options.url = o.pyroscope_url;
+    push_options.application_name = o.pyroscope_name;
+    push_options.interval = std::chrono::milliseconds(o.pyroscope_interval_ns / 1'000'000);
+    try {
+      // The snapshot runs on the io_context's thread, like the ingestion.
+      pyroscope = start_pyroscope_push(io, push_options, [&aggregator] {
+        std::lock_guard lock(aggregator.mutex());
+        return aggregator.report();
+      });
+      std::cerr << "blockwatchd: pushing to Pyroscope at " << o.pyroscope_url << " as "
+                << o.pyroscope_name << '\n';
+    } catch (const std::exception& e) {
+      error = "--pyroscope-url " + o.pyroscope_url + ": " + e.what();
+    }
+  }
 #else
   if (error.empty() && !o.http.empty()) error = "--http: this build has no HTTP server";
+  if (error.empty() && !o.pyroscope_url.empty()) {
+    error = "--pyroscope-url: this build has no HTTP client";
+  }
 #endif
   if (!error.empty()) {
     std::cerr << "blockwatchd: " << error << '\n';
@@ -160,6 +209,7 @@ int daemon_main(const std::vector<std::string>& args) {
     server.close();
 #ifdef BLOCKWATCH_HAVE_HTTP
     if (http) http->stop();
+    if (pyroscope) pyroscope->stop();
 #endif
     io.stop();
   });
