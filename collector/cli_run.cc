@@ -3,6 +3,7 @@
 // preloaded, SIGINT/SIGTERM forwarded to it, every connected process's stream
 // drained (bounded), then the reports. Exit status: CMD's, or 3 when CMD succeeded
 // but a --fail-on rule was broken (2: blockwatch's own usage or setup error).
+// While CMD runs, a terminal's stderr shows a one-line live status.
 #include <elf.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -10,13 +11,18 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/post.hpp>
 #include <cerrno>
 #include <chrono>
+#include <condition_variable>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
+#include <mutex>
+#include <string_view>
 #include <thread>
 
 #include "collector/cli.h"
@@ -161,6 +167,84 @@ int wait_for_child(pid_t child) {
   return 1;
 }
 
+// The one-line live status on stderr while CMD runs ("processes, events, stalls,
+// dropped"), rewritten in place with \r about 4 times a second and erased by stop(),
+// before the report. Only when stderr is a terminal (and TERM is not "dumb"), so
+// logs and pipes never see it. A refresh takes a report() under the aggregator's
+// mutex; when that gets slow (many hotspots) the refresh backs off to stay under
+// about 5% of one core.
+class LiveStatusLine {
+ public:
+  LiveStatusLine(Aggregator& aggregator, bool enabled) : aggregator_(aggregator) {
+    if (enabled) thread_ = std::thread([this] { loop(); });
+  }
+  ~LiveStatusLine() { stop(); }
+  LiveStatusLine(const LiveStatusLine&) = delete;
+  LiveStatusLine& operator=(const LiveStatusLine&) = delete;
+
+  static bool wanted() {
+    const char* term = std::getenv("TERM");
+    return ::isatty(STDERR_FILENO) == 1 && !(term != nullptr && std::string_view(term) == "dumb");
+  }
+
+  void stop() {
+    if (!thread_.joinable()) return;
+    {
+      std::lock_guard lock(mutex_);
+      stopping_ = true;
+    }
+    wake_.notify_all();
+    thread_.join();
+    write_stderr("\r\x1b[K");  // erase the status line
+  }
+
+ private:
+  static void write_stderr(const std::string& text) {
+    ssize_t ignored = ::write(STDERR_FILENO, text.data(), text.size());
+    (void)ignored;
+  }
+
+  std::string status_text(std::chrono::steady_clock::duration elapsed) {
+    Report snapshot;
+    uint64_t events = 0;
+    {
+      std::lock_guard lock(aggregator_.mutex());
+      snapshot = aggregator_.report();
+      events = aggregator_.events();
+    }
+    char line[160];
+    std::snprintf(
+        line, sizeof line,
+        "\rblockwatch: %zu process%s, %llu events, %llu stalls, %llu dropped  [%.1fs]\x1b[K",
+        snapshot.processes.size(), snapshot.processes.size() == 1 ? "" : "es",
+        static_cast<unsigned long long>(events), static_cast<unsigned long long>(snapshot.stalls),
+        static_cast<unsigned long long>(snapshot.dropped),
+        std::chrono::duration<double>(elapsed).count());
+    return line;
+  }
+
+  void loop() {
+    const auto started = std::chrono::steady_clock::now();
+    auto interval = std::chrono::milliseconds(250);
+    std::unique_lock lock(mutex_);
+    while (!wake_.wait_for(lock, interval, [this] { return stopping_; })) {
+      lock.unlock();
+      auto before = std::chrono::steady_clock::now();
+      write_stderr(status_text(before - started));
+      auto took = std::chrono::steady_clock::now() - before;
+      interval = std::max(std::chrono::milliseconds(250),
+                          std::chrono::duration_cast<std::chrono::milliseconds>(took * 20));
+      lock.lock();
+    }
+  }
+
+  Aggregator& aggregator_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
 void print_run_help() {
   std::cout << R"(usage: blockwatch run [options] -- CMD [ARGS...]
 
@@ -177,6 +261,8 @@ options:
                           .txt .json .html .pb.gz (pprof) .folded .xml (JUnit) .bwrec (raw)
   --fail-on RULE          any | blocking>=DUR | stall>=DUR | kind:KIND | path:NAME[>=DUR]
   --baseline FILE.json    hotspots in this earlier report do not fail the run
+When stderr is a terminal, a live status line (processes, events, stalls, dropped)
+is shown while CMD runs and erased before the report.
 environment: BLOCKWATCH_LIBRARY (the library to preload), BLOCKWATCH_WORKERS,
   BLOCKWATCH_THRESHOLD, BLOCKWATCH_STALL_THRESHOLD, BLOCKWATCH_FAIL_ON (flags win).
 )";
@@ -251,6 +337,7 @@ int run_with_collector(const std::vector<std::string>& command, const std::strin
     return 2;
   }
   std::thread io_thread([&io] { io.run(); });
+  LiveStatusLine status_line(aggregator, LiveStatusLine::wanted());
 
   std::vector<std::string> env = child_environment(library, socket_path, pipeline.settings);
   std::vector<std::string> argv = command;
@@ -286,6 +373,7 @@ int run_with_collector(const std::vector<std::string>& command, const std::strin
   io_thread.join();
   ::unlink(socket_path.c_str());
   ::rmdir(dir_template.c_str());
+  status_line.stop();
 
   Report report;
   {
