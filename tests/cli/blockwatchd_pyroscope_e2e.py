@@ -7,7 +7,8 @@ Pyroscope and captures every request. The real blockwatchd runs with
 --pyroscope-interval; the test waits for a POST and checks its path, query,
 multipart body and that the "profile" part is a gzipped pprof profile that
 `go tool pprof -top` reads as a delay profile. Also checks that a bad URL is a
-usage error (exit 2).
+usage error (exit 2)
+and that --help documents the flags.
 
 usage: blockwatchd_pyroscope_e2e.py BLOCKWATCHD [GO]
 """
@@ -74,6 +75,13 @@ def check_push(path, content_type, body, go):
             assert "Type: delay" in pprof.stdout, pprof.stdout
 
 
+def check_help_documents_the_flags(blockwatchd):
+    result = subprocess.run([blockwatchd, "--help"], capture_output=True, text=True, timeout=20)
+    assert result.returncode == 0, result
+    for flag in ("--pyroscope-url", "--pyroscope-name", "--pyroscope-interval"):
+        assert flag in result.stdout, (flag, result.stdout)
+
+
 def check_bad_url_is_usage_error(blockwatchd, tmp):
     result = subprocess.run([blockwatchd, "--listen", f"unix:{tmp}/bad/c.sock",
                              "--pyroscope-url", "https://nope:4040"],
@@ -89,6 +97,7 @@ def main():
     threading.Thread(target=server.serve_forever, daemon=True).start()
     port = server.server_address[1]
     with tempfile.TemporaryDirectory() as tmp:
+        check_help_documents_the_flags(blockwatchd)
         check_bad_url_is_usage_error(blockwatchd, tmp)
         daemon = subprocess.Popen(
             [blockwatchd, "--listen", f"unix:{tmp}/sock/collector.sock",
