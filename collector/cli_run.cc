@@ -7,6 +7,7 @@
 #include <elf.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -213,14 +214,21 @@ class LiveStatusLine {
       events = aggregator_.events();
     }
     char line[160];
-    std::snprintf(
-        line, sizeof line,
-        "\rblockwatch: %zu process%s, %llu events, %llu stalls, %llu dropped  [%.1fs]\x1b[K",
-        snapshot.processes.size(), snapshot.processes.size() == 1 ? "" : "es",
-        static_cast<unsigned long long>(events), static_cast<unsigned long long>(snapshot.stalls),
-        static_cast<unsigned long long>(snapshot.dropped),
-        std::chrono::duration<double>(elapsed).count());
-    return line;
+    std::snprintf(line, sizeof line,
+                  "blockwatch: %zu process%s, %llu events, %llu stalls, %llu dropped  [%.1fs]",
+                  snapshot.processes.size(), snapshot.processes.size() == 1 ? "" : "es",
+                  static_cast<unsigned long long>(events),
+                  static_cast<unsigned long long>(snapshot.stalls),
+                  static_cast<unsigned long long>(snapshot.dropped),
+                  std::chrono::duration<double>(elapsed).count());
+    // A line wider than the terminal wraps, and \r would then rewrite only its tail.
+    std::string text = line;
+    struct winsize size {};
+    if (::ioctl(STDERR_FILENO, TIOCGWINSZ, &size) == 0 && size.ws_col > 1 &&
+        text.size() >= size.ws_col) {
+      text.resize(size.ws_col - 1u);
+    }
+    return "\r" + text + "\x1b[K";
   }
 
   void loop() {

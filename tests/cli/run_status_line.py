@@ -4,7 +4,8 @@
 On a real pty (util-linux `script -qc`, which gives the command a terminal) the
 run's output must contain the status line ("blockwatch: N process(es), E events,
 S stalls, D dropped"), refreshed with \\r, and the erase sequence (\\r ESC[K)
-before the report. With stderr a pipe, neither may appear. CMD is a shell that
+before the report; on a 40-column terminal it is cut to fit. With stderr a pipe,
+neither may appear. CMD is a shell that
 sleeps ~1.2 s, long enough for several refreshes.
 
 usage: run_status_line.py BLOCKWATCH LIBBLOCKWATCH
@@ -39,6 +40,14 @@ def main():
         last_status = max(m.end() for m in STATUS.finditer(output))
         assert output.find(ERASE, last_status) >= 0, output  # erased after the last one
         assert os.path.exists(report)
+
+        # On a 40-column terminal each refresh fits in 39 columns (no wrapping).
+        narrow = subprocess.run(["script", "-qec", "stty cols 40; " + command, "/dev/null"],
+                                env=env, stdin=subprocess.DEVNULL, capture_output=True,
+                                timeout=60)
+        assert narrow.returncode == 0, (narrow.returncode, narrow.stdout)
+        shown = re.findall(rb"\r(blockwatch: [^\r\x1b]*)\x1b\[K", narrow.stdout)
+        assert len(shown) >= 2 and all(len(text) <= 39 for text in shown), narrow.stdout
 
         piped = subprocess.run(run_args(blockwatch, report), env=env, stdin=subprocess.DEVNULL,
                                capture_output=True, timeout=60)
