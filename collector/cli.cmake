@@ -15,7 +15,6 @@ if(TARGET blockwatch_report_html)
   target_link_libraries(blockwatch_cli_common PUBLIC blockwatch_report_html)
   target_compile_definitions(blockwatch_cli_common PUBLIC BLOCKWATCH_HAVE_HTML)
 endif()
-blockwatch_sanitize(blockwatch_cli_common)
 
 add_executable(blockwatch_cli
   ${CMAKE_CURRENT_LIST_DIR}/cli_main.cc
@@ -25,7 +24,6 @@ add_executable(blockwatch_cli
 # blockwatch.
 set_target_properties(blockwatch_cli PROPERTIES OUTPUT_NAME blockwatch)
 target_link_libraries(blockwatch_cli PRIVATE blockwatch_cli_common)
-blockwatch_sanitize(blockwatch_cli)
 
 add_executable(blockwatchd ${CMAKE_CURRENT_LIST_DIR}/blockwatchd.cc)
 target_link_libraries(blockwatchd PRIVATE blockwatch_cli_common)
@@ -33,4 +31,3 @@ if(TARGET blockwatch_http)
   target_link_libraries(blockwatchd PRIVATE blockwatch_http)
   target_compile_definitions(blockwatchd PRIVATE BLOCKWATCH_HAVE_HTTP)
 endif()
-blockwatch_sanitize(blockwatchd)

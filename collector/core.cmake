@@ -5,7 +5,6 @@ add_library(blockwatch_stream_decoder STATIC
   ${CMAKE_CURRENT_LIST_DIR}/stream_decoder.cc)
 target_include_directories(blockwatch_stream_decoder PUBLIC ${PROJECT_SOURCE_DIR})
 target_link_libraries(blockwatch_stream_decoder PUBLIC blockwatch_proto absl::flat_hash_map)
-blockwatch_sanitize(blockwatch_stream_decoder)
 
 find_package(nlohmann_json 3 REQUIRED)
 
@@ -22,4 +21,3 @@ target_include_directories(blockwatch_collector_core PUBLIC ${PROJECT_SOURCE_DIR
 target_link_libraries(blockwatch_collector_core PUBLIC
   blockwatch_stream_decoder blockwatch_proto absl::flat_hash_map absl::flat_hash_set absl::hash
   PRIVATE nlohmann_json::nlohmann_json)
-blockwatch_sanitize(blockwatch_collector_core)

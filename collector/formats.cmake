@@ -10,7 +10,6 @@ add_library(blockwatch_report_formats STATIC
   ${CMAKE_CURRENT_LIST_DIR}/report_junit.cc)
 target_include_directories(blockwatch_report_formats PUBLIC ${PROJECT_SOURCE_DIR})
 target_link_libraries(blockwatch_report_formats PRIVATE ZLIB::ZLIB)
-blockwatch_sanitize(blockwatch_report_formats)
 
 add_library(blockwatch_http STATIC
   ${CMAKE_CURRENT_LIST_DIR}/http_server.cc
@@ -18,4 +17,3 @@ add_library(blockwatch_http STATIC
   ${CMAKE_CURRENT_LIST_DIR}/pyroscope_push.cc)
 target_include_directories(blockwatch_http PUBLIC ${PROJECT_SOURCE_DIR})
 target_link_libraries(blockwatch_http PUBLIC blockwatch_report_formats Boost::headers Threads::Threads)
-blockwatch_sanitize(blockwatch_http)

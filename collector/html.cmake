@@ -39,7 +39,6 @@ if(BLOCKWATCH_HTML_REPORT)
     ${CMAKE_CURRENT_LIST_DIR}/report_html.cc
     ${blockwatch_html_gen_dir}/report_html_assets.cc)
   target_include_directories(blockwatch_report_html PUBLIC ${PROJECT_SOURCE_DIR})
-  blockwatch_sanitize(blockwatch_report_html)
 else()
   message(WARNING "blockwatch: BLOCKWATCH_HTML_REPORT=OFF: no HTML report, no live dashboard, no browser tests")
 endif()
