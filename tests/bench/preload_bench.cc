@@ -28,6 +28,10 @@
 #include <string>
 #include <vector>
 
+#include "tests/bench/preload_compare.h"
+
+namespace bench = blockwatch::bench;
+
 #include "blockwatch/blockwatch.h"
 
 namespace {
@@ -108,67 +112,12 @@ void BM_CaptureDepth20(benchmark::State& state) {
 }
 BENCHMARK(BM_CaptureDepth20);
 
-// Prints as usual and keeps each benchmark's CPU ns per iteration (CPU time: on
-// a shared 2-core machine wall time mostly measures the neighbours).
-class KeepingReporter : public benchmark::ConsoleReporter {
- public:
-  void ReportRuns(const std::vector<Run>& runs) override {
-    ConsoleReporter::ReportRuns(runs);
-    for (const Run& run : runs) ns_per_iteration[run.benchmark_name()] = run.GetAdjustedCPUTime();
-  }
-  std::map<std::string, double> ns_per_iteration;
-};
-
-const char* library_path() {
-  if (const char* env = std::getenv("BW_BENCH_LIBRARY")) return env;
-#ifdef BW_BENCH_LIBRARY_DEFAULT
-  return BW_BENCH_LIBRARY_DEFAULT;
-#else
-  return nullptr;
-#endif
-}
-
-// Re-runs this binary under the preload with `threshold` and an extra filter;
-// returns its "name ns" result lines (written to fd 3).
+// Under the preload with `threshold`, only the benchmarks matching `filter`.
 std::map<std::string, double> run_under_preload(const std::vector<std::string>& args,
                                                 const char* library, const char* threshold,
                                                 const char* filter) {
-  int fds[2];
-  if (pipe(fds) != 0) return {};
-  const pid_t pid = fork();
-  if (pid == 0) {
-    dup2(fds[1], 3);
-    setenv("LD_PRELOAD", library, 1);
-    setenv("BW_BENCH_CHILD", "1", 1);
-    setenv("BLOCKWATCH_OUTPUT", "/dev/null", 1);
-    setenv("BLOCKWATCH_THRESHOLD", threshold, 1);
-    unsetenv("BLOCKWATCH_WORKERS");
-    std::vector<std::string> child_args = args;
-    child_args.push_back(std::string("--benchmark_filter=") + filter);
-    std::vector<char*> argv;
-    for (std::string& a : child_args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    execv("/proc/self/exe", argv.data());
-    _exit(127);
-  }
-  close(fds[1]);
-  std::string text;
-  char buffer[4096];
-  ssize_t n;
-  while ((n = read(fds[0], buffer, sizeof buffer)) > 0) text.append(buffer, static_cast<size_t>(n));
-  close(fds[0]);
-  int status = 0;
-  waitpid(pid, &status, 0);
-  std::map<std::string, double> results;
-  char name[256];
-  double ns = 0;
-  for (const char* line = text.c_str(); *line != '\0';) {
-    if (std::sscanf(line, "%255s %lf", name, &ns) == 2) results[name] = ns;
-    const char* next = std::strchr(line, '\n');
-    if (next == nullptr) break;
-    line = next + 1;
-  }
-  return results;
+  return bench::run_under_preload(args, library, {{"BLOCKWATCH_THRESHOLD", threshold}},
+                                  {std::string("--benchmark_filter=") + filter});
 }
 
 void print_comparison(const std::map<std::string, double>& without,
@@ -213,23 +162,15 @@ int main(int argc, char** argv) {
       nullptr);
   pthread_detach(idle_thread);
   benchmark::Initialize(&argc, argv);
-  const bool child = std::getenv("BW_BENCH_CHILD") != nullptr;
+  const bool child = bench::is_preloaded_child();
   std::printf("== preload_bench %s libblockwatch.so (bw_active=%d, threshold %s)\n",
               child ? "with" : "without", blockwatch_active(),
               child ? std::getenv("BLOCKWATCH_THRESHOLD") : "-");
   std::fflush(stdout);
-  KeepingReporter reporter;
+  bench::KeepingReporter reporter;
   benchmark::RunSpecifiedBenchmarks(&reporter);
-  if (child) {
-    FILE* out = fdopen(3, "w");
-    if (out == nullptr) return 1;
-    for (const auto& [name, ns] : reporter.ns_per_iteration) {
-      std::fprintf(out, "%s %.3f\n", name.c_str(), ns);
-    }
-    std::fclose(out);
-    return 0;
-  }
-  const char* library = library_path();
+  if (child) return bench::write_child_results(reporter);
+  const char* library = bench::library_path();
   if (library == nullptr || access(library, R_OK) != 0) {
     std::printf("no libblockwatch.so (set BW_BENCH_LIBRARY): measured without the preload only\n");
     return 0;
