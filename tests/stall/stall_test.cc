@@ -158,9 +158,12 @@ TEST(Stall, CpuLoopIsOneStallSampledInsideTheLoop) {
   EXPECT_LE(stall.raw.cpu_ns() + stall.raw.runqueue_ns(), stall.raw.duration_ns());
   EXPECT_GT(cpu_share, 0.8) << describe(run);
   EXPECT_LT(stall.raw.offcpu_ns(), stall.raw.duration_ns() / 5) << describe(run);
-  // Its samples (1x, 2x, 4x, in that order) have the loop on their stacks.
+  // Its samples (1x, 2x, 4x, in that order) have the loop on their stacks. A
+  // later sample may come without a stack (the sampler gives up rather than
+  // interrupt a thread it cannot interrupt safely); the first one must have it.
   uint32_t last_sample = 0;
   for (const ResolvedEvent& e : of_kind(run, wire::KIND_STALL)) {
+    if (e.raw.sample() > 1 && e.stack.empty()) continue;
     EXPECT_TRUE(stack_contains(e, "stall_cpu_loop_site")) << describe(run);
     EXPECT_GT(e.raw.sample(), last_sample) << describe(run);
     EXPECT_LE(e.raw.sample(), 4u);
@@ -200,6 +203,7 @@ TEST(Stall, WatchdogRunsInAForkChild) {
   EXPECT_EQ(stalls_by_id(run).size(), 1u) << describe(run);
   EXPECT_GT(run.forked_child_stalls, 0) << describe(run);
   for (const ResolvedEvent& e : of_kind(run, wire::KIND_STALL)) {
+    if (e.raw.sample() > 1 && e.stack.empty()) continue;  // as in CpuLoopIsOneStall...
     EXPECT_TRUE(stack_contains(e, "stall_cpu_loop_site")) << describe(run);
   }
 }
