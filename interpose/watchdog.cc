@@ -183,6 +183,9 @@ void report_stall(ThreadSlot& slot, StallTracker& tracker, const TickDecision& d
   const int64_t schedstat_runqueue_ns =
       non_negative(read_schedstat(tracker.tid).runqueue_ns - tracker.runqueue_base_ns);
   record.duration_ns = non_negative(mono_now_ns() - tracker.first_seen_mono_ns);
+  // The CPU baseline is read a moment apart from first_seen: one thread cannot
+  // have run longer than the wall time, so never report more.
+  if (record.cpu_ns > record.duration_ns) record.cpu_ns = record.duration_ns;
   bool never_blocked_and_runnable = false;
   if (tracker.late_baseline_taken) {
     const ThreadFaults faults = read_faults(tracker.tid);

@@ -116,7 +116,7 @@ void* three_stalls_worker(void*) {
   blockwatch_worker_begin();
   for (int i = 0; i < 3; ++i) {
     blockwatch_task_begin("stall_each");
-    stall_cpu_loop_site(30'000'000);
+    stall_cpu_loop_site(60'000'000);  // 3x the 20 ms threshold: clear of tick jitter
     blockwatch_task_end();
   }
   blockwatch_worker_end();
