@@ -1,7 +1,8 @@
 // Test support for the preload tier: runs preload_target (target.cc) under
 // LD_PRELOAD=libblockwatch.so with one scenario, and returns what the program
 // saw (exit status, output) and what blockwatch recorded (decoded streams).
-// BW_PRELOAD_LIBRARY and BW_PRELOAD_TARGET are set by CMake.
+// BW_PRELOAD_LIBRARY, BW_PRELOAD_TARGET and BW_DLSYM_NESTED_TARGET are set by
+// CMake.
 #pragma once
 #include <fcntl.h>
 #include <signal.h>
@@ -58,9 +59,11 @@ inline std::string read_text(const std::string& path) {
 }
 
 // Runs the target with the preload, env = ours + BLOCKWATCH_OUTPUT + `env`.
-// Kills it after 20 s (a hang is a failure, not a stuck suite).
+// Kills it after 20 s (a hang is a failure, not a stuck suite). `program` is
+// preload_target unless a scenario needs a program of its own.
 inline RunResult run_target(const std::string& scenario,
-                            const std::map<std::string, std::string>& env, bool preload = true) {
+                            const std::map<std::string, std::string>& env, bool preload = true,
+                            const char* program = BW_PRELOAD_TARGET) {
   char dir_template[] = "/tmp/bw_preload_XXXXXX";
   const std::string dir = mkdtemp(dir_template);
   const std::string out_dir = dir + "/out";
@@ -87,8 +90,8 @@ inline RunResult run_target(const std::string& scenario,
     const int err = open(stderr_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     dup2(out, 1);
     dup2(err, 2);
-    const char* argv[] = {BW_PRELOAD_TARGET, scenario.c_str(), nullptr};
-    execve(BW_PRELOAD_TARGET, const_cast<char**>(argv), envp.data());
+    const char* argv[] = {program, scenario.c_str(), nullptr};
+    execve(program, const_cast<char**>(argv), envp.data());
     _exit(127);
   }
   result.pid = pid;
