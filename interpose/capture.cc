@@ -98,6 +98,7 @@ int64_t g_threshold_ns = 1'000'000;
 void capture_init() {
   RecursionGuard guard;
   g_threshold_ns = config().threshold_ns;
+  timebase_init(g_threshold_ns, config().tsc_allowed);
   g_own_range_count = 0;
   dl_iterate_phdr(find_own_ranges, nullptr);
   capture_warm_up_thread();
@@ -162,6 +163,25 @@ void report_blocking_call(const BlockingCall& call, int64_t start_mono_ns, int64
   if (config().abort_on_blocking && !allowed) abort_at_blocking_site(record);
   agent_submit(record);
   errno = saved_errno;
+}
+
+void report_timed_call(const BlockingCall& call, int64_t start_ticks, int64_t elapsed_ticks) {
+  int64_t duration_ns = ticks_to_ns(elapsed_ticks);
+  if (duration_ns < 0) duration_ns = 0;  // two CPUs' TSCs a few ticks apart (strict mode)
+  if (duration_ns < g_threshold_ns) return;
+  report_blocking_call(call, ticks_to_mono_ns(start_ticks), duration_ns);
+}
+
+void count_nested_call(int64_t elapsed_ticks) {
+  if (elapsed_ticks >= g_threshold_ticks.load(std::memory_order_relaxed)) {
+    agent_count_not_captured();
+  }
+}
+
+bool hook_is_nested_in_timed_call(uint8_t mode) {
+  if (mode != kModeWorker || tls_thread.guard_depth != 1) return false;
+  const ThreadSlot* slot = tls_thread.slot;
+  return slot != nullptr && slot->blocked_in.load(std::memory_order_relaxed) != nullptr;
 }
 
 }  // namespace blockwatch::interpose

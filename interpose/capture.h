@@ -8,7 +8,8 @@
 #pragma once
 
 #include <cstdint>
-#include <ctime>
+
+#include "interpose/timebase.h"
 
 namespace blockwatch::interpose {
 
@@ -20,13 +21,6 @@ struct BlockingCall {
   int32_t fd = -1;                 // I/O kinds
   int32_t holder_tid = 0;          // mutex owner seen before blocking, 0 unknown
 };
-
-// CLOCK_MONOTONIC in ns. vDSO: no syscall, async-signal-safe.
-inline int64_t monotonic_now_ns() {
-  timespec now;
-  clock_gettime(CLOCK_MONOTONIC, &now);
-  return static_cast<int64_t>(now.tv_sec) * 1'000'000'000 + now.tv_nsec;
-}
 
 // config().threshold_ns, copied by capture_init() into a plain global so the
 // hook path reads it with one load (config() is a function with a static guard).
@@ -51,5 +45,25 @@ int capture_stack(uintptr_t* frames, int max_frames);
 // started at `start_mono_ns` and lasted `duration_ns`. No allocation, no lock of
 // ours; may abort the process when BLOCKWATCH_ON_BLOCKING=abort.
 void report_blocking_call(const BlockingCall& call, int64_t start_mono_ns, int64_t duration_ns);
+
+// A timed call lasted `elapsed_ticks` (at least g_threshold_ticks) from
+// `start_ticks` (timebase.h): converts both to ns and reports the call if it
+// lasted the threshold in ns. Preserves errno. Same contract as
+// report_blocking_call; out of line so the timed path stays small.
+void report_timed_call(const BlockingCall& call, int64_t start_ticks, int64_t elapsed_ticks);
+
+// A hook found this thread inside blockwatch (its RecursionGuard held). Should
+// the call still be timed, as a call we cannot record (counted by
+// agent_count_not_captured() if it lasted the threshold)? Yes exactly when the
+// thread is a worker inside the real function of a timed call (one guard, slot
+// blocked_in set): a signal handler's blocking call, or a real function that
+// calls another hooked one. Never for blockwatch's own calls (libunwind's locks,
+// thread classification: no blocked_in, or a second guard). Async-signal-safe.
+bool hook_is_nested_in_timed_call(uint8_t mode);
+
+// A nested call (see hook_is_nested_in_timed_call) lasted `elapsed_ticks`:
+// counted by agent_count_not_captured() if that is at least the threshold.
+// Async-signal-safe, no allocation, no lock.
+void count_nested_call(int64_t elapsed_ticks);
 
 }  // namespace blockwatch::interpose

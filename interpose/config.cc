@@ -73,6 +73,15 @@ Config load_config() {
               action);
     }
   }
+  if (const char* timebase = getenv("BLOCKWATCH_TIMEBASE")) {
+    const std::string_view v = timebase;
+    if (v == "clock") {
+      c.tsc_allowed = false;
+    } else if (v != "tsc" && !v.empty()) {
+      fprintf(stderr, "blockwatch: BLOCKWATCH_TIMEBASE='%s' is not 'tsc' or 'clock'; using tsc\n",
+              timebase);
+    }
+  }
   bool disabled = false;
   read_bool("BLOCKWATCH_DISABLE", &disabled);
   c.enabled = !disabled;

@@ -8,15 +8,17 @@
 namespace blockwatch::interpose {
 
 struct Config {
-  int64_t threshold_ns = 1'000'000;      // BLOCKWATCH_THRESHOLD, 0 = strict
-  int64_t stall_threshold_ns = 0;        // BLOCKWATCH_STALL_THRESHOLD, 0 = off
+  int64_t threshold_ns = 1'000'000;            // BLOCKWATCH_THRESHOLD, 0 = strict
+  int64_t stall_threshold_ns = 0;              // BLOCKWATCH_STALL_THRESHOLD, 0 = off
   int64_t hang_threshold_ns = 10'000'000'000;  // BLOCKWATCH_HANG_THRESHOLD
-  const char* workers = "";              // BLOCKWATCH_WORKERS rule text
-  const char* collector = nullptr;       // BLOCKWATCH_COLLECTOR, "unix:PATH"
-  const char* output = nullptr;          // BLOCKWATCH_OUTPUT, a file path
-  bool follow_children = true;           // BLOCKWATCH_FOLLOW_CHILDREN
-  bool abort_on_blocking = false;        // BLOCKWATCH_ON_BLOCKING=abort
-  bool enabled = true;                   // BLOCKWATCH_DISABLE=1 turns it off
+  const char* workers = "";                    // BLOCKWATCH_WORKERS rule text
+  const char* collector = nullptr;             // BLOCKWATCH_COLLECTOR, "unix:PATH"
+  const char* output = nullptr;                // BLOCKWATCH_OUTPUT, a file path
+  bool follow_children = true;                 // BLOCKWATCH_FOLLOW_CHILDREN
+  bool abort_on_blocking = false;              // BLOCKWATCH_ON_BLOCKING=abort
+  bool enabled = true;                         // BLOCKWATCH_DISABLE=1 turns it off
+  bool tsc_allowed = true;                     // BLOCKWATCH_TIMEBASE=clock: hooks read
+                                               // clock_gettime, not the TSC (timebase.h)
 };
 
 const Config& config();

@@ -8,6 +8,7 @@
 
 #include <cerrno>
 
+#include "interpose/agent.h"
 #include "interpose/capture.h"
 #include "interpose/config.h"
 #include "interpose/real_symbols.h"
@@ -58,30 +59,52 @@ enum : uint8_t {
 #define BW_SLOW_PATH __attribute__((noinline))
 
 // Runs `call_real` (the real function, arguments bound) on a worker thread: marks
-// the slot "blocked in" for the watchdog, times the call, and reports it when it
-// lasted at least the threshold (always in strict mode, threshold 0). The guard
-// is held throughout, so a signal handler that interrupts the call and calls a
-// hooked function passes through.
+// the slot "blocked in" for the watchdog, times the call in hook-clock ticks
+// (timebase.h), and reports it when it lasted at least the threshold (always in
+// strict mode, threshold 0). The guard is held throughout, so a signal handler
+// that interrupts the call and calls a hooked function does not time it as this
+// thread's call.
+//
+// The not-reported path makes no library call: two TSC reads (or clock_gettime
+// where there is no invariant TSC, which leaves errno alone too), three stores
+// to the slot, the guard byte. errno therefore needs no saving here;
+// report_timed_call saves it for the rare call it reports.
 template <typename CallReal>
 inline auto time_blocking_call(const BlockingCall& call, CallReal&& call_real) {
+  if (__builtin_expect(tls_thread.guard_depth != 0, 0)) {
+    // Nested in the real function of a timed call (hook_is_nested_in_timed_call:
+    // a signal handler's call, say): the slot and the stack belong to the outer
+    // call, so this one is only timed and counted. No new guard: the outer one
+    // already makes any deeper hook pass through. Inline, so the lambda is not
+    // materialised for an out-of-line call on the common path.
+    const int64_t nested_start_ticks = hook_clock_ticks();
+    auto result = call_real();
+    count_nested_call(hook_clock_ticks() - nested_start_ticks);
+    return result;
+  }
   RecursionGuard guard;
   ThreadSlot* slot = tls_thread.slot;
-  const int64_t start_ns = monotonic_now_ns();
-  slot->blocked_since_mono_ns.store(start_ns, std::memory_order_relaxed);
+  const int64_t start_ticks = hook_clock_ticks();
+  slot->blocked_since_ticks.store(start_ticks, std::memory_order_relaxed);
   slot->blocked_in.store(call.function, std::memory_order_release);
   auto result = call_real();
-  const int saved_errno = errno;
-  const int64_t duration_ns = monotonic_now_ns() - start_ns;
+  const int64_t elapsed_ticks = hook_clock_ticks() - start_ticks;
   slot->blocked_in.store(nullptr, std::memory_order_relaxed);
-  if (duration_ns >= g_threshold_ns) report_blocking_call(call, start_ns, duration_ns);
-  errno = saved_errno;
+  if (__builtin_expect(elapsed_ticks >= g_threshold_ticks.load(std::memory_order_relaxed), 0)) {
+    report_timed_call(call, start_ticks, elapsed_ticks);
+  }
   return result;
 }
 
 // Strict mode (threshold 0) reports calls that did not block at all, e.g. a
 // mutex taken by trylock: "could have blocked" is what strict mode is about.
+// Nested in a timed call (see time_blocking_call) it can only be counted.
 inline void report_if_strict(const BlockingCall& call) {
   if (g_threshold_ns != 0) return;
+  if (tls_thread.guard_depth != 0) {
+    agent_count_not_captured();
+    return;
+  }
   RecursionGuard guard;
   const int saved_errno = errno;
   report_blocking_call(call, monotonic_now_ns(), 0);

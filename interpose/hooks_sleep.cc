@@ -26,6 +26,8 @@ bool is_zero(const timeval* timeout) {
 // The idle wait: the slot says "idle" while inside, and a turn ends when it returns.
 template <typename WaitReal>
 int idle_wait(WaitReal&& wait_real) {
+  // A signal handler's wait inside a timed call is not the executor's loop.
+  if (bw::tls_thread.guard_depth != 0) return wait_real();
   bw::mark_loop_turn(true);
   const int result = wait_real();
   const int saved_errno = errno;

@@ -25,6 +25,7 @@
 #include "interpose/record_queue.h"
 #include "interpose/symbols.h"
 #include "interpose/thread_state.h"
+#include "interpose/timebase.h"
 
 namespace blockwatch::interpose {
 
@@ -418,6 +419,7 @@ void Sender::run() {
     }
     maybe_send_counters(now, false);
     write_pending(now);
+    timebase_refine();  // the hooks' TSC rate and anchor (timebase.h)
     if (stopping) break;
     futex_wait_ns(wake_word, wake_seen, pending_.empty() ? options_.idle_wait_ns : 5'000'000);
   }

@@ -40,7 +40,7 @@ void reset_slot(ThreadSlot& slot) {
   slot.allow_depth.store(0, std::memory_order_relaxed);
   slot.allow_reason.store(nullptr, std::memory_order_relaxed);
   slot.blocked_in.store(nullptr, std::memory_order_relaxed);
-  slot.blocked_since_mono_ns.store(0, std::memory_order_relaxed);
+  slot.blocked_since_ticks.store(0, std::memory_order_relaxed);
   slot.tid.store(0, std::memory_order_release);
 }
 
@@ -108,7 +108,7 @@ ThreadSlot* current_slot() {
 }
 
 bool hook_should_time_slow(uint8_t mode) {
-  if (tls_thread.guard_depth != 0) return false;
+  if (tls_thread.guard_depth != 0) return hook_is_nested_in_timed_call(mode);
   if (mode == kModeUnknown) {
     if (!g_ready.load(std::memory_order_acquire)) return false;
     ThreadSlot* slot;

@@ -20,6 +20,7 @@
 #include <cstdint>
 
 #include "interpose/record.h"
+#include "interpose/timebase.h"
 
 namespace blockwatch::interpose {
 
@@ -48,7 +49,7 @@ struct ThreadSlot {
   std::atomic<int32_t> allow_depth{0};
   std::atomic<const char*> allow_reason{nullptr};
   std::atomic<const char*> blocked_in{nullptr};  // interposed call in progress
-  std::atomic<int64_t> blocked_since_mono_ns{0};
+  std::atomic<int64_t> blocked_since_ticks{0};  // hook clock: ticks_to_mono_ns() (timebase.h)
 };
 
 struct ThreadLocalState {

@@ -142,7 +142,8 @@ void fill_from_slot(Record& record, const ThreadSlot& slot, int64_t now_ns) {
   }
   if (const char* blocked_in = slot.blocked_in.load(std::memory_order_acquire)) {
     record.blocked_in = blocked_in;
-    const int64_t since_ns = slot.blocked_since_mono_ns.load(std::memory_order_relaxed);
+    const int64_t since_ns =
+        ticks_to_mono_ns(slot.blocked_since_ticks.load(std::memory_order_relaxed));
     record.blocked_ns = since_ns > 0 && now_ns > since_ns ? now_ns - since_ns : 0;
   }
 }

@@ -1,11 +1,14 @@
 // Overhead of libblockwatch.so's hooks, measured in one run with and without the
 // preload: the process runs the benchmarks, re-executes itself under LD_PRELOAD
-// (twice: default threshold, then strict mode for the capture benchmark) and
+// (three times: default threshold; strict mode for the capture benchmark; the
+// pipe loop on the clock_gettime hook clock) and
 // prints both results, their ratio, and the target from issue 2:
 //   uncontended mutex lock+unlock, non-worker   <= 1.10x
 //   uncontended mutex lock+unlock, worker       <= 1.25x
 //   1-byte pipe write+read, worker              <= 1.10x
 //   one over-threshold capture at depth 20      <= 3 us (unwind + enqueue)
+// BM_PipeWorker/clock repeats the pipe loop with the hooks timing by
+// clock_gettime (BLOCKWATCH_TIMEBASE=clock) instead of the TSC, for comparison.
 // The capture is measured as an uncontended lock in strict mode (threshold 0:
 // every lock is reported) minus the same lock without the preload.
 //
@@ -112,12 +115,15 @@ void BM_CaptureDepth20(benchmark::State& state) {
 }
 BENCHMARK(BM_CaptureDepth20);
 
-// Under the preload with `threshold`, only the benchmarks matching `filter`.
+// Under the preload with `threshold` and hook clock `timebase` ("tsc": the
+// default, the TSC where it is invariant; "clock": clock_gettime), only the
+// benchmarks matching `filter`.
 std::map<std::string, double> run_under_preload(const std::vector<std::string>& args,
                                                 const char* library, const char* threshold,
-                                                const char* filter) {
-  return bench::run_under_preload(args, library, {{"BLOCKWATCH_THRESHOLD", threshold}},
-                                  {std::string("--benchmark_filter=") + filter});
+                                                const char* filter, const char* timebase = "tsc") {
+  return bench::run_under_preload(
+      args, library, {{"BLOCKWATCH_THRESHOLD", threshold}, {"BLOCKWATCH_TIMEBASE", timebase}},
+      {std::string("--benchmark_filter=") + filter});
 }
 
 void print_comparison(const std::map<std::string, double>& without,
@@ -129,11 +135,15 @@ void print_comparison(const std::map<std::string, double>& without,
   };
   const Target targets[] = {{"BM_MutexNonWorker", 1.10, 0},  {"BM_MutexWorker", 1.25, 0},
                             {"BM_RwlockNonWorker", 1.10, 0}, {"BM_RwlockWorker", 1.25, 0},
-                            {"BM_PipeWorker", 1.10, 0},      {"BM_CaptureDepth20", 0, 3000}};
+                            {"BM_PipeWorker", 1.10, 0},      {"BM_PipeWorker/clock", 1.10, 0},
+                            {"BM_CaptureDepth20", 0, 3000}};
   std::printf("\n%-20s %14s %14s %8s  %s\n", "benchmark", "without cpu ns", "with cpu ns", "ratio",
               "target");
   for (const Target& target : targets) {
-    const auto a = without.find(target.name), b = with.find(target.name);
+    // "NAME/variant": NAME measured under a variant of the preload's settings.
+    const std::string base_name =
+        std::string(target.name).substr(0, std::strcspn(target.name, "/"));
+    const auto a = without.find(base_name), b = with.find(target.name);
     if (a == without.end() || b == with.end()) continue;
     const double ratio = a->second > 0 ? b->second / a->second : 0;
     if (target.max_ratio > 0) {
@@ -181,6 +191,13 @@ int main(int argc, char** argv) {
   const std::map<std::string, double> strict =
       run_under_preload(args, library, "0", "^BM_CaptureDepth20$");
   with.insert(strict.begin(), strict.end());
+  // The same pipe loop with the hooks on clock_gettime instead of the TSC: what
+  // the cheaper hook clock (interpose/timebase.h) is worth.
+  const std::map<std::string, double> clock =
+      run_under_preload(args, library, "1ms", "^BM_PipeWorker$", "clock");
+  if (const auto pipe = clock.find("BM_PipeWorker"); pipe != clock.end()) {
+    with["BM_PipeWorker/clock"] = pipe->second;
+  }
   print_comparison(reporter.ns_per_iteration, with);
   return with.empty() ? 1 : 0;
 }
