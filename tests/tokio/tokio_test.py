@@ -10,8 +10,8 @@ by stack. The report must show:
       in its stack;
   (b) the 20 ms std::thread::sleep, planted_sleep_on_worker in its stack;
   (c) exactly one stall whose stack is inside planted_cpu_loop_on_worker;
-  (d) nothing from the spawn_blocking jobs (blocking_pool_* functions, and no
-      fsync at all: only the pool fsyncs);
+  (d) nothing from the spawn_blocking jobs or the block_in_place section
+      (blocking_pool_* functions), and no fsync at all: only the pool fsyncs;
 and no stall without a stack or in tokio's own park/driver wait (the workers sit
 idle for 100 ms between phases, longer than the 20 ms stall threshold). Rust
 symbols must come out demangled (`tokio_target::...`, `tokio::runtime::...`).
@@ -131,6 +131,9 @@ def check_recorded(raw):
               for h in hotspots),
           "recorded: (d) the blocking pool's fsync (its threads match the workers' name)",
           [brief(h) for h in hotspots])
+    check(any(h["kind"] == "sleep" and has_function(h, "blocking_pool_in_place_job")
+              for h in hotspots), "recorded: (d) the sleep in block_in_place",
+          [brief(h) for h in hotspots])
 
 
 def check_report(report):
@@ -169,7 +172,7 @@ def check_report(report):
 
     # (d) the blocking pool's jobs are legitimate: nothing from them at all.
     from_pool = [h for h in hotspots if has_function(h, "blocking_pool_")]
-    check(not from_pool, "(d) nothing from the spawn_blocking jobs",
+    check(not from_pool, "(d) nothing from the spawn_blocking jobs or block_in_place",
           [brief(h) for h in from_pool])
     fsyncs = [h for h in hotspots if h["kind"] == "fsync"]
     check(not fsyncs, "(d) no fsync (only the blocking pool fsyncs)", [brief(h) for h in fsyncs])

@@ -7,8 +7,9 @@
 //!       (std's futex mutex waits with syscall(SYS_futex));
 //!   (b) an async task calling std::thread::sleep(20 ms) on a worker;
 //!   (c) an async task running a 60 ms CPU loop (one stall);
-//!   (d) spawn_blocking jobs that sleep, fsync and busy-loop: legitimate, they run
-//!       on the blocking pool and must not be reported.
+//!   (d) spawn_blocking jobs that sleep, fsync and busy-loop, and a sleep inside
+//!       tokio::task::block_in_place (the worker hands its queue to a new worker
+//!       and becomes a blocking thread): legitimate, must not be reported.
 //! Each planted function is #[inline(never)] with a name the test looks for in
 //! stacks. argv[1]: a directory for the fsync job's scratch file.
 
@@ -85,6 +86,12 @@ fn blocking_pool_cpu_job() -> u64 {
     spin(CPU_LOOP)
 }
 
+/// Runs on a worker thread, but inside block_in_place: tokio's sanctioned way.
+#[inline(never)]
+fn blocking_pool_in_place_job() {
+    thread::sleep(POOL_SLEEP);
+}
+
 async fn idle() {
     tokio::time::sleep(IDLE).await;
 }
@@ -122,6 +129,7 @@ async fn phase_blocking_pool(dir: PathBuf) {
     for job in jobs {
         job.await.unwrap();
     }
+    tokio::spawn(async { tokio::task::block_in_place(blocking_pool_in_place_job) }).await.unwrap();
 }
 
 async fn run_phases(dir: PathBuf) {
