@@ -9,6 +9,11 @@
 // first sample that has a stack, each later sample replacing the earlier one's
 // duration, cpu/runqueue/offcpu split and occurrence. Per process the last
 // kMaxTrackedStalls stall ids are remembered (older ones have sent all samples).
+// A stall none of whose samples had a stack (the watchdog does not signal a
+// thread inside an EINTR-able call) takes the stack of the blocking call of the
+// same thread that spans one of its samples, whichever arrives first; the
+// hotspot says so (stack_source "blocking_call", caused_by). Without such a
+// call it stays in the stack-less hotspot (stack_source "none").
 //
 // Threading: an Aggregator is not internally synchronised. The ingestion server
 // feeds it from its I/O thread and takes lock() around feeding and snapshots.
@@ -58,6 +63,12 @@ class LogHistogram {
 // Small sets of names, bounded: the report lists at most this many per hotspot.
 inline constexpr size_t kMaxNamesPerHotspot = 16;
 
+// Blocking calls with a stack remembered per process (while stall detection is on)
+// for stack-less stall samples that arrive after the call's record; and stack-less
+// stalls waiting for the call that covers them (usually the call comes later).
+inline constexpr size_t kRecentBlockingCalls = 1024;
+inline constexpr size_t kMaxPendingStalls = 256;
+
 // Stall ids remembered per process for merging samples: about 17 minutes at the
 // injected library's stall budget of 60 per minute; a stall's samples span seconds.
 inline constexpr size_t kMaxTrackedStalls = 1024;
@@ -89,6 +100,7 @@ class Aggregator {
 
  private:
   class Sink;
+  static Hotspot with_names(const HotspotAccumulator& acc, const ProcessState& process);
   std::shared_ptr<const StackClassifier> classifier_;
   std::vector<std::unique_ptr<ProcessState>> processes_;
   std::vector<std::unique_ptr<Sink>> sinks_;

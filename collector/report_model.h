@@ -50,6 +50,13 @@ struct Occurrence {
   std::string task;
 };
 
+// The blocking call a stall was inside when the watchdog could not sample it:
+// the stall shows this call's stack (Hotspot::stack_source "blocking_call").
+struct BlockingCall {
+  std::string kind;      // the call's hotspot kind: "sleep", "read", "mutex", ...
+  std::string function;  // the interposed call: "nanosleep", "read", ...
+};
+
 struct Hotspot {
   std::string kind;            // DESIGN.md kind names: "mutex", "fsync", "stall", ...
   uint64_t count = 0;
@@ -68,6 +75,12 @@ struct Hotspot {
   std::string exe;             // hotspots merge across processes of one exe
   std::vector<int> pids;
   std::vector<StackFrame> stack;  // innermost first
+  // Where `stack` comes from: "own" (captured with the blocking call, or sampled
+  // during the stall), "blocking_call" (a stall the watchdog could not sample,
+  // shown with the stack of the blocking call it was inside: see caused_by), or
+  // "none" (no stack). "" in reports written before this field existed.
+  std::string stack_source;
+  BlockingCall caused_by;         // stack_source "blocking_call" only
   // Stalls only: how the stalled time was spent, summed over occurrences.
   int64_t cpu_ns = 0;
   int64_t runqueue_ns = 0;

@@ -53,6 +53,13 @@ void write_hotspot(LineWriter& w, size_t rank, const Hotspot& h, const TextRepor
   if (!h.holders.empty()) who += "   held by: " + join(h.holders, 3);
   w.line(who);
   if (!h.tasks.empty()) w.line("   tasks: " + join(h.tasks, 4));
+  // A stall the watchdog could not sample: the stack is the blocking call's.
+  if (h.stack_source == "blocking_call") {
+    std::string call = h.caused_by.function.empty()
+                           ? h.caused_by.kind
+                           : h.caused_by.function + ", " + h.caused_by.kind;
+    w.line("   stack of the blocking call it was in (" + call + "):");
+  }
   size_t shown = 0;
   for (const StackFrame& f : h.stack) {
     if (shown == o.frames_per_hotspot) break;

@@ -4,6 +4,7 @@
 // the stream with a reason that names the frame and byte offset.
 #include "collector/stream_decoder.h"
 
+#include <algorithm>
 #include <cinttypes>
 #include <cstdio>
 #include <fstream>
@@ -199,6 +200,7 @@ void StreamDecoder::reset_tables() {
   symbols_.clear();
   for (auto& [id, stack] : stacks_) retired_stacks_.push_back(std::move(stack));
   stacks_.clear();
+  stacks_by_id_.clear();
   definitions_ = 0;
 }
 
@@ -217,6 +219,7 @@ bool StreamDecoder::define_string(const wire::StringDef& def) {
   if (!inserted && it->second != def.text()) {
     return fail("StringDef " + std::to_string(def.id()) + " redefined differently");
   }
+  if (inserted) handler_->on_string(def.id(), it->second);
   return true;
 }
 
@@ -254,6 +257,13 @@ bool StreamDecoder::define_stack(const wire::Stack& stack) {
     if (!same) return fail("Stack " + std::to_string(stack.id()) + " redefined differently");
     return true;
   }
+  if (stack.id() < kDenseStackIds) {
+    if (stack.id() >= stacks_by_id_.size()) {
+      stacks_by_id_.resize(
+          std::min(kDenseStackIds, std::max(stack.id() + 1, stacks_by_id_.size() * 2)), nullptr);
+    }
+    stacks_by_id_[stack.id()] = resolved.get();
+  }
   it->second = std::move(resolved);
   return true;
 }
@@ -280,12 +290,15 @@ bool StreamDecoder::deliver_event(const wire::Event& event) {
       !lookup_string(event.holder_name(), "holder_name", &refs.holder_name)) {
     return false;
   }
-  if (event.stack() != 0) {
-    auto it = stacks_.find(event.stack());
-    if (it == stacks_.end()) {
-      return fail("Event references undefined stack " + std::to_string(event.stack()));
+  if (const uint64_t id = event.stack(); id != 0) {
+    if (id < stacks_by_id_.size()) refs.stack = stacks_by_id_[id];
+    if (refs.stack == nullptr) {
+      auto it = stacks_.find(id);
+      if (it == stacks_.end()) {
+        return fail("Event references undefined stack " + std::to_string(id));
+      }
+      refs.stack = it->second.get();
     }
-    refs.stack = it->second.get();
   }
   if (event.duration_ns() < 0) return fail("Event with negative duration_ns");
   handler_->on_event(event, refs);

@@ -54,6 +54,12 @@ class StreamHandler {
   // begins another stream (another process) with fresh ids.
   virtual void on_hello(const wire::Hello& hello) { (void)hello; }
   virtual void on_modules(const wire::Modules& modules) { (void)modules; }
+  // A StringDef, once per id and stream, before any event that references it
+  // (a consumer that keeps names by id, as the aggregator does, copies it here).
+  virtual void on_string(uint64_t id, const std::string& text) {
+    (void)id;
+    (void)text;
+  }
   virtual void on_event(const wire::Event& event, const EventRefs& refs) = 0;
   virtual void on_counters(const wire::Counters& counters) { (void)counters; }
   virtual void on_goodbye(const wire::Goodbye& goodbye) { (void)goodbye; }
@@ -115,6 +121,11 @@ class StreamDecoder {
   absl::flat_hash_map<uint64_t, std::string> strings_;
   absl::flat_hash_map<uint64_t, StackFrame> symbols_;
   absl::flat_hash_map<uint64_t, std::unique_ptr<ResolvedStack>> stacks_;
+  // The same stacks by id for ids below kDenseStackIds (the sender numbers them
+  // 1, 2, ...): one array read per event instead of a hash probe that misses
+  // the cache once a stream has thousands of stacks.
+  static constexpr uint64_t kDenseStackIds = uint64_t{1} << 20;
+  std::vector<const ResolvedStack*> stacks_by_id_;
   // Stacks of a previous stream (allow_restart) stay alive: consumers may still
   // hold pointers to them.
   std::vector<std::unique_ptr<ResolvedStack>> retired_stacks_;

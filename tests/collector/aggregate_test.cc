@@ -28,11 +28,12 @@ Report aggregate(const std::vector<std::string>& streams, const config::Config& 
   return aggregator.report();
 }
 
-WireBuilder process(int pid, const std::string& exe = "/usr/bin/svc") {
+WireBuilder process(int pid, const std::string& exe = "/usr/bin/svc",
+                    int64_t stall_threshold_ns = 0) {
   // Each process maps the same code at its own address: same offsets, other pcs.
   uint64_t base = uint64_t{0x1000000} * pid;
   WireBuilder w;
-  w.hello(pid, exe)
+  w.hello(pid, exe, 1, 0x42574348, stall_threshold_ns)
       .string(1, "worker-" + std::to_string(pid))
       .string(2, "holder")
       .string(3, "task-a")
@@ -285,6 +286,184 @@ TEST(Aggregator, StallIdsRememberedAreBounded) {
   Report r = aggregate({w.bytes});
   EXPECT_EQ(r.stalls, stalls + 1);
   EXPECT_EQ(r.stalled_ns, static_cast<int64_t>(stalls - 1) * 10'000'000 + 2 * 20'000'000);
+}
+
+// --- Stack-less stalls take the stack of the blocking call they were inside ---
+
+constexpr int64_t kStallStartNs = 1'700'000'000'000'000'000 + 500'000'000;
+
+// A stall sample without a stack, as the watchdog sends it for a thread inside an
+// EINTR-able call: the call's name in blocked_in.
+void stackless_sample(WireBuilder* w, uint64_t stall_id, int64_t duration_ns, int tid = 100,
+                      const std::string& blocked_in = "nanosleep") {
+  wire::Frame f;
+  auto* e = f.mutable_event();
+  e->set_kind(wire::KIND_STALL);
+  e->set_start_unix_ns(kStallStartNs);
+  e->set_duration_ns(duration_ns);
+  e->set_tid(tid);
+  e->set_thread_name(1);
+  e->set_task(3);
+  e->set_fd(-1);
+  e->set_stall_id(stall_id);
+  e->set_offcpu_ns(duration_ns);
+  e->set_blocked_in(blocked_in);
+  e->set_blocked_ns(duration_ns);
+  w->frame(f);
+}
+
+// A blocking call's record (sent when the call returned), with its own stack.
+void blocking_call(WireBuilder* w, int64_t start_unix_ns, int64_t duration_ns, uint64_t stack_id,
+                   int tid = 100, const std::string& function = "nanosleep") {
+  wire::Frame f;
+  auto* e = f.mutable_event();
+  e->set_kind(wire::KIND_SLEEP);
+  e->set_start_unix_ns(start_unix_ns);
+  e->set_duration_ns(duration_ns);
+  e->set_tid(tid);
+  e->set_thread_name(1);
+  e->set_stack(stack_id);
+  e->set_task(3);
+  e->set_fd(-1);
+  e->set_function(function);
+  w->frame(f);
+}
+
+// process() plus a sleep stack (nanosleep <- app::wait_for_disk) as stack 3.
+WireBuilder sleeping_process(int pid) {
+  WireBuilder w = process(pid, "/usr/bin/svc", 20'000'000);
+  w.symbol(0x700, "nanosleep", "/lib/x86_64-linux-gnu/libc.so.6")
+      .symbol(0x710, "app::wait_for_disk()")
+      .stack(3, {0x700, 0x710});
+  return w;
+}
+
+const Hotspot* find_hotspot(const Report& r, const std::string& kind) {
+  for (const Hotspot& h : r.hotspots) {
+    if (h.kind == kind) return &h;
+  }
+  return nullptr;
+}
+
+void expect_stall_shows_the_sleep(const Report& r) {
+  ASSERT_EQ(r.hotspots.size(), 2u);  // the sleep and the stall; no stack-less stall left
+  const Hotspot* stall = find_hotspot(r, "stall");
+  const Hotspot* sleep = find_hotspot(r, "sleep");
+  ASSERT_TRUE(stall != nullptr && sleep != nullptr);
+  EXPECT_EQ(stall->stack_source, "blocking_call");
+  EXPECT_EQ(stall->caused_by.kind, "sleep");
+  EXPECT_EQ(stall->caused_by.function, "nanosleep");
+  ASSERT_EQ(stall->stack.size(), 2u);
+  EXPECT_EQ(stall->stack[1].function, "app::wait_for_disk()");
+  EXPECT_EQ(stall->count, 1u);  // one stall, its latest (4x) sample
+  EXPECT_EQ(stall->total_ns, 80'000'000);
+  EXPECT_EQ(stall->offcpu_ns, 80'000'000);
+  EXPECT_EQ(stall->tasks, std::vector<std::string>{"task-a"});
+  ASSERT_EQ(stall->occurrences.size(), 1u);
+  EXPECT_EQ(stall->occurrences[0].duration_ns, 80'000'000);
+  EXPECT_EQ(stall->occurrences[0].thread, "worker-7");
+  EXPECT_EQ(sleep->stack_source, "own");
+  ASSERT_EQ(sleep->stack.size(), stall->stack.size());
+  for (size_t i = 0; i < stall->stack.size(); ++i) {
+    EXPECT_EQ(sleep->stack[i].pc, stall->stack[i].pc);
+  }
+  EXPECT_EQ(r.stalls, 1u);
+  EXPECT_EQ(r.stalled_ns, 80'000'000);
+  EXPECT_EQ(r.blocking_events, 1u);
+}
+
+TEST(StallStack, StacklessStallTakesTheStackOfTheLaterCoveringCall) {
+  WireBuilder w = sleeping_process(7);
+  stackless_sample(&w, 1, 20'000'000);
+  stackless_sample(&w, 1, 40'000'000);
+  stackless_sample(&w, 1, 80'000'000);
+  blocking_call(&w, kStallStartNs + 1'000'000, 100'000'000, 3);  // returned after the samples
+  expect_stall_shows_the_sleep(aggregate({w.bytes}));
+}
+
+TEST(StallStack, StacklessStallTakesTheStackOfAnEarlierDeliveredCall) {
+  WireBuilder w = sleeping_process(7);
+  blocking_call(&w, kStallStartNs + 1'000'000, 100'000'000, 3);  // its queue was drained first
+  stackless_sample(&w, 1, 20'000'000);
+  stackless_sample(&w, 1, 40'000'000);
+  stackless_sample(&w, 1, 80'000'000);
+  expect_stall_shows_the_sleep(aggregate({w.bytes}));
+}
+
+TEST(StallStack, CallsThatDoNotCoverTheSampleLendNothing) {
+  WireBuilder w = sleeping_process(7);
+  blocking_call(&w, kStallStartNs - 50'000'000, 30'000'000, 3);  // ended before the stall
+  stackless_sample(&w, 1, 20'000'000);
+  blocking_call(&w, kStallStartNs, 100'000'000, 3, 101);        // another thread
+  blocking_call(&w, kStallStartNs + 30'000'000, 5'000'000, 3);  // after the sample
+  // Covers the sample, but comes after a later call of the same thread (which a
+  // thread's calls never do): the stall was let go and stays without a stack.
+  blocking_call(&w, kStallStartNs + 10'000'000, 100'000'000, 3);
+  Report r = aggregate({w.bytes});
+  const Hotspot* stall = find_hotspot(r, "stall");
+  ASSERT_NE(stall, nullptr);
+  EXPECT_TRUE(stall->stack.empty());
+  EXPECT_EQ(stall->stack_source, "none");
+  EXPECT_EQ(stall->caused_by.kind, "");
+  EXPECT_EQ(stall->count, 1u);
+  EXPECT_EQ(r.stalls, 1u);
+}
+
+TEST(StallStack, ASampledStackWinsOverABorrowedOne) {
+  WireBuilder w = sleeping_process(7);
+  stackless_sample(&w, 1, 20'000'000);  // 1x: asleep
+  blocking_call(&w, kStallStartNs + 1'000'000, 30'000'000, 3);
+  stall_sample(&w, 1, 80'000'000, 2);  // 4x: back on CPU in app::flush, sampled
+  Report r = aggregate({w.bytes});
+  ASSERT_EQ(r.hotspots.size(), 2u);
+  const Hotspot* stall = find_hotspot(r, "stall");
+  ASSERT_NE(stall, nullptr);
+  EXPECT_EQ(stall->stack_source, "own");
+  ASSERT_EQ(stall->stack.size(), 1u);
+  EXPECT_EQ(stall->stack[0].function, "app::flush()");
+  EXPECT_EQ(stall->count, 1u);
+  EXPECT_EQ(stall->total_ns, 80'000'000);
+  EXPECT_EQ(r.stalls, 1u);
+}
+
+TEST(StallStack, BorrowedStacksAreClassifiedAsStallsAndMergeAcrossProcesses) {
+  config::Config rules;
+  rules.add_path()->set_name("disk");
+  rules.mutable_path(0)->add_frame("^app::wait_for_disk");
+  WireBuilder a = sleeping_process(7), b = sleeping_process(8);
+  for (WireBuilder* w : {&a, &b}) {
+    stackless_sample(w, 1, 20'000'000);
+    blocking_call(w, kStallStartNs, 30'000'000, 3);
+  }
+  Report r = aggregate({a.bytes, b.bytes}, rules);
+  const Hotspot* stall = find_hotspot(r, "stall");
+  ASSERT_NE(stall, nullptr);
+  EXPECT_EQ(stall->count, 2u);
+  EXPECT_EQ(stall->pids, (std::vector<int>{7, 8}));
+  EXPECT_EQ(stall->path, "disk");
+  EXPECT_EQ(stall->functions, std::vector<std::string>{"nanosleep"});
+  ASSERT_EQ(r.paths.size(), 1u);
+  EXPECT_EQ(r.paths[0].stalls, 2u);
+}
+
+TEST(StallStack, WaitingStallsAndRememberedCallsAreBounded) {
+  WireBuilder w = sleeping_process(7);
+  // Many stack-less stalls on threads that never block again, then many calls.
+  const int stalls = static_cast<int>(kMaxPendingStalls) + 50;
+  for (int i = 1; i <= stalls; ++i) stackless_sample(&w, i, 20'000'000, 1000 + i);
+  for (size_t i = 0; i < kRecentBlockingCalls + 10; ++i) {
+    blocking_call(&w, kStallStartNs - 1'000'000'000, 1'000, 3, 5);
+  }
+  // The newest waiting stall still links; the oldest was let go.
+  blocking_call(&w, kStallStartNs, 30'000'000, 3, 1000 + stalls);
+  blocking_call(&w, kStallStartNs, 30'000'000, 3, 1001);
+  Report r = aggregate({w.bytes});
+  EXPECT_EQ(r.stalls, static_cast<uint64_t>(stalls));
+  uint64_t borrowed = 0;
+  for (const Hotspot& h : r.hotspots) {
+    if (h.kind == "stall" && h.stack_source == "blocking_call") borrowed += h.count;
+  }
+  EXPECT_EQ(borrowed, 1u);
 }
 
 }  // namespace

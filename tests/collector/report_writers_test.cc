@@ -86,5 +86,42 @@ TEST(TextReport, FitsOneHundredColumnsAndShowsUserFrames) {
   EXPECT_LT(text.find("#3 stall"), text.find("#4 sleep"));
 }
 
+// A stall shown with the stack of the blocking call it was inside: JSON says where
+// the stack comes from and which call, the text report says so above the frames.
+TEST(Reports, StallWithABlockingCallsStackSaysSo) {
+  Report r = testing::sample_report();
+  Hotspot& stall = r.hotspots[2];
+  ASSERT_EQ(stall.kind, "stall");
+  stall.stack_source = "blocking_call";
+  stall.caused_by = {"sleep", "nanosleep"};
+  std::stringstream json_text;
+  write_json_report(r, json_text);
+  auto j = nlohmann::json::parse(json_text.str());
+  EXPECT_EQ(j["hotspots"][2]["stack_source"], "blocking_call");
+  EXPECT_EQ(j["hotspots"][2]["caused_by"]["kind"], "sleep");
+  EXPECT_EQ(j["hotspots"][2]["caused_by"]["function"], "nanosleep");
+  Report back;
+  std::string error;
+  ASSERT_TRUE(read_json_report(json_text, &back, &error)) << error;
+  EXPECT_EQ(back.hotspots[2].stack_source, "blocking_call");
+  EXPECT_EQ(back.hotspots[2].caused_by.function, "nanosleep");
+
+  std::stringstream text;
+  write_text_report(r, text, TextReportOptions{});
+  const std::string out = text.str();
+  const size_t note = out.find("stack of the blocking call it was in (nanosleep, sleep):");
+  ASSERT_NE(note, std::string::npos) << out;
+  EXPECT_GT(out.find("#4"), note) << "the note belongs to the stall (#3)";
+  EXPECT_LT(out.find("#3 stall"), note);
+  // A stall without any stack still says so.
+  r.hotspots[2].stack.clear();
+  r.hotspots[2].stack_source = "none";
+  r.hotspots[2].caused_by = {};
+  std::stringstream bare;
+  write_text_report(r, bare, TextReportOptions{});
+  EXPECT_NE(bare.str().find("(no stack)"), std::string::npos);
+  EXPECT_EQ(bare.str().find("stack of the blocking call"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace blockwatch::collector

@@ -31,7 +31,7 @@ class WireBuilder {
   std::string bytes;
 
   WireBuilder& hello(int pid, const std::string& exe = "/usr/bin/demo", uint32_t version = 1,
-                     uint32_t magic = 0x42574348) {
+                     uint32_t magic = 0x42574348, int64_t stall_threshold_ns = 0) {
     wire::Frame f;
     auto* h = f.mutable_hello();
     h->set_magic(magic);
@@ -42,6 +42,7 @@ class WireBuilder {
     h->add_argv(exe);
     h->set_hostname("testhost");
     h->set_threshold_ns(1'000'000);
+    h->set_stall_threshold_ns(stall_threshold_ns);
     append_frame(f, &bytes);
     return *this;
   }

@@ -1,7 +1,9 @@
 // Stall and hang detection end to end: runs stall_target (stall_target.cc) under
 // LD_PRELOAD=libblockwatch.so with a 20 ms stall threshold, decodes what the
 // library wrote (collector/stream_decoder.h) and checks the stalls found, their
-// sampled stacks and time split, and that the program saw no difference.
+// sampled stacks and time split, and that the program saw no difference. What a
+// user sees of each stall (one per stall id, which stack) is checked on the
+// collector's own report (collector/aggregate.h) of the same streams.
 // BW_PRELOAD_LIBRARY and BW_STALL_TARGET are set by CMake.
 #include <fcntl.h>
 #include <sys/wait.h>
@@ -20,15 +22,18 @@
 
 #include <gtest/gtest.h>
 
+#include "collector/aggregate.h"
 #include "collector/stream_decoder.h"
 
 namespace blockwatch {
 namespace {
 
 using collector::DecodedStream;
+using collector::Hotspot;
 using collector::ResolvedEvent;
 
 struct ScenarioRun {
+  collector::Report report;  // what the collector makes of the streams
   int status = -1;
   std::string stdout_text;
   std::vector<ResolvedEvent> events;
@@ -83,8 +88,15 @@ ScenarioRun run_scenario(const std::string& scenario, std::map<std::string, std:
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   run.stdout_text = read_text(stdout_path);
+  std::string error;
+  collector::Aggregator aggregator(collector::StackClassifier::create({}, &error));
   for (const auto& entry : std::filesystem::directory_iterator(dir)) {
     if (entry.path().extension() != ".bwrec") continue;
+    collector::StreamHandler* sink = aggregator.begin_stream();
+    collector::StreamDecoder decoder(sink, {.allow_restart = true});
+    const std::string bytes = read_text(entry.path());
+    EXPECT_TRUE(decoder.feed(bytes.data(), bytes.size()) && decoder.finish()) << decoder.error();
+    aggregator.end_stream(sink, "disconnected");
     DecodedStream stream;
     EXPECT_TRUE(collector::decode_file(entry.path().string(), &stream)) << stream.error;
     run.events.insert(run.events.end(), stream.events.begin(), stream.events.end());
@@ -95,6 +107,7 @@ ScenarioRun run_scenario(const std::string& scenario, std::map<std::string, std:
     run.stalls_suppressed += stream.counters.stalls_suppressed();
     run.has_counters = run.has_counters || stream.has_counters;
   }
+  run.report = aggregator.report();
   std::filesystem::remove_all(dir);
   return run;
 }
@@ -107,21 +120,39 @@ std::vector<ResolvedEvent> of_kind(const ScenarioRun& run, wire::Kind kind) {
   return out;
 }
 
-// One event per stall: the latest sample of each stall_id.
+// One event per stall, by the collector's rule (collector/aggregate.h): the
+// latest sample's numbers with the stack of the first sample that has one.
 std::map<uint64_t, ResolvedEvent> stalls_by_id(const ScenarioRun& run) {
-  std::map<uint64_t, ResolvedEvent> latest;
+  std::map<uint64_t, ResolvedEvent> stalls;
   for (const ResolvedEvent& e : of_kind(run, wire::KIND_STALL)) {
-    auto [it, inserted] = latest.emplace(e.raw.stall_id(), e);
-    if (!inserted && e.raw.duration_ns() > it->second.raw.duration_ns()) it->second = e;
+    auto [it, inserted] = stalls.emplace(e.raw.stall_id(), e);
+    if (inserted) continue;
+    std::vector<collector::StackFrame> stack = it->second.stack;
+    if (e.raw.duration_ns() > it->second.raw.duration_ns()) it->second = e;
+    it->second.stack = stack.empty() ? e.stack : stack;
   }
-  return latest;
+  return stalls;
 }
 
-bool stack_contains(const ResolvedEvent& e, const std::string& function) {
-  for (const auto& frame : e.stack) {
+// The stall hotspots of the collector's report (stalls moved elsewhere leave
+// empty ones out of it).
+std::vector<Hotspot> stall_hotspots(const ScenarioRun& run) {
+  std::vector<Hotspot> stalls;
+  for (const Hotspot& h : run.report.hotspots) {
+    if (h.kind == "stall") stalls.push_back(h);
+  }
+  return stalls;
+}
+
+bool frames_contain(const std::vector<collector::StackFrame>& stack, const std::string& function) {
+  for (const auto& frame : stack) {
     if (frame.function.find(function) != std::string::npos) return true;
   }
   return false;
+}
+
+bool stack_contains(const ResolvedEvent& e, const std::string& function) {
+  return frames_contain(e.stack, function);
 }
 
 std::string describe(const ScenarioRun& run) {
@@ -158,6 +189,13 @@ TEST(Stall, CpuLoopIsOneStallSampledInsideTheLoop) {
   EXPECT_LE(stall.raw.cpu_ns() + stall.raw.runqueue_ns(), stall.raw.duration_ns());
   EXPECT_GT(cpu_share, 0.8) << describe(run);
   EXPECT_LT(stall.raw.offcpu_ns(), stall.raw.duration_ns() / 5) << describe(run);
+  // The report: one stall, with the stack sampled inside the loop.
+  EXPECT_EQ(run.report.stalls, 1u) << describe(run);
+  const auto hotspots = stall_hotspots(run);
+  ASSERT_EQ(hotspots.size(), 1u) << describe(run);
+  EXPECT_EQ(hotspots[0].stack_source, "own");
+  EXPECT_TRUE(frames_contain(hotspots[0].stack, "stall_cpu_loop_site")) << describe(run);
+  EXPECT_EQ(hotspots[0].tasks, std::vector<std::string>{"cpu_task"});
   // Its samples (1x, 2x, 4x, in that order) have the loop on their stacks. A
   // later sample may come without a stack (the sampler gives up rather than
   // interrupt a thread it cannot interrupt safely); the first one must have it.
@@ -183,6 +221,19 @@ TEST(Stall, SleepIsAnOffCpuStallInNanosleep) {
   EXPECT_EQ(stall.raw.blocked_in(), "nanosleep") << describe(run);
   EXPECT_GT(stall.raw.blocked_ns(), 0);
   EXPECT_GT(double(stall.raw.offcpu_ns()) / double(stall.raw.duration_ns()), 0.8) << describe(run);
+  // Never signalled inside its sleep, the stall has no sampled stack; the report
+  // shows it with the stack of the nanosleep record that covers its samples.
+  EXPECT_TRUE(stall.stack.empty()) << describe(run);
+  EXPECT_EQ(run.report.stalls, 1u) << describe(run);
+  const auto hotspots = stall_hotspots(run);
+  ASSERT_EQ(hotspots.size(), 1u) << describe(run);
+  const Hotspot& shown = hotspots[0];
+  EXPECT_EQ(shown.stack_source, "blocking_call") << describe(run);
+  EXPECT_TRUE(frames_contain(shown.stack, "stall_sleep_site")) << describe(run);
+  EXPECT_EQ(shown.caused_by.kind, "sleep");
+  EXPECT_EQ(shown.caused_by.function, "nanosleep");
+  EXPECT_EQ(shown.tasks, std::vector<std::string>{"sleep_task"});
+  EXPECT_EQ(shown.total_ns, stall.raw.duration_ns());
 }
 
 TEST(Stall, EpollLoopSlowTurnIsAStallIdleWaitIsNot) {
