@@ -468,13 +468,22 @@ TEST_F(SenderTest, FileOutputHeldByAnotherWriterGetsPidSuffix) {
   const int other_writer = open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
   ASSERT_GE(other_writer, 0);
   ASSERT_EQ(write(other_writer, "X", 1), 1);
+  // The holder says when it has the lock: a fixed wait for it was a race on a
+  // loaded machine (the sender could open and lock the file first).
+  int locked_pipe[2];
+  ASSERT_EQ(pipe2(locked_pipe, O_CLOEXEC), 0);
   const pid_t holder = fork();
   if (holder == 0) {  // hold the lock from another process, as a parent would
     ::flock(other_writer, LOCK_EX);
+    const char locked = 'L';
+    (void)!write(locked_pipe[1], &locked, 1);
     sleep(30);
     _exit(0);
   }
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  close(locked_pipe[1]);
+  char locked = 0;
+  ASSERT_EQ(read(locked_pipe[0], &locked, 1), 1);
+  close(locked_pipe[0]);
   SenderOptions opts = options();
   opts.collector.clear();
   opts.output = path;
