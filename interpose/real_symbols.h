@@ -4,10 +4,12 @@
 // dlvsym. Hooks read `real().name`; nothing else in the library names a real
 // symbol by hand.
 //
-// Hook-path code. Reading a pointer is a plain load. Resolution (dlsym) runs once
-// in the library constructor, and lazily when a hook runs before it; a hook that
-// arrives *during* resolution on the same thread (dlsym may call back into hooked
-// functions) finds its pointer null and must use its fallback (see hooks_*.cc).
+// Hook-path code. Reading a pointer is a plain load. Resolution runs once in the
+// library constructor, and lazily when a hook runs before it: first straight from
+// libc's symbol table, then dlsym (real_symbols.cc), so a hook that arrives
+// *during* dlsym on the same thread (dlsym may call back into hooked functions)
+// already finds libc's function. A pointer is null only where libc lacks the
+// symbol; hooks then fail with ENOSYS.
 #pragma once
 
 #include <errno.h>
