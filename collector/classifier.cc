@@ -8,52 +8,36 @@
 //   condvar pool a condvar wait called directly from a pool's worker loop
 // and a not_worker rule for tokio's blocking pool, whose threads carry the workers'
 // name. Direct-caller rules use max_depth 1: a handler that blocks has its own
-// frames between the blocking call and the scheduler.
+// frames between the blocking call and the scheduler. The table itself lives in
+// proto/builtin_rules.h, shared with the injected library, which classifies
+// condvar and futex waits with the same rules (interpose/wait_classifier.h).
 #include <algorithm>
 
 #include "collector/config.h"
+#include "proto/builtin_rules.h"
 
 namespace blockwatch::collector {
 
-namespace {
-
-void add_rule(google::protobuf::RepeatedPtrField<config::Rule>* rules,
-              std::initializer_list<const char*> frames, uint32_t max_depth,
-              std::initializer_list<const char*> kinds = {}) {
-  config::Rule* rule = rules->Add();
-  for (const char* f : frames) rule->add_frame(f);
-  for (const char* k : kinds) rule->add_kind(k);
-  rule->set_max_depth(max_depth);
-}
-
-}  // namespace
+static_assert(std::string_view(kDefaultPoolWaitRegex) ==
+                  std::string_view(blockwatch::builtin_rules::kDefaultPoolWaitPattern),
+              "collector/config.h and proto/builtin_rules.h name the same pool_wait default");
 
 config::Config builtin_rules(const std::string& pool_wait_regex) {
+  namespace shared = blockwatch::builtin_rules;
   config::Config c;
-  add_rule(
-      c.mutable_idle(),
-      {"boost::asio::detail::epoll_reactor::run",
-       "boost::asio::detail::conditionally_enabled_event::wait",
-       "boost::asio::detail::posix_event::wait", "boost::asio::detail::scheduler::do_wait_one"},
-      0);
-  add_rule(c.mutable_idle(),
-           {"boost::asio::detail::scheduler::do_run_one", "boost::asio::detail::scheduler::run\\b"},
-           1);
-  add_rule(
-      c.mutable_idle(),
-      {"tokio::runtime::park::", "tokio::runtime::scheduler::multi_thread::worker::Context::park",
-       "tokio::runtime::scheduler::multi_thread::park::",
-       "tokio::runtime::scheduler::current_thread::Context::park",
-       "tokio::runtime::io::driver::Driver::turn", "tokio::runtime::time::Driver::park",
-       "mio::poll::Poll::poll"},
-      0);
-  add_rule(c.mutable_idle(), {"^uv__io_poll", "^uv_run$", "^uv__epoll"}, 1);
-  add_rule(c.mutable_idle(), {pool_wait_regex.c_str()}, 1, {"condvar", "futex"});
-  add_rule(
-      c.mutable_not_worker(),
-      {"tokio::runtime::blocking::pool::Inner::run",
-       "tokio::runtime::blocking::pool::spawn_blocking", "tokio::task::blocking::spawn_blocking"},
-      0);
+  for (int i = 0; i < shared::count_of(shared::kRules); ++i) {
+    const shared::Rule& rule = shared::kRules[i];
+    auto* section =
+        rule.section == shared::Section::kIdle ? c.mutable_idle() : c.mutable_not_worker();
+    config::Rule* out = section->Add();
+    if (i == shared::kPoolWaitRuleIndex) {
+      out->add_frame(pool_wait_regex);
+    } else {
+      for (int p = 0; p < rule.pattern_count; ++p) out->add_frame(rule.patterns[p]);
+    }
+    for (int k = 0; k < rule.kind_count; ++k) out->add_kind(rule.kinds[k]);
+    out->set_max_depth(rule.max_depth);
+  }
   return c;
 }
 

@@ -10,8 +10,12 @@
 //
 // Hook path: one TLS read off-worker. A condvar wait always waits, so a worker's
 // wait is always timed; the mutex re-lock inside it is glibc-internal and never
-// reaches the mutex shim.
+// reaches the mutex shim. Outside a task, a worker's wait is first classified
+// (wait_classifier.h: one shallow unwind and a cache lookup; no allocation, no
+// lock of ours): the executor's idle park marks the slot idle and ends a loop
+// turn, as epoll_wait does.
 #include "interpose/hook_path.h"
+#include "interpose/wait_classifier.h"
 
 namespace bw = blockwatch::interpose;
 
@@ -24,7 +28,15 @@ int cond_wait_on_worker(pthread_cond_t* cond, const char* function, WaitReal&& w
                               .address = reinterpret_cast<uint64_t>(cond),
                               .fd = -1,
                               .holder_tid = 0};
-  return bw::time_blocking_call(call, wait_real);
+  // A worker parked here between tasks may be its executor's idle wait
+  // (wait_classifier.h); a tokio-style blocking-pool thread stops being a worker.
+  const bw::WaitTicket ticket = bw::wait_classify_begin(bw::kKindCondvar);
+  if (ticket.verdict == bw::WaitVerdict::kNotWorker) return wait_real();
+  const int result = bw::time_blocking_call(call, wait_real);
+  const int saved_errno = errno;
+  bw::wait_classify_end(ticket);
+  errno = saved_errno;
+  return result;
 }
 
 }  // namespace

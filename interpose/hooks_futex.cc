@@ -5,6 +5,10 @@
 // FUTEX_WAIT_REQUEUE_PI, private or not, and futex_waitv are timed; every other
 // syscall goes straight through.
 //
+// FUTEX_LOCK_PI(2) records the holder's tid from the futex word. A worker's
+// FUTEX_WAIT outside a task is classified first (wait_classifier.h), so a
+// runtime's idle park ends a loop turn.
+//
 // Hook path: one TLS read off-worker. All six arguments are forwarded exactly as
 // longs: syscall() itself reads six registers whatever the caller passed.
 #include <linux/futex.h>
@@ -13,6 +17,7 @@
 #include <cstdarg>
 
 #include "interpose/hook_path.h"
+#include "interpose/wait_classifier.h"
 
 #ifndef SYS_futex_waitv
 #define SYS_futex_waitv 449
@@ -63,6 +68,43 @@ long raw_syscall6(long number, long a1, long a2, long a3, long a4, long a5, long
 #endif
 }
 
+bool is_lock_pi(long number, long op) {
+  const long command = op & FUTEX_CMD_MASK;
+  return number == SYS_futex && (command == FUTEX_LOCK_PI || command == FUTEX_LOCK_PI2);
+}
+
+// A PI futex word holds its owner's tid: read once, before waiting. Only the
+// alignment is checked: the kernel reads the same word right after.
+int32_t pi_futex_holder(long uaddr) {
+  if (uaddr == 0 || (uaddr & 3) != 0) return 0;
+  const uint32_t word = __atomic_load_n(reinterpret_cast<const uint32_t*>(uaddr), __ATOMIC_RELAXED);
+  return static_cast<int32_t>(word & FUTEX_TID_MASK);
+}
+
+// Times a futex wait on a worker. A plain wait between tasks may be the
+// runtime's idle park (tokio, Rust std Condvar: wait_classifier.h); a PI lock is
+// a lock, never a park, and names its holder.
+BW_SLOW_PATH long futex_wait_on_worker(long (*real_syscall)(long, ...), long number, long a1,
+                                       long a2, long a3, long a4, long a5, long a6) {
+  const bool lock_pi = is_lock_pi(number, a2);
+  const bw::BlockingCall call{.kind = bw::kKindFutex,
+                              .function = number == SYS_futex ? "futex" : "futex_waitv",
+                              .address = static_cast<uint64_t>(a1),
+                              .fd = -1,
+                              .holder_tid = lock_pi ? pi_futex_holder(a1) : 0};
+  const bw::WaitTicket ticket =
+      lock_pi ? bw::WaitTicket{} : bw::wait_classify_begin(bw::kKindFutex);
+  if (ticket.verdict == bw::WaitVerdict::kNotWorker) {
+    return real_syscall(number, a1, a2, a3, a4, a5, a6);
+  }
+  const long result =
+      bw::time_blocking_call(call, [&] { return real_syscall(number, a1, a2, a3, a4, a5, a6); });
+  const int saved_errno = errno;
+  bw::wait_classify_end(ticket);
+  errno = saved_errno;
+  return result;
+}
+
 }  // namespace
 
 BW_EXPORT long syscall(long number, ...) noexcept {
@@ -80,10 +122,5 @@ BW_EXPORT long syscall(long number, ...) noexcept {
   if (__builtin_expect(!bw::hook_should_time(), 1) || !is_futex_wait(number, a2)) {
     return real_syscall(number, a1, a2, a3, a4, a5, a6);
   }
-  const bw::BlockingCall call{.kind = bw::kKindFutex,
-                              .function = number == SYS_futex ? "futex" : "futex_waitv",
-                              .address = static_cast<uint64_t>(a1),
-                              .fd = -1,
-                              .holder_tid = 0};
-  return bw::time_blocking_call(call, [&] { return real_syscall(number, a1, a2, a3, a4, a5, a6); });
+  return futex_wait_on_worker(real_syscall, number, a1, a2, a3, a4, a5, a6);
 }

@@ -3,6 +3,7 @@
 // thread_state.h for the contract of each function.
 #include "interpose/thread_state.h"
 
+#include <sched.h>
 #include <sys/prctl.h>
 #include <unistd.h>
 
@@ -24,11 +25,25 @@ std::atomic<int> g_slot_high_water{0};  // see thread_slots_high_water()
 
 void store_mode(uint8_t mode) { __atomic_store_n(&tls_thread.mode, mode, __ATOMIC_RELAXED); }
 
+// The slot's mode_access flag: a few instructions are ever done under it (one
+// store through `mode`, or clearing `mode`), so a waiter only yields. Not hook
+// path: renames from outside and thread exit.
+void lock_mode_access(ThreadSlot& slot) {
+  uint8_t expected = 0;
+  while (!slot.mode_access.compare_exchange_weak(expected, 1, std::memory_order_acquire)) {
+    expected = 0;
+    sched_yield();
+  }
+}
+void unlock_mode_access(ThreadSlot& slot) { slot.mode_access.store(0, std::memory_order_release); }
+
 // Clears a slot and frees it. The tid store comes last so a claimer never sees a
 // half-cleared slot.
 void reset_slot(ThreadSlot& slot) {
   slot.thread.store(pthread_t{}, std::memory_order_relaxed);
+  lock_mode_access(slot);
   slot.mode = nullptr;
+  unlock_mode_access(slot);
   std::memset(slot.name, 0, sizeof slot.name);
   slot.worker_depth.store(0, std::memory_order_relaxed);
   slot.worker_by_rule = false;
@@ -41,6 +56,9 @@ void reset_slot(ThreadSlot& slot) {
   slot.allow_reason.store(nullptr, std::memory_order_relaxed);
   slot.blocked_in.store(nullptr, std::memory_order_relaxed);
   slot.blocked_since_ticks.store(0, std::memory_order_relaxed);
+  slot.pending_wait_key.store(0, std::memory_order_relaxed);
+  slot.pending_wait_count.store(0, std::memory_order_relaxed);
+  slot.demoted.store(false, std::memory_order_relaxed);
   slot.tid.store(0, std::memory_order_release);
 }
 
@@ -62,7 +80,8 @@ void classify_current_thread(ThreadSlot* slot) {
   char name[kThreadNameBytes] = {};
   prctl(PR_GET_NAME, name, 0, 0, 0);
   std::memcpy(slot->name, name, sizeof name);
-  slot->worker_by_rule = worker_rules_match(name, is_main_thread());
+  slot->worker_by_rule = worker_rules_match(name, is_main_thread()) &&
+                         !slot->demoted.load(std::memory_order_relaxed);
   // No capture warm-up here: a thread's first unwind makes libunwind map and
   // fault in a 256 KiB trace cache (~3 ms on a VM), which short-lived threads
   // matched by name would pay for nothing. Threads that report pay it once, at
@@ -189,6 +208,16 @@ void mark_loop_turn(bool idle_now) {
   slot->idle.store(idle_now, std::memory_order_release);
 }
 
+void demote_current_thread() {
+  ThreadSlot* slot = tls_thread.slot;
+  if (!slot) return;
+  slot->demoted.store(true, std::memory_order_release);
+  slot->worker_by_rule = false;
+  if (slot->worker_depth.load(std::memory_order_relaxed) == 0 && current_mode() == kModeWorker) {
+    store_mode(kModeNotWorker);
+  }
+}
+
 int thread_slots_high_water() { return g_slot_high_water.load(std::memory_order_acquire); }
 
 void mark_current_thread_internal() { store_mode(kModeLibrary); }
@@ -205,13 +234,22 @@ void thread_renamed(pthread_t thread, const char* name) {
   }
   // Another thread: make it reclassify itself at its next hook. A thread that has
   // no slot yet is still kModeUnknown and will read its new name then anyway.
-  for (ThreadSlot& slot : g_thread_slots) {
+  // Its TLS is written under the slot's mode_access flag, which its exit path
+  // also takes before the TLS can go away (reset_slot), and only while the slot
+  // still belongs to `thread`.
+  const int slot_end = thread_slots_high_water();
+  for (int i = 0; i < slot_end; ++i) {
+    ThreadSlot& slot = g_thread_slots[i];
     if (slot.tid.load(std::memory_order_acquire) == 0) continue;
     if (!pthread_equal(slot.thread.load(std::memory_order_relaxed), thread)) continue;
+    lock_mode_access(slot);
     std::atomic<uint8_t>* mode = slot.mode;
-    if (mode && mode->load(std::memory_order_relaxed) != kModeLibrary) {
+    if (mode && slot.tid.load(std::memory_order_acquire) != 0 &&
+        pthread_equal(slot.thread.load(std::memory_order_relaxed), thread) &&
+        mode->load(std::memory_order_relaxed) != kModeLibrary) {
       mode->store(kModeUnknown, std::memory_order_relaxed);
     }
+    unlock_mode_access(slot);
     return;
   }
 }
@@ -219,6 +257,8 @@ void thread_renamed(pthread_t thread, const char* name) {
 void thread_state_after_fork_child() {
   ThreadSlot* own = tls_thread.slot;
   for (ThreadSlot& slot : g_thread_slots) {
+    // A thread that held mode_access at fork does not exist here.
+    slot.mode_access.store(0, std::memory_order_relaxed);
     if (&slot != own && slot.tid.load(std::memory_order_relaxed) != 0) reset_slot(slot);
   }
   if (own) own->tid.store(gettid(), std::memory_order_relaxed);

@@ -26,9 +26,11 @@ namespace blockwatch::interpose {
 
 inline constexpr int kMaxThreadSlots = 4096;
 inline constexpr int kMaxTaskNesting = 8;  // deeper tasks keep the 8th label
+inline constexpr int kPendingWaitFrames = 16;  // wait_classifier.h kWaitStackFrames
 
 // tls_thread.mode. Other threads may store kModeUnknown into it (a thread renamed
-// from outside is reclassified at its next hook), so it is accessed atomically.
+// from outside is reclassified at its next hook), so it is accessed atomically,
+// and only under the slot's mode_access flag (the owner's exit takes it too).
 inline constexpr uint8_t kModeUnknown = 0;    // not classified yet
 inline constexpr uint8_t kModeNotWorker = 1;  // hooks pass straight through
 inline constexpr uint8_t kModeWorker = 2;     // hooks time blocking calls
@@ -50,6 +52,17 @@ struct ThreadSlot {
   std::atomic<const char*> allow_reason{nullptr};
   std::atomic<const char*> blocked_in{nullptr};  // interposed call in progress
   std::atomic<int64_t> blocked_since_ticks{0};  // hook clock: ticks_to_mono_ns() (timebase.h)
+  // A condvar/futex wait whose call site is not classified yet (wait_classifier.h):
+  // the owner writes the pcs and kind, then the key (release); 0: nothing parked.
+  std::atomic<uint64_t> pending_wait_key{0};
+  std::atomic<uint8_t> pending_wait_kind{0};
+  std::atomic<uint8_t> pending_wait_count{0};
+  std::atomic<uintptr_t> pending_wait_pcs[kPendingWaitFrames] = {};
+  // A not_worker rule matched one of its waits: no longer a worker by rule.
+  std::atomic<bool> demoted{false};
+  // Held (1) while another thread writes `*mode` (a rename from outside) and
+  // while the owner drops `mode` at exit, so no write lands in freed TLS.
+  std::atomic<uint8_t> mode_access{0};
 };
 
 struct ThreadLocalState {
@@ -107,6 +120,11 @@ void task_end();
 void allow_begin(const char* reason);
 void allow_end();
 void mark_loop_turn(bool idle_now);
+
+// A not_worker rule matched a wait of the calling thread (wait_classifier.h): it
+// stops being a worker by rule for good (API workers stay workers). Hook path:
+// no allocation, no lock.
+void demote_current_thread();
 
 // Mark the calling thread as blockwatch's own: never reported.
 void mark_current_thread_internal();

@@ -108,6 +108,43 @@ TEST_F(ThreadStateTest, RenameFromOutsideReclassifiesAtNextHook) {
   worker.join();
 }
 
+TEST_F(ThreadStateTest, DemotedThreadStaysNoWorkerAcrossRenames) {
+  std::thread([] {
+    pthread_setname_np(pthread_self(), "rule-worker");
+    ASSERT_TRUE(hook_should_time());
+    demote_current_thread();  // a not_worker rule matched one of its waits
+    EXPECT_FALSE(hook_should_time());
+    EXPECT_TRUE(tls_thread.slot->demoted.load());
+    thread_renamed(pthread_self(), "rule-worker");
+    EXPECT_FALSE(hook_should_time());
+  }).join();
+  // An API worker is explicit: demotion leaves it a worker.
+  std::thread([] {
+    worker_begin();
+    demote_current_thread();
+    EXPECT_TRUE(hook_should_time());
+    worker_end();
+  }).join();
+}
+
+// thread_renamed() on a thread that is exiting must never write into its TLS
+// after the exit path dropped it (the slot's mode_access flag orders the two).
+TEST_F(ThreadStateTest, RenamingThreadsFromOutsideWhileTheyExitIsSafe) {
+  std::atomic<bool> done{false};
+  std::atomic<pthread_t> latest{};
+  std::thread renamer([&] {
+    while (!done.load()) thread_renamed(latest.load(), "rule-worker");
+  });
+  for (int i = 0; i < 300; ++i) {
+    std::thread short_lived([] { EXPECT_FALSE(hook_should_time()); });
+    latest.store(short_lived.native_handle());
+    short_lived.join();
+  }
+  done.store(true);
+  renamer.join();
+  for (const ThreadSlot& slot : g_thread_slots) EXPECT_EQ(slot.mode_access.load(), 0);
+}
+
 TEST_F(ThreadStateTest, SlotIsReleasedAtThreadExit) {
   const int before = claimed_slots();
   for (int i = 0; i < 100; ++i) {

@@ -4,7 +4,9 @@
 // Not hook-path code: everything here runs on the watchdog thread (or the
 // constructor / exit / fork paths). It still avoids malloc after start (it reads
 // /proc with open/read/getdents64 into stack buffers): a hung worker may be stuck
-// holding malloc's lock, and the hang dump must still get out.
+// holding malloc's lock, and the hang dump must still get out. The one exception
+// is classifying a newly seen condvar/futex call site (wait_classifier.h:
+// symbolize, regexec), once per distinct site, early in a program's life.
 #include "interpose/watchdog.h"
 
 #include <dirent.h>
@@ -13,6 +15,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -29,6 +32,7 @@
 #include "interpose/sender.h"
 #include "interpose/stall_sampler.h"
 #include "interpose/thread_state.h"
+#include "interpose/wait_classifier.h"
 
 namespace blockwatch::interpose {
 namespace {
@@ -111,10 +115,26 @@ void copy_text(char* out, const char* text, size_t out_bytes) {
   out[length] = '\0';
 }
 
+// Copies another thread's label, which that thread may free the moment its task
+// or allowed scope ends. process_vm_readv on our own pid reads it without
+// faulting (a freed, unmapped page gives a short read); the caller then checks
+// the scope is still the one the pointer belonged to. One syscall, no allocation.
+void copy_foreign_text(char* out, const char* text, size_t out_bytes) {
+  out[0] = '\0';
+  if (!text) return;
+  iovec local = {out, out_bytes - 1};
+  iovec remote = {const_cast<char*>(text), out_bytes - 1};
+  const ssize_t copied = process_vm_readv(getpid(), &local, 1, &remote, 1, 0);
+  size_t length = 0;
+  if (copied > 0) length = strnlen(out, static_cast<size_t>(copied));
+  out[length] = '\0';
+}
+
 SlotView read_view(const ThreadSlot& slot, int32_t tid) {
   SlotView view;
   view.tid = tid;
-  view.worker = __atomic_load_n(&slot.worker_by_rule, __ATOMIC_RELAXED) ||
+  view.worker = (__atomic_load_n(&slot.worker_by_rule, __ATOMIC_RELAXED) &&
+                 !slot.demoted.load(std::memory_order_relaxed)) ||
                 slot.worker_depth.load(std::memory_order_relaxed) > 0;
   if (!view.worker) return view;
   view.in_task = slot.task_depth.load(std::memory_order_acquire) > 0;
@@ -131,14 +151,21 @@ void fill_from_slot(Record& record, const ThreadSlot& slot, int64_t now_ns) {
   const int32_t depth = slot.task_depth.load(std::memory_order_acquire);
   if (depth > 0) {
     record.in_task = 1;
-    record.task_seq = slot.task_seq.load(std::memory_order_relaxed);
+    record.task_seq = slot.task_seq.load(std::memory_order_acquire);
     const int index = depth <= kMaxTaskNesting ? depth - 1 : kMaxTaskNesting - 1;
-    copy_text(record.task, slot.task_labels[index].load(std::memory_order_relaxed),
-              sizeof record.task);
+    copy_foreign_text(record.task, slot.task_labels[index].load(std::memory_order_acquire),
+                      sizeof record.task);
+    // The label is kept only if the same task still runs at the same depth: a
+    // task that ended (and maybe freed its label) meanwhile leaves it empty.
+    if (slot.task_seq.load(std::memory_order_acquire) != record.task_seq ||
+        slot.task_depth.load(std::memory_order_acquire) != depth) {
+      record.task[0] = '\0';
+    }
   }
-  if (slot.allow_depth.load(std::memory_order_relaxed) > 0) {
-    copy_text(record.allow_reason, slot.allow_reason.load(std::memory_order_relaxed),
-              sizeof record.allow_reason);
+  if (slot.allow_depth.load(std::memory_order_acquire) > 0) {
+    const char* reason = slot.allow_reason.load(std::memory_order_acquire);
+    copy_foreign_text(record.allow_reason, reason, sizeof record.allow_reason);
+    if (slot.allow_reason.load(std::memory_order_acquire) != reason) record.allow_reason[0] = '\0';
   }
   if (const char* blocked_in = slot.blocked_in.load(std::memory_order_acquire)) {
     record.blocked_in = blocked_in;
@@ -283,7 +310,18 @@ bool tick(int64_t now_ns) {
     const int32_t tid = slot.tid.load(std::memory_order_acquire);
     if (tid == 0) continue;
     StallTracker& tracker = g_trackers[i];
-    const TickDecision decision = observe_slot(tracker, read_view(slot, tid), now_ns, thresholds);
+    // A condvar/futex park whose call site the hook could not classify yet: the
+    // verdict first, so that park is not taken for a busy turn.
+    bool parked_idle = false;
+    if (slot.pending_wait_key.load(std::memory_order_relaxed) != 0) {
+      bool still_waiting = false;
+      const WaitVerdict verdict = wait_classify_pending(slot, &still_waiting);
+      parked_idle = verdict == WaitVerdict::kIdle && still_waiting;
+      if (verdict == WaitVerdict::kNotWorker) slot.demoted.store(true, std::memory_order_release);
+    }
+    SlotView view = read_view(slot, tid);
+    view.idle = view.idle || parked_idle;
+    const TickDecision decision = observe_slot(tracker, view, now_ns, thresholds);
     any_busy = any_busy || tracker.tracking;
     if (decision.started) take_start_baseline(tracker);
     if (decision.late_baseline) take_late_baseline(tracker);
