@@ -6,6 +6,7 @@
 
 #include "interpose/config.h"
 #include "interpose/sender.h"
+#include "interpose/timebase.h"
 
 namespace blockwatch::interpose {
 namespace {
@@ -32,7 +33,10 @@ void agent_start() {
   sender_start(options);
 }
 
-void agent_after_fork_child() { sender_after_fork_child(); }
+void agent_after_fork_child() {
+  timebase_after_fork_child();
+  sender_after_fork_child();
+}
 
 void agent_shutdown(const char* reason, int exit_status) {
   sender_shutdown(reason, exit_status, kShutdownTimeoutNs);

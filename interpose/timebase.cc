@@ -187,6 +187,20 @@ void timebase_init(int64_t threshold_ns, bool allow_tsc) {
 #endif
 }
 
+void timebase_after_fork_child() {
+  // The parent's sender may have been half way through publish_conversion:
+  // then the sequence is odd and copy 0 torn, copy 1 whole. Single-threaded here.
+  const uint32_t sequence = g_latch_sequence.load(std::memory_order_relaxed);
+  if (sequence & 1) {
+    const Conversion& whole = g_latch_copies[1];
+    store_copy(g_latch_copies[0], {{whole.anchor_ticks.load(std::memory_order_relaxed),
+                                    whole.anchor_mono_ns.load(std::memory_order_relaxed)},
+                                   whole.ns_per_tick_q32.load(std::memory_order_relaxed)});
+    g_latch_sequence.store(sequence + 1, std::memory_order_release);
+  }
+  g_refining.store(false, std::memory_order_relaxed);
+}
+
 void timebase_refine() {
 #if defined(__x86_64__)
   if (!g_ticks_are_tsc || g_refining.exchange(true, std::memory_order_acquire)) return;

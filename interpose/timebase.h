@@ -73,6 +73,10 @@ void timebase_init(int64_t threshold_ns, bool allow_tsc);
 // 12 clock reads). Does nothing when ticks are ns.
 void timebase_refine();
 
+// In the child after fork(): a refinement the parent's sender was in the middle
+// of never finishes here; let the child's sender refine again.
+void timebase_after_fork_child();
+
 // ---- the arithmetic, exposed for unit tests ----------------------------------
 
 // A CLOCK_MONOTONIC reading and a tick reading taken at (nearly) the same time.
