@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <iostream>
+#include <optional>
 #include <sstream>
 
 #include "collector/cli_common.h"
@@ -54,6 +55,8 @@ BLOCKWATCH_COLLECTOR=unix:PATH and LD_PRELOAD=libblockwatch.so.
 }
 
 struct DaemonOptions {
+  FlagSettings flags;
+  std::string config_path;
   std::vector<std::string> unix_paths;
   std::vector<std::pair<std::string, uint16_t>> tcp;
   std::string save_dir, http;
@@ -85,6 +88,73 @@ bool parse_listen(const std::string& value, DaemonOptions* o, std::string* error
   return false;
 }
 
+// One daemon-only flag at args[*i] into *o; *error when it is none of them.
+void parse_daemon_flag(const std::vector<std::string>& args, size_t* i, DaemonOptions* o,
+                       std::string* error) {
+  std::string value;
+  if (take_flag_value(args, i, "--listen", &value, error)) {
+    if (error->empty()) parse_listen(value, o, error);
+  } else if (take_flag_value(args, i, "--save", &value, error)) {
+    o->save_dir = value;
+  } else if (take_flag_value(args, i, "--http", &value, error)) {
+    o->http = value;
+  } else if (take_flag_value(args, i, "--pyroscope-url", &value, error)) {
+    o->pyroscope_url = value;
+  } else if (take_flag_value(args, i, "--pyroscope-name", &value, error)) {
+    o->pyroscope_name = value;
+  } else if (take_flag_value(args, i, "--pyroscope-interval", &value, error)) {
+    if (error->empty() && (!parse_duration(value, &o->pyroscope_interval_ns) ||
+                           o->pyroscope_interval_ns < 1'000'000)) {
+      *error = "--pyroscope-interval " + value + ": expected a duration of at least 1ms";
+    }
+  } else {
+    *error = "unknown argument " + args[*i];
+  }
+}
+
+// Parses the command line into *o. Returns an exit status when blockwatchd should
+// stop right away (--help, --version: 0), nothing when it should run; errors go
+// to *error.
+std::optional<int> parse_daemon_args(const std::vector<std::string>& args, DaemonOptions* o,
+                                     std::string* error) {
+  for (size_t i = 0; i < args.size() && error->empty(); ++i) {
+    if (args[i] == "--help" || args[i] == "-h") {
+      print_help();
+      return 0;
+    }
+    if (args[i] == "--version") {
+      std::cout << "blockwatchd " << kBlockwatchVersion << '\n';
+      return 0;
+    }
+    if (parse_common_flag(args, &i, &o->flags, &o->config_path, error)) continue;
+    parse_daemon_flag(args, &i, o, error);
+  }
+  if (error->empty() && o->unix_paths.empty() && o->tcp.empty()) {
+    *error = "give at least one --listen";
+  }
+  return std::nullopt;
+}
+
+// Config, rules and baseline, and the --save directory.
+void prepare_daemon(const DaemonOptions& o, Pipeline* pipeline, std::string* error) {
+  if (error->empty()) prepare_pipeline(o.flags, o.config_path, pipeline, error);
+  if (error->empty() && !o.save_dir.empty() && ::mkdir(o.save_dir.c_str(), 0700) != 0 &&
+      errno != EEXIST) {
+    *error = o.save_dir + ": cannot create";
+  }
+}
+
+void start_listeners(const DaemonOptions& o, IngestServer& server, std::string* error) {
+  for (const auto& path : o.unix_paths) {
+    if (!server.listen_unix(path, error)) return;
+    std::cerr << "blockwatchd: listening on unix:" << path << '\n';
+  }
+  for (const auto& [host, port] : o.tcp) {
+    if (!server.listen_tcp(host, port, error)) return;
+    std::cerr << "blockwatchd: listening on tcp:" << host << ":" << server.tcp_port() << '\n';
+  }
+}
+
 std::string report_json_text(Aggregator& aggregator, const Pipeline& pipeline) {
   Report report;
   {
@@ -97,46 +167,107 @@ std::string report_json_text(Aggregator& aggregator, const Pipeline& pipeline) {
   return out.str();
 }
 
+// --http and --pyroscope-url: what runs beside ingestion on the io_context, and
+// is stopped with it.
+struct LiveServices {
+#ifdef BLOCKWATCH_HAVE_HTTP
+  std::shared_ptr<HttpServer> http;
+  std::shared_ptr<PyroscopePusher> pyroscope;
+#endif
+  void stop() {
+#ifdef BLOCKWATCH_HAVE_HTTP
+    if (http) http->stop();
+    if (pyroscope) pyroscope->stop();
+#endif
+  }
+};
+
+#ifdef BLOCKWATCH_HAVE_HTTP
+std::shared_ptr<HttpServer> start_http(boost::asio::io_context& io, Aggregator& aggregator,
+                                       const Pipeline& pipeline, const std::string& address,
+                                       std::string* error) {
+  HttpContent content;
+  content.snapshot = [&aggregator] {
+    Report r;
+    std::lock_guard lock(aggregator.mutex());
+    r = aggregator.report();
+    return r;
+  };
+  content.report_json = [&] { return report_json_text(aggregator, pipeline); };
+#ifdef BLOCKWATCH_HAVE_HTML
+  content.html_page = [] { return live_dashboard_html(); };
+#endif
+  try {
+    auto http = start_http_server(io, parse_http_listen_address(address), content);
+    std::cerr << "blockwatchd: http on " << http->local_endpoint() << '\n';
+    return http;
+  } catch (const std::exception& e) {
+    *error = "--http " + address + ": " + e.what();
+    return nullptr;
+  }
+}
+
+std::shared_ptr<PyroscopePusher> start_pyroscope(boost::asio::io_context& io,
+                                                 Aggregator& aggregator, const DaemonOptions& o,
+                                                 std::string* error) {
+  PyroscopePushOptions push_options;
+  push_options.url = o.pyroscope_url;
+  push_options.application_name = o.pyroscope_name;
+  push_options.interval = std::chrono::milliseconds(o.pyroscope_interval_ns / 1'000'000);
+  try {
+    // The snapshot runs on the io_context's thread, like the ingestion.
+    auto pyroscope = start_pyroscope_push(io, push_options, [&aggregator] {
+      std::lock_guard lock(aggregator.mutex());
+      return aggregator.report();
+    });
+    std::cerr << "blockwatchd: pushing to Pyroscope at " << o.pyroscope_url << " as "
+              << o.pyroscope_name << '\n';
+    return pyroscope;
+  } catch (const std::exception& e) {
+    *error = "--pyroscope-url " + o.pyroscope_url + ": " + e.what();
+    return nullptr;
+  }
+}
+#endif
+
+void start_live_services(boost::asio::io_context& io, Aggregator& aggregator,
+                         const Pipeline& pipeline, const DaemonOptions& o, LiveServices* services,
+                         std::string* error) {
+#ifdef BLOCKWATCH_HAVE_HTTP
+  if (error->empty() && !o.http.empty()) {
+    services->http = start_http(io, aggregator, pipeline, o.http, error);
+  }
+  if (error->empty() && !o.pyroscope_url.empty()) {
+    services->pyroscope = start_pyroscope(io, aggregator, o, error);
+  }
+#else
+  (void)io, (void)aggregator, (void)pipeline, (void)services;
+  if (error->empty() && !o.http.empty()) *error = "--http: this build has no HTTP server";
+  if (error->empty() && !o.pyroscope_url.empty()) {
+    *error = "--pyroscope-url: this build has no HTTP client";
+  }
+#endif
+}
+
+// Runs until SIGINT or SIGTERM, then lets closed connections end their streams.
+void serve_until_signal(boost::asio::io_context& io, IngestServer& server, LiveServices& services) {
+  boost::asio::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&](const boost::system::error_code&, int) {
+    server.close();
+    services.stop();
+    io.stop();
+  });
+  io.run();
+  io.restart();
+  io.poll();
+}
+
 int daemon_main(const std::vector<std::string>& args) {
-  FlagSettings flags;
   DaemonOptions o;
-  std::string config_path, error, value;
-  for (size_t i = 0; i < args.size() && error.empty(); ++i) {
-    if (args[i] == "--help" || args[i] == "-h") {
-      print_help();
-      return 0;
-    }
-    if (args[i] == "--version") {
-      std::cout << "blockwatchd " << kBlockwatchVersion << '\n';
-      return 0;
-    }
-    if (parse_common_flag(args, &i, &flags, &config_path, &error)) continue;
-    if (take_flag_value(args, &i, "--listen", &value, &error)) {
-      if (error.empty()) parse_listen(value, &o, &error);
-    } else if (take_flag_value(args, &i, "--save", &value, &error)) {
-      o.save_dir = value;
-    } else if (take_flag_value(args, &i, "--http", &value, &error)) {
-      o.http = value;
-    } else if (take_flag_value(args, &i, "--pyroscope-url", &value, &error)) {
-      o.pyroscope_url = value;
-    } else if (take_flag_value(args, &i, "--pyroscope-name", &value, &error)) {
-      o.pyroscope_name = value;
-    } else if (take_flag_value(args, &i, "--pyroscope-interval", &value, &error)) {
-      if (error.empty() && (!parse_duration(value, &o.pyroscope_interval_ns) ||
-                            o.pyroscope_interval_ns < 1'000'000)) {
-        error = "--pyroscope-interval " + value + ": expected a duration of at least 1ms";
-      }
-    } else {
-      error = "unknown argument " + args[i];
-    }
-  }
-  if (error.empty() && o.unix_paths.empty() && o.tcp.empty()) error = "give at least one --listen";
+  std::string error;
+  if (std::optional<int> exit_now = parse_daemon_args(args, &o, &error)) return *exit_now;
   Pipeline pipeline;
-  if (error.empty()) prepare_pipeline(flags, config_path, &pipeline, &error);
-  if (error.empty() && !o.save_dir.empty() && ::mkdir(o.save_dir.c_str(), 0700) != 0 &&
-      errno != EEXIST) {
-    error = o.save_dir + ": cannot create";
-  }
+  prepare_daemon(o, &pipeline, &error);
   if (!error.empty()) {
     std::cerr << "blockwatchd: " << error << '\n';
     return 2;
@@ -147,75 +278,14 @@ int daemon_main(const std::vector<std::string>& args) {
   IngestOptions ingest_options;
   ingest_options.save_dir = o.save_dir;
   IngestServer server(io, aggregator, ingest_options);
-  for (const auto& path : o.unix_paths) {
-    if (!server.listen_unix(path, &error)) break;
-    std::cerr << "blockwatchd: listening on unix:" << path << '\n';
-  }
-  for (const auto& [host, port] : o.tcp) {
-    if (!error.empty() || !server.listen_tcp(host, port, &error)) break;
-    std::cerr << "blockwatchd: listening on tcp:" << host << ":" << server.tcp_port() << '\n';
-  }
-#ifdef BLOCKWATCH_HAVE_HTTP
-  std::shared_ptr<HttpServer> http;
-  if (error.empty() && !o.http.empty()) {
-    HttpContent content;
-    content.snapshot = [&] {
-      Report r;
-      std::lock_guard lock(aggregator.mutex());
-      r = aggregator.report();
-      return r;
-    };
-    content.report_json = [&] { return report_json_text(aggregator, pipeline); };
-#ifdef BLOCKWATCH_HAVE_HTML
-    content.html_page = [] { return live_dashboard_html(); };
-#endif
-    try {
-      http = start_http_server(io, parse_http_listen_address(o.http), content);
-      std::cerr << "blockwatchd: http on " << http->local_endpoint() << '\n';
-    } catch (const std::exception& e) {
-      error = "--http " + o.http + ": " + e.what();
-    }
-  }
-  std::shared_ptr<PyroscopePusher> pyroscope;
-  if (error.empty() && !o.pyroscope_url.empty()) {
-    PyroscopePushOptions push_options;
-    push_options.url = o.pyroscope_url;
-    push_options.application_name = o.pyroscope_name;
-    push_options.interval = std::chrono::milliseconds(o.pyroscope_interval_ns / 1'000'000);
-    try {
-      // The snapshot runs on the io_context's thread, like the ingestion.
-      pyroscope = start_pyroscope_push(io, push_options, [&aggregator] {
-        std::lock_guard lock(aggregator.mutex());
-        return aggregator.report();
-      });
-      std::cerr << "blockwatchd: pushing to Pyroscope at " << o.pyroscope_url << " as "
-                << o.pyroscope_name << '\n';
-    } catch (const std::exception& e) {
-      error = "--pyroscope-url " + o.pyroscope_url + ": " + e.what();
-    }
-  }
-#else
-  if (error.empty() && !o.http.empty()) error = "--http: this build has no HTTP server";
-  if (error.empty() && !o.pyroscope_url.empty()) {
-    error = "--pyroscope-url: this build has no HTTP client";
-  }
-#endif
+  start_listeners(o, server, &error);
+  LiveServices services;
+  start_live_services(io, aggregator, pipeline, o, &services, &error);
   if (!error.empty()) {
     std::cerr << "blockwatchd: " << error << '\n';
     return 2;
   }
-  boost::asio::signal_set signals(io, SIGINT, SIGTERM);
-  signals.async_wait([&](const boost::system::error_code&, int) {
-    server.close();
-#ifdef BLOCKWATCH_HAVE_HTTP
-    if (http) http->stop();
-    if (pyroscope) pyroscope->stop();
-#endif
-    io.stop();
-  });
-  io.run();
-  io.restart();
-  io.poll();  // let closed connections end their streams
+  serve_until_signal(io, server, services);
   Report report = aggregator.report();
   finish_report(pipeline, &report);
   write_reports(pipeline, report, nullptr);

@@ -144,6 +144,7 @@ std::vector<std::string> child_environment(const std::string& library,
 
 std::vector<char*> as_pointers(std::vector<std::string>& strings) {
   std::vector<char*> pointers;
+  pointers.reserve(strings.size() + 1);
   for (auto& s : strings) pointers.push_back(s.data());
   pointers.push_back(nullptr);
   return pointers;
@@ -317,56 +318,49 @@ int run_command(const std::vector<std::string>& args) {
   return run_with_collector(command, library, pipeline);
 }
 
-int run_with_collector(const std::vector<std::string>& command, const std::string& library,
-                       const Pipeline& pipeline) {
-  warn_if_preload_cannot_work(command[0]);
+namespace {
+
+// A fresh 0700 directory (mkdtemp's mode) for the collector's socket, under
+// TMPDIR; "" when it cannot be created (the reason printed).
+std::string make_socket_dir() {
   const char* tmp = std::getenv("TMPDIR");
   std::string dir_template =
       std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") + "/blockwatch-XXXXXX";
-  if (::mkdtemp(dir_template.data()) == nullptr) {  // mkdtemp creates it 0700
+  if (::mkdtemp(dir_template.data()) == nullptr) {
     std::cerr << "blockwatch run: cannot create a socket directory: " << std::strerror(errno)
               << '\n';
-    return 2;
+    return "";
   }
-  std::string socket_path = dir_template + "/collector.sock";
+  return dir_template;
+}
 
-  bool record = false;
-  for (const auto& path : pipeline.settings.reports) record |= path.ends_with(".bwrec");
-  Aggregator aggregator(pipeline.classifier);
-  boost::asio::io_context io;
-  auto work = boost::asio::make_work_guard(io);
-  IngestOptions ingest_options;
-  ingest_options.record_in_memory = record;
-  IngestServer server(io, aggregator, ingest_options);
-  std::string error;
-  if (!server.listen_unix(socket_path, &error)) {
-    std::cerr << "blockwatch run: " << error << '\n';
-    ::rmdir(dir_template.c_str());
-    return 2;
-  }
-  std::thread io_thread([&io] { io.run(); });
-  LiveStatusLine status_line(aggregator, LiveStatusLine::wanted());
-
-  std::vector<std::string> env = child_environment(library, socket_path, pipeline.settings);
+// Forks and execs CMD with `env`, forwards SIGINT/SIGTERM to it, and returns its
+// exit status (128+N for signal N; 127 when it could not be started).
+int run_child(const std::vector<std::string>& command, std::vector<std::string> env) {
   std::vector<std::string> argv = command;
   std::vector<char*> env_pointers = as_pointers(env), argv_pointers = as_pointers(argv);
   pid_t child = ::fork();
   if (child == 0) exec_child(argv_pointers.data(), env_pointers.data());
-  int status = 127;
-  if (child > 0) {
-    g_child_pid = child;
-    struct sigaction action {};
-    action.sa_handler = forward_signal;
-    ::sigaction(SIGINT, &action, nullptr);
-    ::sigaction(SIGTERM, &action, nullptr);
-    status = wait_for_child(child);
-    g_child_pid = 0;
-  } else {
+  if (child < 0) {
     std::cerr << "blockwatch run: fork failed: " << std::strerror(errno) << '\n';
+    return 127;
   }
+  g_child_pid = child;
+  struct sigaction action {};
+  action.sa_handler = forward_signal;
+  ::sigaction(SIGINT, &action, nullptr);
+  ::sigaction(SIGTERM, &action, nullptr);
+  int status = wait_for_child(child);
+  g_child_pid = 0;
+  return status;
+}
 
-  // Processes flush on exit; children of CMD may outlive it: wait for every open
-  // stream to end, at most 2 s after CMD exited.
+// Processes flush on exit; children of CMD may outlive it: waits for every open
+// stream to end, at most 2 s after CMD exited, then closes the server (1 s more
+// for the streams it cut) and stops the I/O thread.
+void drain_and_stop(boost::asio::io_context& io,
+                    boost::asio::executor_work_guard<boost::asio::io_context::executor_type>& work,
+                    std::thread& io_thread, IngestServer& server) {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
   while (server.open_connections() > 0 && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
@@ -379,10 +373,11 @@ int run_with_collector(const std::vector<std::string>& command, const std::strin
   work.reset();
   io.stop();
   io_thread.join();
-  ::unlink(socket_path.c_str());
-  ::rmdir(dir_template.c_str());
-  status_line.stop();
+}
 
+// Writes the reports; returns the exit status of `blockwatch run`.
+int report_run(const Pipeline& pipeline, Aggregator& aggregator, const IngestServer& server,
+               bool record, int child_status) {
   Report report;
   {
     std::lock_guard lock(aggregator.mutex());
@@ -395,8 +390,42 @@ int run_with_collector(const std::vector<std::string>& command, const std::strin
   }
   std::string raw = record ? server.recorded_streams() : std::string();
   write_reports(pipeline, report, record ? &raw : nullptr);
-  if (status == 0 && report.verdict.failed) return 3;
-  return status;
+  if (child_status == 0 && report.verdict.failed) return 3;
+  return child_status;
+}
+
+}  // namespace
+
+int run_with_collector(const std::vector<std::string>& command, const std::string& library,
+                       const Pipeline& pipeline) {
+  warn_if_preload_cannot_work(command[0]);
+  const std::string socket_dir = make_socket_dir();
+  if (socket_dir.empty()) return 2;
+  const std::string socket_path = socket_dir + "/collector.sock";
+
+  bool record = false;
+  for (const auto& path : pipeline.settings.reports) record |= path.ends_with(".bwrec");
+  Aggregator aggregator(pipeline.classifier);
+  boost::asio::io_context io;
+  auto work = boost::asio::make_work_guard(io);
+  IngestOptions ingest_options;
+  ingest_options.record_in_memory = record;
+  IngestServer server(io, aggregator, ingest_options);
+  std::string error;
+  if (!server.listen_unix(socket_path, &error)) {
+    std::cerr << "blockwatch run: " << error << '\n';
+    ::rmdir(socket_dir.c_str());
+    return 2;
+  }
+  std::thread io_thread([&io] { io.run(); });
+  LiveStatusLine status_line(aggregator, LiveStatusLine::wanted());
+
+  const int status = run_child(command, child_environment(library, socket_path, pipeline.settings));
+  drain_and_stop(io, work, io_thread, server);
+  ::unlink(socket_path.c_str());
+  ::rmdir(socket_dir.c_str());
+  status_line.stop();
+  return report_run(pipeline, aggregator, server, record, status);
 }
 
 }  // namespace blockwatch::collector
