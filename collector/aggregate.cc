@@ -173,9 +173,10 @@ struct Aggregator::HotspotAccumulator {
   uint64_t count = 0;
   int64_t total_ns = 0;
   int64_t max_ns = 0;
-  uint64_t function_hash = 0;  // of the last function added to hotspot.functions
-  uint32_t fd_type_mask = 0;   // bit 1 << wire::FdType per type seen
-  bool dropped = false;        // idle / not_worker: received, never reported
+  uint64_t function_hash = 0;   // of the last function added to hotspot.functions
+  uint16_t fd_type_mask = 0;    // bit 1 << wire::FdType per type seen
+  bool dropped = false;         // idle / not_worker: received, never reported
+  bool histogram_live = false;  // see add_duration()
   uint8_t thread_count = 0, holder_count = 0, task_count = 0;  // sizes of the *_ids below
   std::vector<OccurrenceIds> occurrences;  // at most kMaxOccurrences, in arrival order
   LogHistogram histogram;
@@ -416,22 +417,54 @@ void add_function(Aggregator::HotspotAccumulator* acc, const std::string& functi
   add_name(&acc->hotspot.functions, function);
 }
 
+// Grows by doubling from 16 and stops at kMaxOccurrences (no slack past the cap).
+void push_occurrence(Aggregator::HotspotAccumulator* acc, const OccurrenceIds& occurrence) {
+  auto& occurrences = acc->occurrences;
+  if (occurrences.size() >= kMaxOccurrences) return;
+  if (occurrences.size() == occurrences.capacity()) {
+    occurrences.reserve(std::min(kMaxOccurrences, std::max<size_t>(16, 2 * occurrences.size())));
+  }
+  occurrences.push_back(occurrence);
+}
+
+// Durations: while every sample of a hotspot is also one of its occurrences (at
+// most kMaxOccurrences), the occurrences are its histogram; the first sample past
+// the cap fills the real one from them and keeps it from then on. A hotspot with
+// few events never touches histogram memory: with 10k stacks, where every event
+// misses the cache, that is one miss less per event.
+void add_duration(Aggregator::HotspotAccumulator* acc, const OccurrenceIds& occurrence) {
+  if (!acc->histogram_live) {
+    if (acc->occurrences.size() < kMaxOccurrences) {
+      push_occurrence(acc, occurrence);
+      return;
+    }
+    acc->histogram_live = true;
+    for (const OccurrenceIds& o : acc->occurrences) acc->histogram.add(o.duration_ns);
+  }
+  acc->histogram.add(occurrence.duration_ns);
+  push_occurrence(acc, occurrence);
+}
+
+LogHistogram histogram_of(const Aggregator::HotspotAccumulator& acc) {
+  if (acc.histogram_live) return acc.histogram;
+  LogHistogram histogram;
+  for (const OccurrenceIds& o : acc.occurrences) histogram.add(o.duration_ns);
+  return histogram;
+}
+
 // A stall's contribution (its latest sample) into or out of a hotspot. Taking it
 // out leaves names (a capped "seen" list); max_ns is exact again once empty.
 void add_stall(Aggregator::HotspotAccumulator* acc, const StallRecord& stall) {
   ++acc->count;
   acc->total_ns += stall.duration_ns;
   acc->max_ns = std::max(acc->max_ns, stall.duration_ns);
-  acc->histogram.add(stall.duration_ns);
   acc->cpu_ns += stall.cpu_ns;
   acc->runqueue_ns += stall.runqueue_ns;
   acc->offcpu_ns += stall.offcpu_ns;
   add_name_id(&acc->thread_ids, &acc->thread_count, stall.thread_id);
   add_name_id(&acc->task_ids, &acc->task_count, stall.task_id);
-  if (acc->occurrences.size() < kMaxOccurrences) {
-    acc->occurrences.push_back(OccurrenceIds{stall.start_unix_ns, stall.duration_ns,
-                                             stall.thread_id, stall.task_id, stall.tid});
-  }
+  add_duration(acc, OccurrenceIds{stall.start_unix_ns, stall.duration_ns, stall.thread_id,
+                                  stall.task_id, stall.tid});
 }
 
 // The occurrence a stall's first sample added, or null (the cap was reached).
@@ -446,7 +479,7 @@ OccurrenceIds* find_occurrence(Aggregator::HotspotAccumulator* acc, const StallR
 void remove_stall(Aggregator::HotspotAccumulator* acc, const StallRecord& stall) {
   --acc->count;
   acc->total_ns -= stall.duration_ns;
-  acc->histogram.remove(stall.duration_ns);
+  if (acc->histogram_live) acc->histogram.remove(stall.duration_ns);
   acc->cpu_ns -= stall.cpu_ns;
   acc->runqueue_ns -= stall.runqueue_ns;
   acc->offcpu_ns -= stall.offcpu_ns;
@@ -489,21 +522,18 @@ void Aggregator::Sink::add_sample(HotspotAccumulator* acc, const wire::Event& ev
   ++acc->count;
   acc->total_ns += duration_ns;
   acc->max_ns = std::max(acc->max_ns, duration_ns);
-  acc->histogram.add(duration_ns);
   add_name_id(&acc->thread_ids, &acc->thread_count, event.thread_name());
   add_name_id(&acc->holder_ids, &acc->holder_count, event.holder_name());
   add_name_id(&acc->task_ids, &acc->task_count, event.task());
   add_function(acc, event.function());
-  if (event.fd_type() > 0 && event.fd_type() < 32) acc->fd_type_mask |= 1u << event.fd_type();
+  if (event.fd_type() > 0 && event.fd_type() < 16) acc->fd_type_mask |= 1u << event.fd_type();
   if (event.cpu_ns() != 0 || event.runqueue_ns() != 0 || event.offcpu_ns() != 0) {
     acc->cpu_ns += event.cpu_ns();
     acc->runqueue_ns += event.runqueue_ns();
     acc->offcpu_ns += event.offcpu_ns();
   }
-  if (acc->occurrences.size() < kMaxOccurrences) {
-    acc->occurrences.push_back(OccurrenceIds{event.start_unix_ns(), duration_ns,
-                                             event.thread_name(), event.task(), event.tid()});
-  }
+  add_duration(acc, OccurrenceIds{event.start_unix_ns(), duration_ns, event.thread_name(),
+                                  event.task(), event.tid()});
 }
 
 // The record of `stall_id`, created (and the oldest forgotten past the bound) when
@@ -563,8 +593,10 @@ void Aggregator::Sink::replace_stall_sample(StallRecord* stall, const wire::Even
   const int64_t duration_ns = event.duration_ns();
   acc->total_ns += duration_ns - stall->duration_ns;
   acc->max_ns = std::max(acc->max_ns, duration_ns);
-  acc->histogram.remove(stall->duration_ns);
-  acc->histogram.add(duration_ns);
+  if (acc->histogram_live) {
+    acc->histogram.remove(stall->duration_ns);
+    acc->histogram.add(duration_ns);
+  }
   acc->cpu_ns += event.cpu_ns() - stall->cpu_ns;
   acc->runqueue_ns += event.runqueue_ns() - stall->runqueue_ns;
   acc->offcpu_ns += event.offcpu_ns() - stall->offcpu_ns;
@@ -784,7 +816,7 @@ Hotspot Aggregator::with_names(const HotspotAccumulator& acc, const ProcessState
   for (int i = 0; i < acc.holder_count; ++i)
     add_name(&h.holders, process.text(acc.holder_ids.ids[i]));
   for (int i = 0; i < acc.task_count; ++i) add_name(&h.tasks, process.text(acc.task_ids.ids[i]));
-  for (int type = 0; type < 32; ++type) {
+  for (int type = 0; type < 16; ++type) {
     if (acc.fd_type_mask & (1u << type)) add_name(&h.fd_types, fd_type_name(type));
   }
   h.occurrences.reserve(acc.occurrences.size());
@@ -811,10 +843,10 @@ Report Aggregator::report() const {
       Hotspot hotspot = with_names(*acc, *process);
       auto [it, inserted] = index_of.try_emplace(merge_key(hotspot), merged.size());
       if (inserted) {
-        merged.push_back(Merged{std::move(hotspot), acc->histogram});
+        merged.push_back(Merged{std::move(hotspot), histogram_of(*acc)});
       } else {
         merge_into(&merged[it->second].hotspot, hotspot);
-        merged[it->second].histogram.merge(acc->histogram);
+        merged[it->second].histogram.merge(histogram_of(*acc));
       }
     }
   }

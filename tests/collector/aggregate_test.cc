@@ -134,6 +134,23 @@ TEST(Aggregator, CountsExactlyPerKindAndStack) {
   EXPECT_FALSE(r.processes[0].connected);
 }
 
+// Up to kMaxOccurrences events the occurrences stand in for the histogram; past
+// that a real histogram takes over: percentiles are right on both sides.
+TEST(Aggregator, PercentilesBeforeAndPastTheOccurrenceCap) {
+  for (int events : {100, 1000}) {
+    WireBuilder w = process(10);
+    for (int i = 1; i <= events; ++i) w.event(wire::KIND_MUTEX, i * 1000, 1, 1);
+    Report r = aggregate({w.bytes});
+    ASSERT_EQ(r.hotspots.size(), 1u);
+    const Hotspot& h = r.hotspots[0];
+    EXPECT_EQ(h.count, static_cast<uint64_t>(events));
+    EXPECT_NEAR(h.p50_ns, events * 500, events * 500 * 0.04) << events;
+    EXPECT_NEAR(h.p99_ns, events * 990, events * 990 * 0.04) << events;
+    EXPECT_EQ(h.max_ns, events * 1000);
+    EXPECT_EQ(h.occurrences.size(), std::min<size_t>(events, kMaxOccurrences));
+  }
+}
+
 TEST(Aggregator, MergesProcessesOfOneExeAndCapsOccurrences) {
   WireBuilder a = process(1), b = process(2), other = process(3, "/usr/bin/other");
   for (int i = 0; i < 150; ++i) {
