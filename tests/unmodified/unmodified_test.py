@@ -55,6 +55,8 @@ def check(report, scenario):
     hotspots = report["hotspots"]
     thread_re = re.compile(scenario["thread_re"])
     for hotspot in hotspots:
+        if not hotspot["threads"]:
+            failures.append(f"a {hotspot['kind']} hotspot names no thread: cannot tell whose")
         for thread in hotspot["threads"]:
             if not thread_re.fullmatch(thread):
                 failures.append(f"hotspot on a non-worker thread {thread}: {hotspot['kind']}")
