@@ -8,11 +8,38 @@
 
 namespace blockwatch::interpose {
 
+namespace {
+
+// Linux keeps 15 bytes of a thread's name (TASK_COMM_LEN - 1); Rust's std, glibc's
+// pthread_setname_np callers and prctl all end up with the cut name. So a rule
+// written for the name a program gives ("tokio-runtime-worker") would never match
+// what the kernel keeps ("tokio-runtime-w").
+constexpr size_t kThreadNameBytes = 15;
+
+// The literal text a pattern starts with: up to its first special character, less
+// the character a following quantifier makes optional. Empty when the pattern has
+// a top-level choice of alternatives (no one literal start).
+std::string literal_start(std::string_view pattern) {
+  if (pattern.find('|') != std::string_view::npos) return "";
+  std::string literal;
+  for (const char c : pattern) {
+    if (std::strchr(".[]()*+?{}^$\\", c) != nullptr) {
+      if ((c == '*' || c == '?' || c == '{') && !literal.empty()) literal.pop_back();
+      return literal;
+    }
+    literal += c;
+  }
+  return literal;
+}
+
+}  // namespace
+
 WorkerRules::~WorkerRules() { clear(); }
 
 void WorkerRules::clear() {
   for (regex_t& pattern : patterns_) regfree(&pattern);
   patterns_.clear();
+  cut_names_.clear();
   match_main_ = false;
 }
 
@@ -50,6 +77,10 @@ bool WorkerRules::parse(const char* text, std::string* error) {
       continue;
     }
     patterns_.push_back(pattern);
+    // A rule whose literal start fills a whole thread name also matches
+    // the cut name: "name:tokio-runtime-worker" selects "tokio-runtime-w".
+    const std::string start = literal_start(rule.substr(5));
+    if (start.size() >= kThreadNameBytes) cut_names_.push_back(start.substr(0, kThreadNameBytes));
   }
   return ok;
 }
@@ -59,6 +90,9 @@ bool WorkerRules::matches(const char* thread_name, bool is_main_thread) const {
   if (!thread_name) return false;
   for (const regex_t& pattern : patterns_) {
     if (regexec(&pattern, thread_name, 0, nullptr, 0) == 0) return true;
+  }
+  for (const std::string& cut : cut_names_) {
+    if (cut == thread_name) return true;
   }
   return false;
 }

@@ -2,6 +2,9 @@
 // the bw_* API. A comma-separated list of rules:
 //   main         the process's first thread (Node, Redis, nginx, asyncio)
 //   name:REGEX   a thread whose name fully matches the POSIX extended REGEX
+// Linux keeps only the first 15 bytes of a thread name, so a rule whose literal
+// start is longer ("name:tokio-runtime-worker", "name:my-long-pool-name-[0-9]+")
+// also matches a name that is exactly those first 15 bytes.
 // Patterns are compiled once, at startup. Matching runs only when a thread is
 // classified (its first hook, or when it is renamed), never per blocking call:
 // regexec may allocate.
@@ -35,6 +38,7 @@ class WorkerRules {
   void clear();
   bool match_main_ = false;
   std::vector<regex_t> patterns_;
+  std::vector<std::string> cut_names_;  // 15-byte starts of long literal rules
 };
 
 // The process-wide rules the hooks use. install_worker_rules runs in the library

@@ -79,5 +79,32 @@ TEST(WorkerRules, ReparseReplaces) {
   EXPECT_TRUE(rules.matches("b", false));
 }
 
+// Linux keeps 15 bytes of a thread name: tokio names its threads
+// "tokio-runtime-worker" and the kernel (and so every hook) sees "tokio-runtime-w".
+TEST(WorkerRules, LongLiteralRulesAlsoMatchTheNameLinuxKeeps) {
+  WorkerRules rules;
+  std::string error;
+  ASSERT_TRUE(rules.parse("name:tokio-runtime-worker,name:inference-pool-[0-9]+", &error)) << error;
+  EXPECT_TRUE(rules.matches("tokio-runtime-w", false));
+  EXPECT_TRUE(rules.matches("inference-pool-", false));
+  EXPECT_TRUE(rules.matches("inference-pool-3", false));  // a full match as before
+  EXPECT_FALSE(rules.matches("tokio-runtime-x", false));
+  EXPECT_FALSE(rules.matches("tokio-runtime-", false));  // 14 bytes: not a cut name
+  EXPECT_FALSE(rules.matches("tokio-runtime-wo", false));
+}
+
+TEST(WorkerRules, ShortOrOptionalEndingsAreNotCut) {
+  WorkerRules rules;
+  std::string error;
+  // "p" is optional: the literal start is 15 bytes, which the regex matches anyway.
+  ASSERT_TRUE(rules.parse("name:abcdefghijklmnop?,name:short-name", &error)) << error;
+  EXPECT_TRUE(rules.matches("abcdefghijklmno", false));
+  EXPECT_FALSE(rules.matches("abcdefghijklmn", false));
+  EXPECT_FALSE(rules.matches("short-name-xxxx", false));
+  // Alternatives have no single literal start: matched by the regex alone.
+  ASSERT_TRUE(rules.parse("name:aaaaaaaaaaaaaaaaaa|b", &error)) << error;
+  EXPECT_FALSE(rules.matches("aaaaaaaaaaaaaaa", false));
+}
+
 }  // namespace
 }  // namespace blockwatch::interpose
