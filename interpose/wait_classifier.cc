@@ -92,7 +92,12 @@ WaitTicket wait_classify_begin(uint8_t kind) {
   WaitTicket ticket;
   ThreadSlot* slot = tls_thread.slot;
   // Explicit tasks need no help, and API workers without tasks are classified too.
-  if (!slot || slot->task_depth.load(std::memory_order_relaxed) > 0) return ticket;
+  // Nested in another timed call (a signal handler's wait, say): the slot's turn
+  // state belongs to the outer call.
+  if (!slot || tls_thread.guard_depth != 0 ||
+      slot->task_depth.load(std::memory_order_relaxed) > 0) {
+    return ticket;
+  }
   const int saved_errno = errno;
   uintptr_t pcs[kWaitStackFrames];
   int count;
