@@ -7,7 +7,11 @@
 #include <cpuid.h>
 #endif
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <climits>
+#include <cstring>
 
 namespace blockwatch::interpose {
 
@@ -92,6 +96,18 @@ int64_t rate_window_needed_ns(const ClockPair& earlier, const ClockPair& later) 
 }
 
 #if defined(__x86_64__)
+// The kernel's current clocksource, read once at library start (the caller holds
+// the recursion guard, so this read passes through our own hook).
+bool kernel_clocksource_vouches_for_tsc() {
+  const int fd = open("/sys/devices/system/clocksource/clocksource0/current_clocksource",
+                      O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  char name[64] = {};
+  const ssize_t n = read(fd, name, sizeof name - 1);
+  close(fd);
+  return n > 0 && clocksource_vouches_for_tsc(name);
+}
+
 bool cpu_has_invariant_tsc() {
   unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
   if (!__get_cpuid(0x80000007, &eax, &ebx, &ecx, &edx)) return false;
@@ -117,6 +133,14 @@ ClockPair read_clock_pair() {
 #endif
 
 }  // namespace
+
+bool clocksource_vouches_for_tsc(const char* name) {
+  const size_t length = std::strcspn(name, "\n");
+  for (const char* vouching : {"tsc", "kvm-clock", "hyperv_clocksource_tsc_page"}) {
+    if (length == std::strlen(vouching) && std::strncmp(name, vouching, length) == 0) return true;
+  }
+  return false;
+}
 
 uint64_t ns_per_tick_q32_between(const ClockPair& earlier, const ClockPair& later) {
   const int64_t elapsed_ticks = later.ticks - earlier.ticks;
@@ -161,7 +185,7 @@ void timebase_init(int64_t threshold_ns, bool allow_tsc) {
   g_ticks_are_tsc = false;
   g_threshold_ticks.store(timebase_threshold_ticks(threshold_ns, 0), std::memory_order_relaxed);
 #if defined(__x86_64__)
-  if (!allow_tsc || !cpu_has_invariant_tsc()) return;
+  if (!allow_tsc || !cpu_has_invariant_tsc() || !kernel_clocksource_vouches_for_tsc()) return;
   ClockPair first;
   for (int attempt = 0; attempt < 8 && first.mono_ns == 0; ++attempt) first = read_clock_pair();
   if (first.mono_ns == 0) return;

@@ -63,8 +63,9 @@ int64_t ticks_to_mono_ns(int64_t ticks);
 // Async-signal-safe.
 int64_t ticks_to_ns(int64_t elapsed_ticks);
 
-// Choose the clock (TSC only if `allow_tsc`, the CPU says it is invariant and
-// the measured rate is plausible), calibrate it, and set g_threshold_ticks from
+// Choose the clock (TSC only if `allow_tsc`, the CPU says it is invariant, the
+// kernel's clocksource is one built on a synchronised TSC, and the measured
+// rate is plausible), calibrate it, and set g_threshold_ticks from
 // `threshold_ns`. Library constructor; spins ~250 us when the TSC is used.
 void timebase_init(int64_t threshold_ns, bool allow_tsc);
 
@@ -78,6 +79,13 @@ void timebase_refine();
 void timebase_after_fork_child();
 
 // ---- the arithmetic, exposed for unit tests ----------------------------------
+
+// Does the kernel clocksource `name` (as in /sys/devices/system/clocksource/
+// clocksource0/current_clocksource, trailing newline allowed) vouch for a TSC
+// that agrees across CPUs? "tsc", and the paravirtual clocks that are the TSC
+// scaled by the hypervisor (kvm-clock, Hyper-V's TSC page). A kernel that found
+// the TSCs of its CPUs out of step falls back to hpet or acpi_pm instead.
+bool clocksource_vouches_for_tsc(const char* name);
 
 // A CLOCK_MONOTONIC reading and a tick reading taken at (nearly) the same time.
 struct ClockPair {

@@ -25,6 +25,16 @@ TEST(TimebaseArithmetic, RateBetweenPairs) {
   EXPECT_EQ(ns_per_tick_q32_between({0, 0}, {1, 1'000}), 0u);      // 1 MHz: not a TSC
 }
 
+TEST(TimebaseArithmetic, ClocksourcesThatVouchForTheTsc) {
+  EXPECT_TRUE(clocksource_vouches_for_tsc("tsc\n"));
+  EXPECT_TRUE(clocksource_vouches_for_tsc("kvm-clock\n"));
+  EXPECT_TRUE(clocksource_vouches_for_tsc("hyperv_clocksource_tsc_page"));
+  EXPECT_FALSE(clocksource_vouches_for_tsc("hpet\n"));
+  EXPECT_FALSE(clocksource_vouches_for_tsc("acpi_pm\n"));
+  EXPECT_FALSE(clocksource_vouches_for_tsc("tsc-early\n"));
+  EXPECT_FALSE(clocksource_vouches_for_tsc(""));
+}
+
 TEST(TimebaseArithmetic, ConvertsAlongTheLineThroughTheAnchor) {
   const ClockPair anchor{1'000'000, 50'000'000'000};
   const uint64_t half_ns_per_tick = kOneNsPerTickQ32 / 2;  // 2 GHz

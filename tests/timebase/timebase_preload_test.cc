@@ -2,8 +2,9 @@
 // on the TSC (the default where it is invariant) and once on clock_gettime
 // (BLOCKWATCH_TIMEBASE=clock), and checks that what the library reports is
 // true in CLOCK_MONOTONIC terms: each call's start lies inside the target's own
-// clock_gettime bracket and its duration between the known blocking time and
-// the bracket; a call that did not block is not reported; and a blocking call a
+// clock_gettime bracket, its end (start + duration) inside the bracket and not
+// before the moment the call could return (the sleep's end, the other thread's
+// write); a call that did not block is not reported; and a blocking call a
 // signal handler made inside a timed call is counted as not captured
 // (Counters.dropped_too_deep), not reported.
 #include <signal.h>
@@ -44,6 +45,7 @@ std::string read_file_text(const std::string& path) {
 struct Bracket {
   int64_t before_ns = 0;
   int64_t after_ns = 0;
+  int64_t earliest_end_ns = 0;  // the call cannot have returned before this
 };
 
 struct TargetRun {
@@ -86,7 +88,9 @@ TargetRun run_target(const std::string& timebase) {
   std::istringstream lines(read_file_text(stdout_path));
   std::string name;
   Bracket bracket;
-  while (lines >> name >> bracket.before_ns >> bracket.after_ns) run.brackets[name] = bracket;
+  while (lines >> name >> bracket.before_ns >> bracket.after_ns >> bracket.earliest_end_ns) {
+    run.brackets[name] = bracket;
+  }
   run.streams.push_back(decode_file(dir + "/stream.bwrec"));
   std::filesystem::remove_all(dir);
   return run;
@@ -101,9 +105,10 @@ std::vector<const DecodedEvent*> events_of(const DecodedStream& stream, const ch
 }
 
 // The `function` event that started nearest the bracket's start (brackets of
-// consecutive calls lie only microseconds apart) must have started inside the
-// bracket and lasted between `blocked_at_least_ns` and the bracket's length.
-// Its start is taken back to CLOCK_MONOTONIC ns through the Hello's offset.
+// consecutive calls lie only microseconds apart) must have started and ended
+// inside the bracket, ended no earlier than the call could return, and lasted
+// at least `blocked_at_least_ns`. Its start is taken back to CLOCK_MONOTONIC ns
+// through the Hello's offset.
 void expect_true_times(const DecodedStream& stream, const char* function, const Bracket& bracket,
                        int64_t blocked_at_least_ns) {
   SCOPED_TRACE(function);
@@ -122,6 +127,9 @@ void expect_true_times(const DecodedStream& stream, const char* function, const 
   EXPECT_GE(match_start_mono_ns, bracket.before_ns - kStartSlackNs);
   EXPECT_LE(match_start_mono_ns, bracket.after_ns + kStartSlackNs);
   const int64_t duration_ns = match->event.duration_ns();
+  const int64_t end_mono_ns = match_start_mono_ns + duration_ns;
+  EXPECT_GE(end_mono_ns, bracket.earliest_end_ns - kStartSlackNs);
+  EXPECT_LE(end_mono_ns, bracket.after_ns + kStartSlackNs);
   EXPECT_GE(duration_ns, blocked_at_least_ns - kDurationSlackNs);
   EXPECT_LE(duration_ns, bracket.after_ns - bracket.before_ns + kDurationSlackNs);
 }
@@ -137,8 +145,9 @@ void check_run(const TargetRun& run) {
             4u);
 
   expect_true_times(stream, "nanosleep", run.brackets.at("sleep"), 5 * kMs);
+  // The writer thread waits until the read is in the kernel, then 8 ms; in the
+  // nested case it signals after 2 ms (the handler sleeps 3 ms), then 6 ms.
   expect_true_times(stream, "read", run.brackets.at("pipe"), 8 * kMs);
-  // The interrupted read lasts its 8 ms, the handler's 3 ms sleep included.
   expect_true_times(stream, "read", run.brackets.at("nested"), 8 * kMs);
 
   // The handler's sleep is counted, not reported: no nanosleep event besides

@@ -1,22 +1,26 @@
 // Run under the preload by timebase_preload_test.cc with BLOCKWATCH_WORKERS=main
 // and a 1 ms threshold: the main thread makes blocking calls whose true start
 // and length it brackets with its own clock_gettime(CLOCK_MONOTONIC), and prints
-// "name before_ns after_ns" for each, so the test can check that the hooks'
-// TSC-based times (interpose/timebase.h) come out as CLOCK_MONOTONIC ns.
+// "name before_ns after_ns earliest_end_ns" for each (the call cannot have
+// returned before earliest_end_ns: the sleep's end, the moment the other thread
+// wrote), so the test can check that the hooks' TSC-based times
+// (interpose/timebase.h) come out as CLOCK_MONOTONIC ns.
 //
 //   sleep   nanosleep 5 ms
-//   pipe    read on a pipe another thread fills after 8 ms
+//   pipe    read on a pipe another thread fills 8 ms after the read began
 //   nested  the same read, interrupted after 2 ms by a signal whose handler
 //           sleeps 3 ms: a worker's blocking call made inside a timed call,
 //           which the library cannot record and must count (dropped_too_deep)
 //   short   read on a pipe that already has data: not reported
 #include <pthread.h>
 #include <signal.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 
 namespace {
 
@@ -33,12 +37,31 @@ void sleep_ms(int ms) {
 
 struct Writer {
   int fd;
+  pid_t reader_tid;
   pthread_t interrupt;  // signalled after 2 ms when `signal_first`
   bool signal_first;
+  int64_t write_ns = 0;  // just before the write: the read cannot end earlier
 };
 
+// Waits until thread `tid` sits in the read syscall (/proc/self/task/TID/syscall
+// starts with its number), so a busy machine cannot make the write come first.
+void wait_until_in_read(pid_t tid) {
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/self/task/%d/syscall", static_cast<int>(tid));
+  for (int attempt = 0; attempt < 20'000; ++attempt) {
+    char text[32] = {};
+    if (FILE* file = std::fopen(path, "r")) {
+      if (!std::fgets(text, sizeof text, file)) text[0] = '\0';
+      std::fclose(file);
+    }
+    if (std::atol(text) == SYS_read && text[0] >= '0' && text[0] <= '9') return;
+    usleep(100);
+  }
+}
+
 void* write_later(void* arg) {
-  const Writer* writer = static_cast<const Writer*>(arg);
+  Writer* writer = static_cast<Writer*>(arg);
+  wait_until_in_read(writer->reader_tid);
   if (writer->signal_first) {
     sleep_ms(2);
     pthread_kill(writer->interrupt, SIGUSR1);
@@ -47,6 +70,7 @@ void* write_later(void* arg) {
     sleep_ms(8);
   }
   const char byte = 'x';
+  writer->write_ns = mono_ns();
   if (write(writer->fd, &byte, 1) != 1) perror("write");
   return nullptr;
 }
@@ -57,7 +81,7 @@ void sleep_in_handler(int) { sleep_ms(3); }
 bool timed_pipe_read(const char* name, bool signal_first) {
   int fds[2];
   if (pipe(fds) != 0) return false;
-  Writer writer{fds[1], pthread_self(), signal_first};
+  Writer writer{fds[1], static_cast<pid_t>(gettid()), pthread_self(), signal_first};
   pthread_t thread;
   pthread_create(&thread, nullptr, write_later, &writer);
   char byte;
@@ -67,8 +91,8 @@ bool timed_pipe_read(const char* name, bool signal_first) {
   pthread_join(thread, nullptr);
   close(fds[0]);
   close(fds[1]);
-  std::printf("%s %lld %lld\n", name, static_cast<long long>(before),
-              static_cast<long long>(after));
+  std::printf("%s %lld %lld %lld\n", name, static_cast<long long>(before),
+              static_cast<long long>(after), static_cast<long long>(writer.write_ns));
   return n == 1;
 }
 
@@ -83,7 +107,8 @@ int main() {
   int64_t before = mono_ns();
   sleep_ms(5);
   int64_t after = mono_ns();
-  std::printf("sleep %lld %lld\n", static_cast<long long>(before), static_cast<long long>(after));
+  std::printf("sleep %lld %lld %lld\n", static_cast<long long>(before),
+              static_cast<long long>(after), static_cast<long long>(before + 5'000'000));
 
   if (!timed_pipe_read("pipe", false) || !timed_pipe_read("nested", true)) return 1;
 
@@ -95,6 +120,7 @@ int main() {
   before = mono_ns();
   if (read(fds[0], &byte_in, 1) != 1) return 1;
   after = mono_ns();
-  std::printf("short %lld %lld\n", static_cast<long long>(before), static_cast<long long>(after));
+  std::printf("short %lld %lld %lld\n", static_cast<long long>(before),
+              static_cast<long long>(after), static_cast<long long>(before));
   return 0;
 }
