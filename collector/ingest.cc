@@ -46,6 +46,7 @@ class IngestServer::Connection : public std::enable_shared_from_this<Connection>
       next->on_hello(h);
     }
     void on_modules(const wire::Modules& m) override { next->on_modules(m); }
+    void on_string(uint64_t id, const std::string& text) override { next->on_string(id, text); }
     void on_event(const wire::Event& e, const EventRefs& r) override { next->on_event(e, r); }
     void on_counters(const wire::Counters& c) override { next->on_counters(c); }
     void on_goodbye(const wire::Goodbye& g) override { next->on_goodbye(g); }
