@@ -295,6 +295,13 @@ int daemon_main(const std::vector<std::string>& args) {
 }  // namespace
 }  // namespace blockwatch::collector
 
+// An exception nothing else caught (a config regex, an allocation) ends the
+// daemon with a message and status 2 instead of std::terminate's abort.
 int main(int argc, char** argv) {
-  return blockwatch::collector::daemon_main(std::vector<std::string>(argv + 1, argv + argc));
+  try {
+    return blockwatch::collector::daemon_main(std::vector<std::string>(argv + 1, argv + argc));
+  } catch (const std::exception& e) {
+    std::cerr << "blockwatchd: " << e.what() << '\n';
+    return 2;
+  }
 }
