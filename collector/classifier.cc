@@ -36,22 +36,34 @@ config::Config builtin_rules(const std::string& pool_wait_regex) {
       for (int p = 0; p < rule.pattern_count; ++p) out->add_frame(rule.patterns[p]);
     }
     for (int k = 0; k < rule.kind_count; ++k) out->add_kind(rule.kinds[k]);
+    for (int u = 0; u < rule.unless_count; ++u) out->add_unless_frame(rule.unless[u]);
     out->set_max_depth(rule.max_depth);
   }
   return c;
 }
 
+namespace {
+std::string alternation_of(const google::protobuf::RepeatedPtrField<std::string>& patterns) {
+  std::string alternation;
+  for (const auto& p : patterns) {
+    if (!alternation.empty()) alternation += '|';
+    alternation += "(?:" + p + ")";
+  }
+  return alternation;
+}
+}  // namespace
+
 bool StackClassifier::compile(const config::Rule& rule, const char* section, CompiledRule* out,
                               std::string* error) {
-  std::string alternation;
-  for (const auto& f : rule.frame()) {
-    if (!alternation.empty()) alternation += '|';
-    alternation += "(?:" + f + ")";
-  }
+  std::string alternation = alternation_of(rule.frame());
   try {
     if (alternation.empty()) alternation = "$^";  // a rule without frames matches no stack
     out->frame = std::regex(alternation, std::regex::ECMAScript | std::regex::optimize);
     if (!rule.module().empty()) out->module = std::regex(rule.module(), std::regex::ECMAScript);
+    if (rule.unless_frame_size() > 0) {
+      out->unless = std::regex(alternation_of(rule.unless_frame()),
+                               std::regex::ECMAScript | std::regex::optimize);
+    }
   } catch (const std::regex_error& e) {
     *error = std::string(section) + " rule " + (rule.name().empty() ? "" : rule.name() + " ") +
              "has a bad regex: " + e.what();
@@ -108,17 +120,22 @@ bool StackClassifier::matches(const CompiledRule& rule, std::string_view kind,
     return false;
   }
   uint32_t depth = 0;
+  bool matched = false;
   for (const StackFrame& frame : stack) {
     if (rule.max_depth > 0) {
       if (is_system_frame(frame)) continue;
-      if (++depth > rule.max_depth) return false;
+      if (++depth > rule.max_depth) break;
     }
     if (function_matches(rule, frame.function) &&
         (!rule.module || std::regex_search(frame.module, *rule.module))) {
-      return true;
+      matched = true;
+      break;
     }
   }
-  return false;
+  if (!matched || !rule.unless) return matched;
+  return std::none_of(stack.begin(), stack.end(), [&](const StackFrame& frame) {
+    return std::regex_search(frame.function, *rule.unless);
+  });
 }
 
 StackClass StackClassifier::classify(std::string_view kind,

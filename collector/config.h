@@ -90,6 +90,7 @@ class StackClassifier {
     std::vector<std::string> kinds;
     std::regex frame;
     std::optional<std::regex> module;
+    std::optional<std::regex> unless;  // unless_frame: the rule does not apply
     uint32_t max_depth = 0;
     size_t index = 0;  // position in match_cache_ entries
   };

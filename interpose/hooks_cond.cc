@@ -29,9 +29,8 @@ int cond_wait_on_worker(pthread_cond_t* cond, const char* function, WaitReal&& w
                               .fd = -1,
                               .holder_tid = 0};
   // A worker parked here between tasks may be its executor's idle wait
-  // (wait_classifier.h); a tokio-style blocking-pool thread stops being a worker.
+  // (wait_classifier.h).
   const bw::WaitTicket ticket = bw::wait_classify_begin(bw::kKindCondvar);
-  if (ticket.verdict == bw::WaitVerdict::kNotWorker) return wait_real();
   const int result = bw::time_blocking_call(call, wait_real);
   const int saved_errno = errno;
   bw::wait_classify_end(ticket);

@@ -58,7 +58,6 @@ void reset_slot(ThreadSlot& slot) {
   slot.blocked_since_ticks.store(0, std::memory_order_relaxed);
   slot.pending_wait_key.store(0, std::memory_order_relaxed);
   slot.pending_wait_count.store(0, std::memory_order_relaxed);
-  slot.demoted.store(false, std::memory_order_relaxed);
   slot.tid.store(0, std::memory_order_release);
 }
 
@@ -80,8 +79,7 @@ void classify_current_thread(ThreadSlot* slot) {
   char name[kThreadNameBytes] = {};
   prctl(PR_GET_NAME, name, 0, 0, 0);
   std::memcpy(slot->name, name, sizeof name);
-  slot->worker_by_rule = worker_rules_match(name, is_main_thread()) &&
-                         !slot->demoted.load(std::memory_order_relaxed);
+  slot->worker_by_rule = worker_rules_match(name, is_main_thread());
   // No capture warm-up here: a thread's first unwind makes libunwind map and
   // fault in a 256 KiB trace cache (~3 ms on a VM), which short-lived threads
   // matched by name would pay for nothing. Threads that report pay it once, at
@@ -206,16 +204,6 @@ void mark_loop_turn(bool idle_now) {
   if (!slot) return;
   if (!idle_now) slot->loop_turns.fetch_add(1, std::memory_order_release);
   slot->idle.store(idle_now, std::memory_order_release);
-}
-
-void demote_current_thread() {
-  ThreadSlot* slot = tls_thread.slot;
-  if (!slot) return;
-  slot->demoted.store(true, std::memory_order_release);
-  slot->worker_by_rule = false;
-  if (slot->worker_depth.load(std::memory_order_relaxed) == 0 && current_mode() == kModeWorker) {
-    store_mode(kModeNotWorker);
-  }
 }
 
 int thread_slots_high_water() { return g_slot_high_water.load(std::memory_order_acquire); }

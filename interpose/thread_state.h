@@ -58,8 +58,6 @@ struct ThreadSlot {
   std::atomic<uint8_t> pending_wait_kind{0};
   std::atomic<uint8_t> pending_wait_count{0};
   std::atomic<uintptr_t> pending_wait_pcs[kPendingWaitFrames] = {};
-  // A not_worker rule matched one of its waits: no longer a worker by rule.
-  std::atomic<bool> demoted{false};
   // Held (1) while another thread writes `*mode` (a rename from outside) and
   // while the owner drops `mode` at exit, so no write lands in freed TLS.
   std::atomic<uint8_t> mode_access{0};
@@ -120,11 +118,6 @@ void task_end();
 void allow_begin(const char* reason);
 void allow_end();
 void mark_loop_turn(bool idle_now);
-
-// A not_worker rule matched a wait of the calling thread (wait_classifier.h): it
-// stops being a worker by rule for good (API workers stay workers). Hook path:
-// no allocation, no lock.
-void demote_current_thread();
 
 // Mark the calling thread as blockwatch's own: never reported.
 void mark_current_thread_internal();

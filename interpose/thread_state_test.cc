@@ -108,25 +108,6 @@ TEST_F(ThreadStateTest, RenameFromOutsideReclassifiesAtNextHook) {
   worker.join();
 }
 
-TEST_F(ThreadStateTest, DemotedThreadStaysNoWorkerAcrossRenames) {
-  std::thread([] {
-    pthread_setname_np(pthread_self(), "rule-worker");
-    ASSERT_TRUE(hook_should_time());
-    demote_current_thread();  // a not_worker rule matched one of its waits
-    EXPECT_FALSE(hook_should_time());
-    EXPECT_TRUE(tls_thread.slot->demoted.load());
-    thread_renamed(pthread_self(), "rule-worker");
-    EXPECT_FALSE(hook_should_time());
-  }).join();
-  // An API worker is explicit: demotion leaves it a worker.
-  std::thread([] {
-    worker_begin();
-    demote_current_thread();
-    EXPECT_TRUE(hook_should_time());
-    worker_end();
-  }).join();
-}
-
 // thread_renamed() on a thread that is exiting must never write into its TLS
 // after the exit path dropped it (the slot's mode_access flag orders the two).
 TEST_F(ThreadStateTest, RenamingThreadsFromOutsideWhileTheyExitIsSafe) {

@@ -111,9 +111,6 @@ WaitTicket wait_classify_begin(uint8_t kind) {
     case WaitVerdict::kIdle:
       mark_loop_turn(true);
       break;
-    case WaitVerdict::kNotWorker:
-      demote_current_thread();
-      break;
     case WaitVerdict::kUnknown:
       // Key last (release): the watchdog copies pcs only under a matching key,
       // then checks the copy hashes to it (a torn copy does not).
@@ -142,7 +139,6 @@ void wait_classify_end(const WaitTicket& ticket) {
     slot->pending_wait_key.store(0, std::memory_order_seq_cst);
     std::atomic_thread_fence(std::memory_order_seq_cst);
     verdict = g_cache.lookup(ticket.key);
-    if (verdict == WaitVerdict::kNotWorker) demote_current_thread();
   }
   if (verdict == WaitVerdict::kIdle) mark_loop_turn(false);
 }
@@ -154,8 +150,21 @@ namespace {
 struct CompiledRule {
   const shared::Rule* rule = nullptr;
   regex_t frame{};
+  regex_t unless{};
   bool ok = false;
+  bool has_unless = false;
 };
+
+bool compile_alternation(const char* const* patterns, int count, regex_t* out) {
+  std::string alternation;
+  for (int p = 0; p < count; ++p) {
+    if (!alternation.empty()) alternation += '|';
+    alternation += '(';
+    alternation += patterns[p];
+    alternation += ')';
+  }
+  return regcomp(out, alternation.c_str(), REG_EXTENDED | REG_NOSUB) == 0;
+}
 
 // The rules compiled once, as POSIX ERE (one alternation per rule).
 CompiledRule* compiled_rules() {
@@ -163,16 +172,13 @@ CompiledRule* compiled_rules() {
     auto* compiled = new CompiledRule[shared::count_of(shared::kRules)];
     for (int i = 0; i < shared::count_of(shared::kRules); ++i) {
       const shared::Rule& rule = shared::kRules[i];
-      std::string alternation;
-      for (int p = 0; p < rule.pattern_count; ++p) {
-        if (!alternation.empty()) alternation += '|';
-        alternation += '(';
-        alternation += rule.patterns[p];
-        alternation += ')';
+      CompiledRule& out = compiled[i];
+      out.rule = &rule;
+      out.ok = compile_alternation(rule.patterns, rule.pattern_count, &out.frame);
+      if (rule.unless_count > 0) {
+        out.has_unless = true;
+        out.ok = out.ok && compile_alternation(rule.unless, rule.unless_count, &out.unless);
       }
-      compiled[i].rule = &rule;
-      compiled[i].ok =
-          regcomp(&compiled[i].frame, alternation.c_str(), REG_EXTENDED | REG_NOSUB) == 0;
     }
     return compiled;
   }();
@@ -202,14 +208,24 @@ bool rule_matches(const CompiledRule& compiled, const char* kind,
     if (!kind_listed) return false;
   }
   uint32_t depth = 0;
+  bool matched = false;
   for (const NamedFrame& frame : stack) {
     if (rule.max_depth > 0) {
       if (is_system_frame(frame)) continue;
-      if (++depth > rule.max_depth) return false;
+      if (++depth > rule.max_depth) break;
     }
-    if (regexec(&compiled.frame, frame.function.c_str(), 0, nullptr, 0) == 0) return true;
+    if (regexec(&compiled.frame, frame.function.c_str(), 0, nullptr, 0) == 0) {
+      matched = true;
+      break;
+    }
   }
-  return false;
+  if (!matched || !compiled.has_unless) return matched;
+  // Among the frames we have: an `unless` frame (a tokio worker's scheduler loop)
+  // always lies between the wait and the frame it excuses (the pool's loop).
+  for (const NamedFrame& frame : stack) {
+    if (regexec(&compiled.unless, frame.function.c_str(), 0, nullptr, 0) == 0) return false;
+  }
+  return true;
 }
 
 // The watchdog's own symbolizer and module table (the sender has its own: an
@@ -240,12 +256,13 @@ std::vector<NamedFrame> symbolize(const uintptr_t* pcs, int count) {
 
 WaitVerdict classify_wait_stack(const char* kind, const std::vector<NamedFrame>& stack) {
   CompiledRule* rules = compiled_rules();
-  // not_worker first, as the collector does.
-  for (const shared::Section section : {shared::Section::kNotWorker, shared::Section::kIdle}) {
-    for (int i = 0; i < shared::count_of(shared::kRules); ++i) {
-      if (rules[i].rule->section != section || !rule_matches(rules[i], kind, stack)) continue;
-      return section == shared::Section::kIdle ? WaitVerdict::kIdle : WaitVerdict::kNotWorker;
-    }
+  // A wait that a not_worker rule matches (tokio's blocking pool waiting for a
+  // job) is also an idle wait: the thread does no worker's work meanwhile. It is
+  // not demoted for good: tokio starts a new worker on an idle pool thread (after
+  // block_in_place), and that worker must stay watched. What the pool's threads
+  // record is dropped by the collector's not_worker rules.
+  for (int i = 0; i < shared::count_of(shared::kRules); ++i) {
+    if (rule_matches(rules[i], kind, stack)) return WaitVerdict::kIdle;
   }
   return WaitVerdict::kOther;
 }

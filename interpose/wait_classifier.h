@@ -32,7 +32,7 @@ namespace blockwatch::interpose {
 
 inline constexpr int kWaitStackFrames = kPendingWaitFrames;
 
-enum class WaitVerdict : uint8_t { kUnknown = 0, kIdle = 1, kNotWorker = 2, kOther = 3 };
+enum class WaitVerdict : uint8_t { kUnknown = 0, kIdle = 1, kOther = 3 };
 
 // Stack hash -> verdict, open addressing over a fixed array of atomics. Any
 // thread may look up (lock-free, no allocation, async-signal-safe); one thread
@@ -66,9 +66,7 @@ struct WaitTicket {
 };
 
 // On a worker thread, just before a condvar/futex wait of `kind`
-// ("condvar", "futex": the rules' kind names; static storage). Returns a ticket
-// with verdict kNotWorker when the thread has just been demoted (the caller then
-// passes the call straight through). Hook path: no allocation, no lock of ours
+// ("condvar", "futex": the rules' kind names; static storage). Hook path: no allocation, no lock of ours
 // (libunwind's first use on a thread takes its own mutexes, under the guard);
 // not async-signal-safe. errno unchanged.
 WaitTicket wait_classify_begin(uint8_t kind);

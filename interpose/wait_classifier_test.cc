@@ -22,9 +22,9 @@ TEST(VerdictCache, StoresAndFindsVerdicts) {
   cache.clear();
   EXPECT_EQ(cache.lookup(12345), WaitVerdict::kUnknown);
   EXPECT_TRUE(cache.insert(12345, WaitVerdict::kIdle));
-  EXPECT_TRUE(cache.insert(99999, WaitVerdict::kNotWorker));
+  EXPECT_TRUE(cache.insert(99999, WaitVerdict::kOther));
   EXPECT_EQ(cache.lookup(12345), WaitVerdict::kIdle);
-  EXPECT_EQ(cache.lookup(99999), WaitVerdict::kNotWorker);
+  EXPECT_EQ(cache.lookup(99999), WaitVerdict::kOther);
   EXPECT_EQ(cache.lookup(12346 + 4), WaitVerdict::kUnknown);
   // Re-inserting a key keeps one entry (the first verdict wins for a racing pair).
   EXPECT_TRUE(cache.insert(12345, WaitVerdict::kIdle));
@@ -168,7 +168,17 @@ TEST(ClassifyWaitStack, TokioParkIsIdleItsBlockingPoolIsNoWorker) {
       {"std::sync::condvar::Condvar::wait_timeout", "/bin/rt"},
       {"tokio::runtime::blocking::pool::Inner::run", "/bin/rt"},
       {"tokio::runtime::blocking::pool::Spawner::spawn_thread::{{closure}}", "/bin/rt"}};
-  EXPECT_EQ(classify_wait_stack("futex", blocking_pool), WaitVerdict::kNotWorker);
+  // The pool waiting for a job: idle for the thread's turns; never demoted.
+  EXPECT_EQ(classify_wait_stack("futex", blocking_pool), WaitVerdict::kIdle);
+  // A worker's own lock wait: tokio runs workers as pool jobs, so the pool's loop
+  // is on its stack too, below the worker's scheduler loop.
+  const std::vector<NamedFrame> worker_lock = {
+      {"std::sys::unix::futex::futex_wait", "/bin/rt"},
+      {"std::sync::mutex::Mutex<T>::lock", "/bin/rt"},
+      {"rt::handler::{{closure}}", "/bin/rt"},
+      {"tokio::runtime::scheduler::multi_thread::worker::run", "/bin/rt"},
+      {"tokio::runtime::blocking::pool::Inner::run", "/bin/rt"}};
+  EXPECT_EQ(classify_wait_stack("futex", worker_lock), WaitVerdict::kOther);
   const std::vector<NamedFrame> user_lock = {{"std::sys::unix::futex::futex_wait", "/bin/rt"},
                                              {"std::sync::mutex::Mutex<T>::lock", "/bin/rt"},
                                              {"rt::handler::{{closure}}", "/bin/rt"}};

@@ -133,8 +133,7 @@ void copy_foreign_text(char* out, const char* text, size_t out_bytes) {
 SlotView read_view(const ThreadSlot& slot, int32_t tid) {
   SlotView view;
   view.tid = tid;
-  view.worker = (__atomic_load_n(&slot.worker_by_rule, __ATOMIC_RELAXED) &&
-                 !slot.demoted.load(std::memory_order_relaxed)) ||
+  view.worker = __atomic_load_n(&slot.worker_by_rule, __ATOMIC_RELAXED) ||
                 slot.worker_depth.load(std::memory_order_relaxed) > 0;
   if (!view.worker) return view;
   view.in_task = slot.task_depth.load(std::memory_order_acquire) > 0;
@@ -317,7 +316,6 @@ bool tick(int64_t now_ns) {
       bool still_waiting = false;
       const WaitVerdict verdict = wait_classify_pending(slot, &still_waiting);
       parked_idle = verdict == WaitVerdict::kIdle && still_waiting;
-      if (verdict == WaitVerdict::kNotWorker) slot.demoted.store(true, std::memory_order_release);
     }
     SlotView view = read_view(slot, tid);
     view.idle = view.idle || parked_idle;

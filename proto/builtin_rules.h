@@ -19,6 +19,8 @@ enum class Section : uint8_t { kIdle, kNotWorker };
 // One rule: a stack matches when one of `patterns` is found (regex search) in a
 // frame's function name. max_depth 0 searches every frame; N > 0 only the N
 // innermost frames that are not system frames (see below). `kinds` empty: any.
+// `unless`: the rule does not apply to a stack where one of these is found in
+// any frame (config.proto's `unless_frame`).
 struct Rule {
   Section section;
   const char* const* patterns;
@@ -26,6 +28,8 @@ struct Rule {
   uint32_t max_depth;
   const char* const* kinds;
   int kind_count;
+  const char* const* unless = nullptr;
+  int unless_count = 0;
 };
 
 // The condvar-pool rule's frame pattern when the config names none (`pool_wait`).
@@ -51,10 +55,18 @@ inline constexpr const char* kTokioParkFrames[] = {
 inline constexpr const char* kLibuvFrames[] = {"^uv__io_poll", "^uv_run$", "^uv__epoll"};
 inline constexpr const char* kPoolWaitFrames[] = {kDefaultPoolWaitPattern};
 inline constexpr const char* kPoolWaitKinds[] = {"condvar", "futex"};
-// tokio's blocking pool: its threads carry the workers' name.
+// tokio's blocking pool: its threads carry the workers' name. tokio also runs
+// its workers as blocking-pool jobs, so the pool's loop is on every worker's
+// stack: a worker is told apart by its scheduler loop, which pool jobs lack.
 inline constexpr const char* kTokioBlockingPoolFrames[] = {
-    "tokio::runtime::blocking::pool::Inner::run", "tokio::runtime::blocking::pool::spawn_blocking",
-    "tokio::task::blocking::spawn_blocking"};
+    "tokio::runtime::blocking::pool::Inner::run"};
+inline constexpr const char* kTokioWorkerLoopFrames[] = {
+    "tokio::runtime::scheduler::multi_thread::worker::run\\b"};
+// A worker inside block_in_place has handed its scheduler to another thread:
+// blocking there is what block_in_place is for.
+inline constexpr const char* kTokioBlockInPlaceFrames[] = {
+    "tokio::runtime::scheduler::multi_thread::worker::block_in_place",
+    "tokio::task::blocking::block_in_place"};
 
 template <typename T, int N>
 constexpr int count_of(T (&)[N]) {
@@ -73,6 +85,8 @@ inline constexpr Rule kRules[] = {
     {Section::kIdle, kPoolWaitFrames, count_of(kPoolWaitFrames), 1, kPoolWaitKinds,
      count_of(kPoolWaitKinds)},
     {Section::kNotWorker, kTokioBlockingPoolFrames, count_of(kTokioBlockingPoolFrames), 0, nullptr,
+     0, kTokioWorkerLoopFrames, count_of(kTokioWorkerLoopFrames)},
+    {Section::kNotWorker, kTokioBlockInPlaceFrames, count_of(kTokioBlockInPlaceFrames), 0, nullptr,
      0},
 };
 

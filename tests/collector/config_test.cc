@@ -146,6 +146,32 @@ TEST(Classifier, TokioBlockingPoolIsNotWorkerBlocking) {
       stack({"std::fs::read", "app::load", "tokio::runtime::blocking::task::BlockingTask::poll",
              "tokio::runtime::blocking::pool::Inner::run::h1"});
   EXPECT_TRUE(c->classify("read", blocking).not_worker);
+  // tokio runs its workers as pool jobs: a worker's blocking has the pool's loop
+  // under its scheduler loop, and is the worker's own.
+  auto on_worker = stack({"std::thread::sleep", "app::handler::{{closure}}",
+                          "tokio::runtime::scheduler::multi_thread::worker::run",
+                          "tokio::runtime::blocking::pool::Inner::run"});
+  EXPECT_FALSE(c->classify("sleep", on_worker).not_worker);
+  // ... unless the worker handed its scheduler away with block_in_place.
+  auto in_place = stack({"std::thread::sleep", "tokio::task::blocking::block_in_place",
+                         "app::handler::{{closure}}",
+                         "tokio::runtime::scheduler::multi_thread::worker::run",
+                         "tokio::runtime::blocking::pool::Inner::run"});
+  EXPECT_TRUE(c->classify("sleep", in_place).not_worker);
+}
+
+TEST(Classifier, UnlessFrameExcusesAStack) {
+  config::Config rules;
+  std::string error;
+  ASSERT_TRUE(parse_config_text(R"(
+    path { name: "db" frame: "^db::" unless_frame: "^db::cache::" }
+  )",
+                                "c", &rules, &error))
+      << error;
+  auto c = StackClassifier::create(rules, &error);
+  ASSERT_NE(c, nullptr) << error;
+  EXPECT_EQ(c->classify("read", stack({"read", "db::query"})).path, "db");
+  EXPECT_EQ(c->classify("read", stack({"read", "db::query", "db::cache::fill"})).path, "");
 }
 
 TEST(Classifier, ConfiguredRulesComeFirst) {

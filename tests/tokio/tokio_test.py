@@ -18,12 +18,9 @@ watchdog samples none while a worker sits in a syscall a signal would disturb:
 allowed only when it overlaps a planted blocking call on the same thread). Rust
 symbols must come out demangled (`tokio_target::...`, `tokio::runtime::...`).
 
-Checks named in PENDING wait for the library or collector change named there:
-while it is missing they print "PENDING" with their evidence instead of failing
-(TOKIO_TEST_STRICT=1 fails them too); once one passes the script says so, and
-its entry should go. If the full thread name selects no worker (PENDING
-"full-name"), the other checks run on a second run with the kernel's 15-byte
-form of the name, so they still see the workers.
+The workers are chosen by their full name, `tokio-runtime-worker`, although
+Linux keeps only its first 15 bytes (`tokio-runtime-w`): the rule must still
+select them.
 
 usage: tokio_test.py BLOCKWATCH LIBBLOCKWATCH TOKIO_TARGET
 """
@@ -35,45 +32,20 @@ import sys
 import tempfile
 
 WORKERS = "name:tokio-runtime-worker"
-# What Linux keeps of that name (TASK_COMM_LEN 16: 15 bytes and the NUL).
-WORKERS_COMM = "name:tokio-runtime-w"
 PLANTED = ("planted_mutex_contention", "planted_sleep_on_worker", "planted_cpu_loop_on_worker")
 # tokio's own idle wait: a stall sampled in one of these is a parked worker.
 TOKIO_IDLE = re.compile(r"tokio::runtime::(park::|scheduler::multi_thread::park::|"
                         r"scheduler::multi_thread::worker::Context::park|time::Driver::park|"
                         r"io::driver::Driver::turn)|mio::poll::Poll::poll")
 
-NOT_WORKER_RULE = ("collector/classifier.cc: the built-in tokio not_worker rule matches "
-                   "tokio::runtime::blocking::pool::Inner::run, which is on every worker's "
-                   "stack too (multi_thread workers are launched as blocking-pool tasks), so "
-                   "all worker events are dropped as not_worker")
-PENDING = {
-    "full-name": "interpose/worker_rules.cc: rules are matched against the kernel's thread "
-                 "name, cut to 15 bytes ('tokio-runtime-w'), so the full name matches nothing",
-    "a": NOT_WORKER_RULE,
-    "b": NOT_WORKER_RULE,
-    "c-recorded": "interpose/: a stall needs the loop turn of a name-selected worker, i.e. "
-                  "tokio's futex/condvar park recognised as its idle wait (helper idlewaits)",
-    "c": NOT_WORKER_RULE + "; and c-recorded",
-}
-STRICT = os.environ.get("TOKIO_TEST_STRICT") == "1"
-
 failures = []
-pending = []
-now_passing = []
 
 
-def check(condition, message, evidence=None, check_id=None):
-    waiting_for = PENDING.get(check_id) if check_id else None
+def check(condition, message, evidence=None):
     if condition:
-        if waiting_for:
-            now_passing.append(f"{check_id}: {message}")
         return
     text = message if evidence is None else message + "\n    evidence: " + json.dumps(evidence)[:3000]
-    if waiting_for and not STRICT:
-        pending.append(f"{check_id}: {text}\n    waiting for: {waiting_for}")
-    else:
-        failures.append(text)
+    failures.append(text)
 
 
 def functions(hotspot):
@@ -142,7 +114,7 @@ def check_recorded(raw):
     stalls = [h for h in hotspots if h["kind"] == "stall"]
     check(sum(h["count"] for h in stalls if has_function(h, "planted_cpu_loop_on_worker")) == 1,
           "recorded: (c) exactly one stall inside planted_cpu_loop_on_worker",
-          [brief(h) for h in stalls], "c-recorded")
+          [brief(h) for h in stalls])
 
 
 def check_report(report):
@@ -160,24 +132,24 @@ def check_report(report):
     contention = [h for h in blocking
                   if h["kind"] == "futex" and has_function(h, "planted_mutex_contention")]
     check(contention, "(a) futex wait with planted_mutex_contention in its stack",
-          [brief(h) for h in blocking], "a")
+          [brief(h) for h in blocking])
     check(any(h["max_ns"] >= 5_000_000 for h in contention),
           "(a) the futex wait lasted a good part of the 30 ms hold",
-          [brief(h) for h in contention], "a")
+          [brief(h) for h in contention])
 
     # (b) std::thread::sleep(20 ms) on a worker.
     sleeps = [h for h in blocking
               if h["kind"] == "sleep" and has_function(h, "planted_sleep_on_worker")]
     check(sleeps and max(h["max_ns"] for h in sleeps) >= 19_000_000,
           "(b) a >= 19 ms sleep with planted_sleep_on_worker in its stack",
-          [brief(h) for h in blocking], "b")
+          [brief(h) for h in blocking])
 
     # (c) the 60 ms CPU loop: exactly one stall (later samples of the same stall
     # are merged), sampled inside the loop.
     cpu_stalls = [h for h in stalls if has_function(h, "planted_cpu_loop_on_worker")]
     check(sum(h["count"] for h in cpu_stalls) == 1,
           "(c) exactly one stall inside planted_cpu_loop_on_worker",
-          [brief(h) for h in stalls], "c")
+          [brief(h) for h in stalls])
 
     # (d) the blocking pool's jobs are legitimate: nothing from them at all.
     from_pool = [h for h in hotspots if has_function(h, "blocking_pool_")]
@@ -212,27 +184,19 @@ def main():
     blockwatch, library, target = sys.argv[1:4]
     with tempfile.TemporaryDirectory() as tmp:
         report, raw, stderr = run_target(blockwatch, library, target, tmp, WORKERS)
-        selected = report["processes"][0]["events"] > 0
-        check(selected, f"--workers {WORKERS} selects tokio's workers (events > 0)",
-              report["processes"], "full-name")
-        if not selected:
-            report, raw, stderr = run_target(blockwatch, library, target, tmp, WORKERS_COMM)
+        check(report["processes"][0]["events"] > 0,
+              f"--workers {WORKERS} selects tokio's workers (events > 0)", report["processes"])
         if os.environ.get("TOKIO_TEST_KEEP_REPORT"):
             with open(os.environ["TOKIO_TEST_KEEP_REPORT"], "w") as f:
                 json.dump(report, f, indent=1)
     check_recorded(raw)
     check_report(report)
-    for text in pending:
-        print("PENDING " + text)
-    for text in now_passing:
-        print(f"NOTE: pending check {text} passes now: remove it from PENDING")
     if failures:
         print(stderr, file=sys.stderr)
         for message in failures:
             print("FAILED: " + message, file=sys.stderr)
         sys.exit(1)
-    print(f"tokio: all checks passed but {len(pending)} pending; blocking pool and idle parks "
-          "not reported")
+    print("tokio: all checks passed; blocking pool and idle parks not reported")
 
 
 if __name__ == "__main__":
