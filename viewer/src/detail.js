@@ -24,6 +24,8 @@ export function renderDetail(root, h) {
     field('p50 / p99 / max', `${formatNs(h.p50_ns)} / ${formatNs(h.p99_ns)} / ${formatNs(h.max_ns)}`),
     field('stalled time', stallSplit),
     field('calls', h.functions),
+    field('stack from', h.stack_source === 'blocking_call' && h.caused_by
+      ? `the ${h.caused_by.function} call it was in (${h.caused_by.kind})` : ''),
     field('fd types', h.fd_types),
     field('threads', h.threads),
     field('lock holders', h.holders),
