@@ -218,8 +218,12 @@ void report_stall(ThreadSlot& slot, StallTracker& tracker, const TickDecision& d
     const ThreadFaults faults = read_faults(tracker.tid);
     record.minor_faults = non_negative(faults.minor - tracker.minor_faults_base);
     record.major_faults = non_negative(faults.major - tracker.major_faults_base);
+    // The switch count's baseline is read on the second tick, when the thread
+    // may already sit in the blocking call it is now returning from: a call a
+    // tick saw settles it.
     never_blocked_and_runnable =
-        faults.state == 'R' && tracker.voluntary_switches_base >= 0 &&
+        !tracker.blocked_seen && record.blocked_in == nullptr && faults.state == 'R' &&
+        tracker.voluntary_switches_base >= 0 &&
         read_voluntary_switches(tracker.tid) == tracker.voluntary_switches_base;
   }
   record.runqueue_ns = stall_runqueue_ns(record.duration_ns, record.cpu_ns, schedstat_runqueue_ns,
@@ -320,6 +324,9 @@ bool tick(int64_t now_ns) {
     SlotView view = read_view(slot, tid);
     view.idle = view.idle || parked_idle;
     const TickDecision decision = observe_slot(tracker, view, now_ns, thresholds);
+    if (tracker.tracking && slot.blocked_in.load(std::memory_order_relaxed) != nullptr) {
+      tracker.blocked_seen = true;
+    }
     any_busy = any_busy || tracker.tracking;
     if (decision.started) take_start_baseline(tracker);
     if (decision.late_baseline) take_late_baseline(tracker);

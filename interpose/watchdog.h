@@ -81,6 +81,9 @@ struct StallTracker {
   uint8_t samples_sent = 0;  // bit set of 1, 2, 4
   bool hang_dumped = false;
   bool late_baseline_taken = false;
+  // A tick saw the thread inside a hooked blocking call during this task/turn: it
+  // blocked, so its time off CPU is not all run-queue wait.
+  bool blocked_seen = false;
   bool suppressed = false;  // over budget: later samples of this stall are skipped
   uint64_t stall_id = 0;    // 0 until the first sample
   // Baselines for the deltas a stall reports.
