@@ -11,6 +11,7 @@
 
 #include "google/protobuf/io/tokenizer.h"
 #include "google/protobuf/text_format.h"
+#include "proto/builtin_rules.h"
 
 namespace blockwatch::collector {
 
@@ -182,23 +183,7 @@ bool resolve_settings(const config::Config& file, const FlagSettings& flags, con
 }
 
 bool is_system_frame(const StackFrame& frame) {
-  const std::string& f = frame.function;
-  std::string_view module = frame.module;
-  size_t slash = module.rfind('/');
-  if (slash != std::string_view::npos) module.remove_prefix(slash + 1);
-  for (std::string_view lib :
-       {"libc.so", "libc-", "libpthread", "ld-linux", "libblockwatch", "libstdc++", "libgcc_s"}) {
-    if (module.substr(0, lib.size()) == lib) return true;
-  }
-  for (std::string_view prefix :
-       {"__", "pthread_", "std::condition_variable", "std::__condvar",
-        "std::mutex::", "std::unique_lock", "std::__mutex_base", "std::timed_mutex",
-        "std::shared_mutex", "std::this_thread::", "std::sys::", "std::thread::park",
-        "parking_lot::", "parking_lot_core::", "bw_", "blockwatch::interpose::"}) {
-    if (f.compare(0, prefix.size(), prefix) == 0) return true;
-  }
-  // Template instantiations such as "void std::condition_variable::wait<...>(...)".
-  return f.rfind("void std::condition_variable::", 0) == 0;
+  return ::blockwatch::builtin_rules::is_system_frame(frame.function, frame.module);
 }
 
 }  // namespace blockwatch::collector

@@ -186,16 +186,7 @@ CompiledRule* compiled_rules() {
 }
 
 bool is_system_frame(const NamedFrame& frame) {
-  std::string_view module = frame.module;
-  const size_t slash = module.rfind('/');
-  if (slash != std::string_view::npos) module.remove_prefix(slash + 1);
-  for (const char* prefix : shared::kSystemModulePrefixes) {
-    if (module.rfind(prefix, 0) == 0) return true;
-  }
-  for (const char* prefix : shared::kSystemFunctionPrefixes) {
-    if (frame.function.rfind(prefix, 0) == 0) return true;
-  }
-  return false;
+  return shared::is_system_frame(frame.function, frame.module);
 }
 
 bool rule_matches(const CompiledRule& compiled, const char* kind,

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string_view>
 
 namespace blockwatch::builtin_rules {
 
@@ -112,5 +113,19 @@ inline constexpr const char* kSystemFunctionPrefixes[] = {"__",
                                                           "bw_",
                                                           "blockwatch::interpose::",
                                                           "void std::condition_variable::"};
+
+// A frame max_depth rules skip: one of the modules or function prefixes above.
+// `module` is an object's path or file name. No allocation.
+inline bool is_system_frame(std::string_view function, std::string_view module) {
+  const size_t slash = module.rfind('/');
+  if (slash != std::string_view::npos) module.remove_prefix(slash + 1);
+  for (std::string_view prefix : kSystemModulePrefixes) {
+    if (module.substr(0, prefix.size()) == prefix) return true;
+  }
+  for (std::string_view prefix : kSystemFunctionPrefixes) {
+    if (function.substr(0, prefix.size()) == prefix) return true;
+  }
+  return false;
+}
 
 }  // namespace blockwatch::builtin_rules
