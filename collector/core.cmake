@@ -14,6 +14,7 @@ add_library(blockwatch_collector_core STATIC
   ${CMAKE_CURRENT_LIST_DIR}/config.cc
   ${CMAKE_CURRENT_LIST_DIR}/classifier.cc
   ${CMAKE_CURRENT_LIST_DIR}/aggregate.cc
+  ${CMAKE_CURRENT_LIST_DIR}/aggregate_stalls.cc
   ${CMAKE_CURRENT_LIST_DIR}/rules.cc
   ${CMAKE_CURRENT_LIST_DIR}/report_json.cc
   ${CMAKE_CURRENT_LIST_DIR}/report_text.cc)

@@ -45,20 +45,31 @@ WireBuilder process(int pid, const std::string& exe = "/usr/bin/svc",
   return w;
 }
 
-// One watchdog stall sample: every sample of a stall has its stall id, tid and
-// start time; duration and the cpu/runqueue/offcpu split grow with each sample.
-void stall_sample(WireBuilder* w, uint64_t stall_id, int64_t duration_ns, uint64_t stack_id,
-                  int tid = 100) {
+// An event of thread `tid` (named worker-<pid>, running task-a: strings 1 and 3
+// of process()) on no fd, as the library sends it; stack_id 0: no stack.
+wire::Frame worker_event(wire::Kind kind, int64_t start_unix_ns, int64_t duration_ns,
+                         uint64_t stack_id, int tid) {
   wire::Frame f;
   auto* e = f.mutable_event();
-  e->set_kind(wire::KIND_STALL);
-  e->set_start_unix_ns(1'700'000'000'000'000'000 + static_cast<int64_t>(stall_id) * 1'000'000'000);
+  e->set_kind(kind);
+  e->set_start_unix_ns(start_unix_ns);
   e->set_duration_ns(duration_ns);
   e->set_tid(tid);
   e->set_thread_name(1);
   e->set_stack(stack_id);
   e->set_task(3);
   e->set_fd(-1);
+  return f;
+}
+
+// One watchdog stall sample: every sample of a stall has its stall id, tid and
+// start time; duration and the cpu/runqueue/offcpu split grow with each sample.
+void stall_sample(WireBuilder* w, uint64_t stall_id, int64_t duration_ns, uint64_t stack_id,
+                  int tid = 100) {
+  wire::Frame f = worker_event(
+      wire::KIND_STALL, 1'700'000'000'000'000'000 + static_cast<int64_t>(stall_id) * 1'000'000'000,
+      duration_ns, stack_id, tid);
+  auto* e = f.mutable_event();
   e->set_stall_id(stall_id);
   e->set_cpu_ns(duration_ns / 2);
   e->set_runqueue_ns(duration_ns / 4);
@@ -313,15 +324,8 @@ constexpr int64_t kStallStartNs = 1'700'000'000'000'000'000 + 500'000'000;
 // EINTR-able call: the call's name in blocked_in.
 void stackless_sample(WireBuilder* w, uint64_t stall_id, int64_t duration_ns, int tid = 100,
                       const std::string& blocked_in = "nanosleep") {
-  wire::Frame f;
+  wire::Frame f = worker_event(wire::KIND_STALL, kStallStartNs, duration_ns, 0, tid);
   auto* e = f.mutable_event();
-  e->set_kind(wire::KIND_STALL);
-  e->set_start_unix_ns(kStallStartNs);
-  e->set_duration_ns(duration_ns);
-  e->set_tid(tid);
-  e->set_thread_name(1);
-  e->set_task(3);
-  e->set_fd(-1);
   e->set_stall_id(stall_id);
   e->set_offcpu_ns(duration_ns);
   e->set_blocked_in(blocked_in);
@@ -332,17 +336,8 @@ void stackless_sample(WireBuilder* w, uint64_t stall_id, int64_t duration_ns, in
 // A blocking call's record (sent when the call returned), with its own stack.
 void blocking_call(WireBuilder* w, int64_t start_unix_ns, int64_t duration_ns, uint64_t stack_id,
                    int tid = 100, const std::string& function = "nanosleep") {
-  wire::Frame f;
-  auto* e = f.mutable_event();
-  e->set_kind(wire::KIND_SLEEP);
-  e->set_start_unix_ns(start_unix_ns);
-  e->set_duration_ns(duration_ns);
-  e->set_tid(tid);
-  e->set_thread_name(1);
-  e->set_stack(stack_id);
-  e->set_task(3);
-  e->set_fd(-1);
-  e->set_function(function);
+  wire::Frame f = worker_event(wire::KIND_SLEEP, start_unix_ns, duration_ns, stack_id, tid);
+  f.mutable_event()->set_function(function);
   w->frame(f);
 }
 
@@ -481,6 +476,30 @@ TEST(StallStack, WaitingStallsAndRememberedCallsAreBounded) {
     if (h.kind == "stall" && h.stack_source == "blocking_call") borrowed += h.count;
   }
   EXPECT_EQ(borrowed, 1u);
+}
+
+// A stall homed in an idle hotspot counts nothing, whichever sample homes it:
+// one whose own stack is idle, and a stack-less one that takes the stack of a
+// blocking call where only stalls are idle (the call itself is still reported).
+TEST(Aggregator, StallsInIdleHotspotsCountNothing) {
+  config::Config rules;
+  rules.add_idle()->add_frame("^app::flush");  // stack 2
+  config::Rule* stall_only = rules.add_idle();
+  stall_only->add_frame("^app::wait_for_disk");  // stack 3
+  stall_only->add_kind("stall");
+  WireBuilder w = sleeping_process(9);
+  stall_sample(&w, 1, 10'000'000, 2);
+  stall_sample(&w, 1, 20'000'000, 2);
+  stackless_sample(&w, 2, 20'000'000);
+  blocking_call(&w, kStallStartNs + 1'000'000, 100'000'000, 3);
+  stackless_sample(&w, 2, 40'000'000);
+  Report r = aggregate({w.bytes}, rules);
+  EXPECT_EQ(r.stalls, 0u);
+  EXPECT_EQ(r.stalled_ns, 0);
+  EXPECT_EQ(r.blocking_events, 1u);
+  EXPECT_EQ(r.blocked_ns, 100'000'000);
+  ASSERT_EQ(r.hotspots.size(), 1u);
+  EXPECT_EQ(r.hotspots[0].kind, "sleep");
 }
 
 }  // namespace
