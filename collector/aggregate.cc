@@ -289,8 +289,14 @@ namespace {
 std::string merge_key(const Hotspot& h) {
   std::string key = h.exe + '\0' + h.kind + '\0' + h.stack_source + '\0' + (h.allowed ? "a" : "-") +
                     h.allow_reason;
-  for (const StackFrame& f : h.stack) {
-    key += '\0' + f.function + '\1' + f.module + '\1' + std::to_string(f.offset);
+  // A sampled stall's innermost frame is wherever the thread happened to be: two
+  // samples in one function's loop are one hotspot. Callers' frames are return
+  // addresses, the same for the same call path.
+  const bool sampled = h.kind == "stall" && h.stack_source == "own";
+  for (size_t i = 0; i < h.stack.size(); ++i) {
+    const StackFrame& f = h.stack[i];
+    key += '\0' + f.function + '\1' + f.module + '\1';
+    if (!(sampled && i == 0)) key += std::to_string(f.offset);
   }
   return key;
 }

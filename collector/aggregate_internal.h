@@ -74,7 +74,11 @@ inline bool is_blocking_kind(wire::Kind kind) {
 // null: the stall is idle / not a worker.
 struct StallRecord {
   Aggregator::HotspotAccumulator* acc = nullptr;
-  bool has_stack = false;  // one of its own samples had a stack
+  // One of its own samples had a stack taken outside a blocking call. A sample
+  // taken inside one (blocked_in set) is a frame-pointer walk that often stops
+  // early (libc, Rust's std and most -O2 code keep no frame pointers); the call's
+  // own record has a full (DWARF) stack, which the stall then borrows.
+  bool has_stack = false;
   bool borrowed = false;   // shown with the stack of a blocking call that covers it
   bool pending = false;    // in ProcessState::pending_stalls
   bool allowed_by_scope = false;
@@ -90,7 +94,7 @@ struct StallRecord {
   // of the same thread spanning one of them is what the stall was inside.
   std::array<int64_t, 3> stackless_at_unix_ns{};
   uint32_t stackless_samples = 0;
-  std::string blocked_in;  // the latest stack-less sample's blocked_in
+  std::string blocked_in;  // the latest linkable sample's blocked_in
 };
 
 // A blocking call with a stack, remembered briefly: the sender may deliver it

@@ -1,8 +1,8 @@
 // Stalls in the aggregation (see aggregate.h for the semantics): the watchdog's
 // 1x/2x/4x samples of one stall, merged by stall_id so that the stall counts
-// once, with its latest sample; and stalls none of whose samples had a stack,
-// linked to the blocking call of the same thread that covers one of them, whose
-// stack they then show. The per-event path for blocking calls is in aggregate.cc;
+// once, with its latest sample; and stalls none of whose samples had a stack of
+// their own taken outside a blocking call, linked to the blocking call of the
+// same thread that covers one of them, whose stack they then show. The per-event path for blocking calls is in aggregate.cc;
 // this file only sees stall samples and, while stall detection is on, each
 // blocking call's record (note_blocking_call).
 #include <algorithm>
@@ -106,14 +106,16 @@ StallRecord* Aggregator::Sink::track_stall(uint64_t stall_id, bool* first) {
   return &process->stalls[stall_id];
 }
 
-// A stall sample: the first one, or the first with a stack, (re)homes the stall;
-// any other replaces the stall's earlier contribution in place. A stall without
-// a stack of its own looks for the blocking call it was inside.
+// A stall sample: the first one, or the first with a stack taken outside a
+// blocking call, (re)homes the stall; any other replaces the stall's earlier
+// contribution in place. A stall without such a stack looks for the blocking
+// call it was inside, and shows that call's stack when one covers it (a sample
+// inside the call keeps its own, often shorter, stack until then).
 void Aggregator::Sink::on_stall_sample(const wire::Event& event, const EventRefs& refs) {
   process->link_stalls = true;
   bool first = false;
   StallRecord* stall = track_stall(event.stall_id(), &first);
-  const bool has_stack = event.stack() != 0;
+  const bool has_stack = event.stack() != 0 && event.blocked_in().empty();
   if (!first && (stall->has_stack || !has_stack)) {
     if (stall->acc == nullptr) {
       ++owner_->idle_events_;

@@ -247,6 +247,33 @@ TEST(Aggregator, ThreeSamplesOfOneStallCountOnceWithTheLatest) {
   EXPECT_EQ(r.processes[0].events, 3u);  // records received stay per record
 }
 
+// Two stalls sampled at different instructions of one loop are one hotspot;
+// blocking calls from two call sites in one function stay two.
+TEST(Aggregator, StallsSampledAnywhereInOneFunctionAreOneHotspot) {
+  WireBuilder w = process(7);
+  w.symbol(0x800, "app::tokenize()")
+      .symbol(0x804, "app::tokenize()")
+      .symbol(0x810, "app::handle()")
+      .stack(5, {0x800, 0x810})
+      .stack(6, {0x804, 0x810});
+  stall_sample(&w, 1, 30'000'000, 5);
+  stall_sample(&w, 2, 50'000'000, 6);
+  w.event(wire::KIND_SLEEP, 2'000'000, 5).event(wire::KIND_SLEEP, 2'000'000, 6);
+  Report r = aggregate({w.bytes});
+  size_t stall_hotspots = 0;
+  size_t sleep_hotspots = 0;
+  for (const Hotspot& h : r.hotspots) {
+    if (h.kind == "stall") {
+      ++stall_hotspots;
+      EXPECT_EQ(h.count, 2u);
+      EXPECT_EQ(h.total_ns, 80'000'000);
+    }
+    if (h.kind == "sleep") ++sleep_hotspots;
+  }
+  EXPECT_EQ(stall_hotspots, 1u);
+  EXPECT_EQ(sleep_hotspots, 2u);
+}
+
 TEST(Aggregator, StallMovesToTheFirstSampleWithAStack) {
   WireBuilder w = process(7);
   stall_sample(&w, 5, 10'000'000, 0);  // 1x: the stack could not be sampled
@@ -400,6 +427,41 @@ TEST(StallStack, StacklessStallTakesTheStackOfAnEarlierDeliveredCall) {
   stackless_sample(&w, 1, 40'000'000);
   stackless_sample(&w, 1, 80'000'000);
   expect_stall_shows_the_sleep(aggregate({w.bytes}));
+}
+
+// A sample taken while the thread sat in a hooked call: a frame-pointer walk that
+// stopped early (here: only the libc frame, stack 4).
+void truncated_sample_in_call(WireBuilder* w, uint64_t stall_id, int64_t duration_ns) {
+  wire::Frame f = worker_event(wire::KIND_STALL, kStallStartNs, duration_ns, 4, 100);
+  auto* e = f.mutable_event();
+  e->set_stall_id(stall_id);
+  e->set_offcpu_ns(duration_ns);
+  e->set_blocked_in("nanosleep");
+  e->set_blocked_ns(duration_ns);
+  w->frame(f);
+}
+
+TEST(StallStack, SampleInsideACallShowsTheCallsFullStack) {
+  WireBuilder w = sleeping_process(7);
+  w.stack(4, {0x700});
+  truncated_sample_in_call(&w, 1, 20'000'000);
+  truncated_sample_in_call(&w, 1, 40'000'000);
+  truncated_sample_in_call(&w, 1, 80'000'000);
+  blocking_call(&w, kStallStartNs + 1'000'000, 100'000'000, 3);
+  expect_stall_shows_the_sleep(aggregate({w.bytes}));
+}
+
+TEST(StallStack, SampleInsideAnUnreportedCallKeepsItsOwnStack) {
+  WireBuilder w = sleeping_process(7);
+  w.stack(4, {0x700});
+  truncated_sample_in_call(&w, 1, 20'000'000);  // the call stayed under the threshold
+  Report r = aggregate({w.bytes});
+  const Hotspot* stall = find_hotspot(r, "stall");
+  ASSERT_NE(stall, nullptr);
+  EXPECT_EQ(stall->stack_source, "own");
+  ASSERT_EQ(stall->stack.size(), 1u);
+  EXPECT_EQ(stall->stack[0].function, "nanosleep");
+  EXPECT_EQ(stall->count, 1u);
 }
 
 TEST(StallStack, CallsThatDoNotCoverTheSampleLendNothing) {
