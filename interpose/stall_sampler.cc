@@ -120,7 +120,10 @@ InterruptedRegisters registers_of(const void* context) {
 int walk_frames(const void* context, uintptr_t* frames, int max_frames) {
   const InterruptedRegisters regs = registers_of(context);
   int count = 0;
-  if (regs.pc != 0 && !is_own_pc(regs.pc)) frames[count++] = regs.pc;
+  // Stacks are symbolized as return addresses, looked up at address - 1 (the
+  // call instruction). The interrupted pc is exact and may be a function's first
+  // instruction: handed on as pc + 1, it is looked up at itself.
+  if (regs.pc != 0 && !is_own_pc(regs.pc)) frames[count++] = regs.pc + 1;
   const int stack_range = readable_range(regs.sp, sizeof(uintptr_t));
   uintptr_t fp = regs.fp;
   while (count < max_frames && fp != 0 && (fp % sizeof(uintptr_t)) == 0) {
