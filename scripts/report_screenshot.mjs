@@ -40,6 +40,8 @@ try {
   if (firstRow) await firstRow.click();
   // Let the flame graph's transition finish before the picture.
   await page.evaluate(() => new Promise((r) => setTimeout(r, 600)));
+  // Clicking a row scrolls it into view; the picture starts at the page's top.
+  await page.evaluate(() => window.scrollTo(0, 0));
   await page.screenshot({ path: outPath });
   if (errors.length) throw new Error(`the page reported errors:\n${errors.join('\n')}`);
   console.log(`${outPath}: ${statSync(outPath).size} bytes`);

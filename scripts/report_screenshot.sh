@@ -7,6 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build_dir=${BLOCKWATCH_BUILD_DIR:-build}
+mkdir -p "$build_dir"
 BLOCKWATCH_BUILD_DIR=$build_dir scripts/demo.sh >"$build_dir/demo-run.log" 2>&1 || true
 report=$build_dir/demo/report.html
 if [ ! -s "$report" ]; then
