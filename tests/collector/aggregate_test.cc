@@ -347,17 +347,23 @@ TEST(Aggregator, StallIdsRememberedAreBounded) {
 
 constexpr int64_t kStallStartNs = 1'700'000'000'000'000'000 + 500'000'000;
 
-// A stall sample without a stack, as the watchdog sends it for a thread inside an
-// EINTR-able call: the call's name in blocked_in.
-void stackless_sample(WireBuilder* w, uint64_t stall_id, int64_t duration_ns, int tid = 100,
-                      const std::string& blocked_in = "nanosleep") {
-  wire::Frame f = worker_event(wire::KIND_STALL, kStallStartNs, duration_ns, 0, tid);
+// A stall sample taken while the thread sat in a call (its name in blocked_in):
+// without a stack, as the watchdog sends it for an EINTR-able call, or with a
+// frame-pointer walk that stopped early (`stack_id`).
+void sample_in_call(WireBuilder* w, uint64_t stall_id, int64_t duration_ns, uint64_t stack_id,
+                    int tid = 100, const std::string& blocked_in = "nanosleep") {
+  wire::Frame f = worker_event(wire::KIND_STALL, kStallStartNs, duration_ns, stack_id, tid);
   auto* e = f.mutable_event();
   e->set_stall_id(stall_id);
   e->set_offcpu_ns(duration_ns);
   e->set_blocked_in(blocked_in);
   e->set_blocked_ns(duration_ns);
   w->frame(f);
+}
+
+void stackless_sample(WireBuilder* w, uint64_t stall_id, int64_t duration_ns, int tid = 100,
+                      const std::string& blocked_in = "nanosleep") {
+  sample_in_call(w, stall_id, duration_ns, 0, tid, blocked_in);
 }
 
 // A blocking call's record (sent when the call returned), with its own stack.
@@ -429,24 +435,12 @@ TEST(StallStack, StacklessStallTakesTheStackOfAnEarlierDeliveredCall) {
   expect_stall_shows_the_sleep(aggregate({w.bytes}));
 }
 
-// A sample taken while the thread sat in a hooked call: a frame-pointer walk that
-// stopped early (here: only the libc frame, stack 4).
-void truncated_sample_in_call(WireBuilder* w, uint64_t stall_id, int64_t duration_ns) {
-  wire::Frame f = worker_event(wire::KIND_STALL, kStallStartNs, duration_ns, 4, 100);
-  auto* e = f.mutable_event();
-  e->set_stall_id(stall_id);
-  e->set_offcpu_ns(duration_ns);
-  e->set_blocked_in("nanosleep");
-  e->set_blocked_ns(duration_ns);
-  w->frame(f);
-}
-
 TEST(StallStack, SampleInsideACallShowsTheCallsFullStack) {
   WireBuilder w = sleeping_process(7);
   w.stack(4, {0x700});
-  truncated_sample_in_call(&w, 1, 20'000'000);
-  truncated_sample_in_call(&w, 1, 40'000'000);
-  truncated_sample_in_call(&w, 1, 80'000'000);
+  sample_in_call(&w, 1, 20'000'000, 4);
+  sample_in_call(&w, 1, 40'000'000, 4);
+  sample_in_call(&w, 1, 80'000'000, 4);
   blocking_call(&w, kStallStartNs + 1'000'000, 100'000'000, 3);
   expect_stall_shows_the_sleep(aggregate({w.bytes}));
 }
@@ -454,7 +448,7 @@ TEST(StallStack, SampleInsideACallShowsTheCallsFullStack) {
 TEST(StallStack, SampleInsideAnUnreportedCallKeepsItsOwnStack) {
   WireBuilder w = sleeping_process(7);
   w.stack(4, {0x700});
-  truncated_sample_in_call(&w, 1, 20'000'000);  // the call stayed under the threshold
+  sample_in_call(&w, 1, 20'000'000, 4);  // the call stayed under the threshold
   Report r = aggregate({w.bytes});
   const Hotspot* stall = find_hotspot(r, "stall");
   ASSERT_NE(stall, nullptr);
