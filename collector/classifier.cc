@@ -9,18 +9,18 @@
 // and a not_worker rule for tokio's blocking pool, whose threads carry the workers'
 // name. Direct-caller rules use max_depth 1: a handler that blocks has its own
 // frames between the blocking call and the scheduler. The table itself lives in
-// proto/builtin_rules.h, shared with the injected library, which classifies
-// condvar and futex waits with the same rules (interpose/wait_classifier.h).
+// common/builtin_rules.h, shared with the injected library, which classifies
+// condvar and futex waits with the same rules (interpose/core/wait_classifier.h).
 #include <algorithm>
 
 #include "collector/config.h"
-#include "proto/builtin_rules.h"
+#include "common/builtin_rules.h"
 
 namespace blockwatch::collector {
 
 static_assert(std::string_view(kDefaultPoolWaitRegex) ==
                   std::string_view(blockwatch::builtin_rules::kDefaultPoolWaitPattern),
-              "collector/config.h and proto/builtin_rules.h name the same pool_wait default");
+              "collector/config.h and common/builtin_rules.h name the same pool_wait default");
 
 config::Config builtin_rules(const std::string& pool_wait_regex) {
   namespace shared = blockwatch::builtin_rules;

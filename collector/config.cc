@@ -9,52 +9,17 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/builtin_rules.h"
 #include "google/protobuf/io/tokenizer.h"
 #include "google/protobuf/text_format.h"
-#include "proto/builtin_rules.h"
 
 namespace blockwatch::collector {
 
 bool parse_duration(std::string_view text, int64_t* ns) {
-  if (text.empty()) return false;
-  std::string number_text;
-  size_t i = 0;
-  while (i < text.size() && (std::isdigit(static_cast<unsigned char>(text[i])) || text[i] == '.')) {
-    number_text.push_back(text[i++]);
-  }
-  if (number_text.empty() || number_text == ".") return false;
-  std::string_view unit = text.substr(i);
-  double scale;
-  if (unit.empty() || unit == "ns") {
-    scale = 1;
-  } else if (unit == "us") {
-    scale = 1e3;
-  } else if (unit == "ms") {
-    scale = 1e6;
-  } else if (unit == "s") {
-    scale = 1e9;
-  } else {
-    return false;
-  }
-  char* end = nullptr;
-  double value = std::strtod(number_text.c_str(), &end);
-  if (end == nullptr || *end != '\0' || !std::isfinite(value) || value * scale > 9e18) return false;
-  *ns = static_cast<int64_t>(std::llround(value * scale));
+  const std::optional<int64_t> parsed = duration::parse_duration_ns(text);
+  if (!parsed) return false;
+  *ns = *parsed;
   return true;
-}
-
-std::string format_duration(int64_t ns) {
-  char text[32];
-  if (ns < 1'000) {
-    std::snprintf(text, sizeof text, "%lldns", static_cast<long long>(ns));
-  } else if (ns < 1'000'000) {
-    std::snprintf(text, sizeof text, "%.3gus", ns / 1e3);
-  } else if (ns < 1'000'000'000) {
-    std::snprintf(text, sizeof text, "%.3gms", ns / 1e6);
-  } else {
-    std::snprintf(text, sizeof text, "%.3gs", ns / 1e9);
-  }
-  return text;
 }
 
 namespace {

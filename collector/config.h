@@ -15,14 +15,15 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "collector/report_model.h"
+#include "common/duration.h"
 #include "proto/config.pb.h"
 
 namespace blockwatch::collector {
 
-// "0", "250us", "1ms", "1.5s", "100ns" (a bare number is nanoseconds).
+// The shared grammar (common/duration.h): "0", "250us", "1ms", "1.5s", "100ns";
+// a bare non-zero number is rejected. False leaves *ns unchanged.
 bool parse_duration(std::string_view text, int64_t* ns);
-// 1500000 -> "1.5ms"; for reports and messages.
-std::string format_duration(int64_t ns);
+using duration::format_duration;  // 1500000 -> "1.5ms"; reports and messages
 
 // Parses config text. Errors: "FILE:LINE:COL: what was expected", one per line.
 bool parse_config_text(const std::string& text, const std::string& file_name, config::Config* out,

@@ -20,5 +20,5 @@ add_library(blockwatch_collector_core STATIC
   ${CMAKE_CURRENT_LIST_DIR}/report_text.cc)
 target_include_directories(blockwatch_collector_core PUBLIC ${PROJECT_SOURCE_DIR})
 target_link_libraries(blockwatch_collector_core PUBLIC
-  blockwatch_stream_decoder blockwatch_proto absl::flat_hash_map absl::flat_hash_set absl::hash
+  blockwatch_stream_decoder blockwatch_proto blockwatch_common absl::flat_hash_map absl::flat_hash_set absl::hash
   PRIVATE nlohmann_json::nlohmann_json)

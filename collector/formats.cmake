@@ -9,7 +9,7 @@ add_library(blockwatch_report_formats STATIC
   ${CMAKE_CURRENT_LIST_DIR}/report_folded.cc
   ${CMAKE_CURRENT_LIST_DIR}/report_junit.cc)
 target_include_directories(blockwatch_report_formats PUBLIC ${PROJECT_SOURCE_DIR})
-target_link_libraries(blockwatch_report_formats PRIVATE ZLIB::ZLIB)
+target_link_libraries(blockwatch_report_formats PUBLIC blockwatch_common PRIVATE ZLIB::ZLIB)
 
 add_library(blockwatch_http STATIC
   ${CMAKE_CURRENT_LIST_DIR}/http_server.cc

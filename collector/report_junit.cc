@@ -8,6 +8,8 @@
 #include <map>
 #include <vector>
 
+#include "common/duration.h"
+
 namespace blockwatch::collector {
 namespace {
 
@@ -51,8 +53,8 @@ struct TestCase {
 
 std::string describe_hotspot(const Hotspot& hotspot) {
   std::string text = hotspot.kind + ": " + std::to_string(hotspot.count) + " times, " +
-                     format_duration_ns(hotspot.total_ns) + " total, max " +
-                     format_duration_ns(hotspot.max_ns);
+                     duration::format_duration(hotspot.total_ns) + " total, max " +
+                     duration::format_duration(hotspot.max_ns);
   if (!hotspot.threads.empty()) {
     text += ", threads";
     for (const auto& thread : hotspot.threads) text += ' ' + thread;
@@ -145,9 +147,9 @@ void write_test_case(const TestCase& test_case, bool verdict_failed, std::ostrea
   if (!failing.empty()) {
     int64_t failing_ns = 0;
     for (const Hotspot* hotspot : failing) failing_ns += hotspot->total_ns;
-    std::string message = std::to_string(failing.size()) + " blocking hotspot" +
-                          (failing.size() == 1 ? "" : "s") + ", " + format_duration_ns(failing_ns) +
-                          " blocked or stalled, in " + test_case.name;
+    std::string message =
+        std::to_string(failing.size()) + " blocking hotspot" + (failing.size() == 1 ? "" : "s") +
+        ", " + duration::format_duration(failing_ns) + " blocked or stalled, in " + test_case.name;
     out << "      <failure type=\"blockwatch.hotspot\" message=\"" << xml_escape(message) << "\">"
         << xml_escape(describe_hotspots(failing)) << "</failure>\n";
   }
@@ -158,20 +160,6 @@ void write_test_case(const TestCase& test_case, bool verdict_failed, std::ostrea
 }
 
 }  // namespace
-
-std::string format_duration_ns(int64_t ns) {
-  char buffer[32];
-  double value = static_cast<double>(ns);
-  if (ns < 1000)
-    std::snprintf(buffer, sizeof buffer, "%lldns", static_cast<long long>(ns));
-  else if (ns < 1000000)
-    std::snprintf(buffer, sizeof buffer, "%.1fus", value / 1e3);
-  else if (ns < 1000000000)
-    std::snprintf(buffer, sizeof buffer, "%.2fms", value / 1e6);
-  else
-    std::snprintf(buffer, sizeof buffer, "%.2fs", value / 1e9);
-  return buffer;
-}
 
 void write_junit_report(const Report& report, std::ostream& out) {
   std::vector<TestCase> cases =

@@ -18,7 +18,4 @@ namespace blockwatch::collector {
 // threads, top frames). Every case lists its hotspots in <system-out>.
 void write_junit_report(const Report& report, std::ostream& out);
 
-// "850ns", "12.5us", "3.20ms", "1.50s": readable durations for failure text.
-std::string format_duration_ns(int64_t ns);
-
 }  // namespace blockwatch::collector

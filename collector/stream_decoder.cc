@@ -10,6 +10,8 @@
 #include <fstream>
 #include <utility>
 
+#include "common/kinds.h"
+
 namespace blockwatch::collector {
 
 namespace {
@@ -39,38 +41,15 @@ int read_length_prefix(const unsigned char* p, size_t n, uint64_t* length) {
 
 }  // namespace
 
-const char* kind_name(wire::Kind kind) {
-  switch (kind) {
-    case wire::KIND_MUTEX:
-      return "mutex";
-    case wire::KIND_RWLOCK_READ:
-      return "rwlock_read";
-    case wire::KIND_RWLOCK_WRITE:
-      return "rwlock_write";
-    case wire::KIND_CONDVAR:
-      return "condvar";
-    case wire::KIND_SEMAPHORE:
-      return "semaphore";
-    case wire::KIND_FUTEX:
-      return "futex";
-    case wire::KIND_READ:
-      return "read";
-    case wire::KIND_WRITE:
-      return "write";
-    case wire::KIND_FSYNC:
-      return "fsync";
-    case wire::KIND_SLEEP:
-      return "sleep";
-    case wire::KIND_POLL:
-      return "poll";
-    case wire::KIND_STALL:
-      return "stall";
-    case wire::KIND_HANG:
-      return "hang";
-    default:
-      return "unknown";
-  }
-}
+// common/kinds.h is the one list of kinds; the wire enum must agree with it.
+#define BLOCKWATCH_KIND_MATCHES_WIRE(name, number, text, wire_suffix)        \
+  static_assert(kinds::name == number && wire::KIND_##wire_suffix == number, \
+                "common/kinds.h and proto/blockwatch.proto disagree on " text);
+BLOCKWATCH_KIND_LIST(BLOCKWATCH_KIND_MATCHES_WIRE)
+#undef BLOCKWATCH_KIND_MATCHES_WIRE
+static_assert(wire::Kind_MAX == kinds::kKindHang, "a wire kind is missing from common/kinds.h");
+
+const char* kind_name(wire::Kind kind) { return kinds::kind_name(kind); }
 
 StreamDecoder::StreamDecoder(StreamHandler* handler) : StreamDecoder(handler, Options{}) {}
 

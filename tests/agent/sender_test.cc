@@ -21,9 +21,9 @@
 #include <map>
 #include <set>
 
-#include "interpose/agent.h"
-#include "interpose/record_queue.h"
-#include "interpose/sender.h"
+#include "interpose/transport/agent.h"
+#include "interpose/transport/record_queue.h"
+#include "interpose/transport/sender.h"
 #include "test_collector.h"
 
 namespace blockwatch::interpose {

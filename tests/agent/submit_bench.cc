@@ -4,8 +4,8 @@
 // Run: agent_submit_bench [--benchmark_min_time=0.5]
 #include <benchmark/benchmark.h>
 
-#include "interpose/agent.h"
-#include "interpose/record_queue.h"
+#include "interpose/transport/agent.h"
+#include "interpose/transport/record_queue.h"
 
 namespace blockwatch::interpose {
 namespace {

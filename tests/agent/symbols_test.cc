@@ -1,11 +1,11 @@
 // Unit tests of the sender's symbolization helpers: Rust legacy names (absl
 // demangles only the simple ones), symbolizing a return address inside a known
 // function, the module table and build ids, and BLOCKWATCH_OUTPUT file naming.
-#include "interpose/symbols.h"
+#include "interpose/transport/symbols.h"
 
 #include <gtest/gtest.h>
 
-#include "interpose/output_channel.h"
+#include "interpose/transport/output_channel.h"
 
 namespace blockwatch::interpose {
 namespace {

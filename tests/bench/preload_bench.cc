@@ -192,7 +192,7 @@ int main(int argc, char** argv) {
       run_under_preload(args, library, "0", "^BM_CaptureDepth20$");
   with.insert(strict.begin(), strict.end());
   // The same pipe loop with the hooks on clock_gettime instead of the TSC: what
-  // the cheaper hook clock (interpose/timebase.h) is worth.
+  // the cheaper hook clock (interpose/base/timebase.h) is worth.
   const std::map<std::string, double> clock =
       run_under_preload(args, library, "1ms", "^BM_PipeWorker$", "clock");
   if (const auto pipe = clock.find("BM_PipeWorker"); pipe != clock.end()) {

@@ -203,12 +203,5 @@ TEST(JunitReport, OneCasePerProcessWithoutPaths) {
   EXPECT_NE(xml.find("tests=\"3\" failures=\"2\""), std::string::npos) << xml;
 }
 
-TEST(FormatDuration, PicksAReadableUnit) {
-  EXPECT_EQ(format_duration_ns(850), "850ns");
-  EXPECT_EQ(format_duration_ns(12500), "12.5us");
-  EXPECT_EQ(format_duration_ns(3200000), "3.20ms");
-  EXPECT_EQ(format_duration_ns(1500000000), "1.50s");
-}
-
 }  // namespace
 }  // namespace blockwatch::collector

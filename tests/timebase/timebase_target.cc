@@ -4,7 +4,7 @@
 // "name before_ns after_ns earliest_end_ns" for each (the call cannot have
 // returned before earliest_end_ns: the sleep's end, the moment the other thread
 // wrote), so the test can check that the hooks' TSC-based times
-// (interpose/timebase.h) come out as CLOCK_MONOTONIC ns.
+// (interpose/base/timebase.h) come out as CLOCK_MONOTONIC ns.
 //
 //   sleep   nanosleep 5 ms
 //   pipe    read on a pipe another thread fills 8 ms after the read began

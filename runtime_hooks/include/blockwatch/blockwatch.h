@@ -29,7 +29,7 @@ extern "C" {
 #define BW_WEAK __attribute__((weak))
 #endif
 
-/* Kinds, as in proto/blockwatch.proto and the JSON report. */
+/* Kinds, as in proto/blockwatch.proto; bw_kind_name() gives the JSON report's name. */
 enum bw_kind {
   BW_KIND_MUTEX = 1,
   BW_KIND_RWLOCK_READ = 2,
@@ -64,15 +64,15 @@ void bw_allow_end(void) BW_WEAK;
 /* What an in-process observer (the GoogleTest listener) is told about each record.
  * Pointers are valid only during the callback. */
 typedef struct bw_event_info {
-  int kind;                        /* enum bw_kind */
+  int kind; /* enum bw_kind */
   int64_t duration_ns;
   int tid;
-  const char* thread_name;         /* never NULL */
-  const char* task;                /* NULL outside a task */
-  const char* allow_reason;        /* NULL unless inside an allowed scope */
-  const char* function;            /* the interposed call, e.g. "fsync" */
+  const char* thread_name;  /* never NULL */
+  const char* task;         /* NULL outside a task */
+  const char* allow_reason; /* NULL unless inside an allowed scope */
+  const char* function;     /* the interposed call, e.g. "fsync" */
   size_t frame_count;
-  const char* const* frames;       /* symbolized, innermost first */
+  const char* const* frames; /* symbolized, innermost first */
 } bw_event_info;
 
 typedef void (*bw_event_callback)(const bw_event_info* event, void* arg);
@@ -80,29 +80,47 @@ typedef void (*bw_event_callback)(const bw_event_info* event, void* arg);
 /* Register (or with NULL, remove) the one in-process observer. It is called on
  * blockwatch's own sender thread, once per record, after symbolization. Returns 0
  * on success. */
-int bw_set_event_callback(bw_event_callback callback, void* arg)
-    BW_WEAK;
+int bw_set_event_callback(bw_event_callback callback, void* arg) BW_WEAK;
 
 /* Wait, at most `timeout_ms`, until every record taken before this call has been
  * passed to the callback and written out. Returns 0 when done, -1 on timeout.
  * Not for worker threads' hot paths. */
 int bw_flush(int timeout_ms) BW_WEAK;
 
+/* The report name of a kind ("mutex", "stall", ...; "unknown" for other numbers).
+ * The returned string is static. */
+const char* bw_kind_name(int kind) BW_WEAK;
+
 /* 1 when the injected library is loaded and active in this process. */
 int bw_active(void) BW_WEAK;
 
 /* Inline wrappers: safe whether or not the library is preloaded. */
-static inline void blockwatch_worker_begin(void) { if (bw_worker_begin) bw_worker_begin(); }
-static inline void blockwatch_worker_end(void) { if (bw_worker_end) bw_worker_end(); }
-static inline void blockwatch_task_begin(const char* label) { if (bw_task_begin) bw_task_begin(label); }
-static inline void blockwatch_task_end(void) { if (bw_task_end) bw_task_end(); }
-static inline void blockwatch_allow_begin(const char* reason) { if (bw_allow_begin) bw_allow_begin(reason); }
-static inline void blockwatch_allow_end(void) { if (bw_allow_end) bw_allow_end(); }
+static inline void blockwatch_worker_begin(void) {
+  if (bw_worker_begin) bw_worker_begin();
+}
+static inline void blockwatch_worker_end(void) {
+  if (bw_worker_end) bw_worker_end();
+}
+static inline void blockwatch_task_begin(const char* label) {
+  if (bw_task_begin) bw_task_begin(label);
+}
+static inline void blockwatch_task_end(void) {
+  if (bw_task_end) bw_task_end();
+}
+static inline void blockwatch_allow_begin(const char* reason) {
+  if (bw_allow_begin) bw_allow_begin(reason);
+}
+static inline void blockwatch_allow_end(void) {
+  if (bw_allow_end) bw_allow_end();
+}
 static inline int blockwatch_active(void) { return bw_active ? bw_active() : 0; }
 static inline int blockwatch_set_event_callback(bw_event_callback cb, void* arg) {
   return bw_set_event_callback ? bw_set_event_callback(cb, arg) : -1;
 }
 static inline int blockwatch_flush(int timeout_ms) { return bw_flush ? bw_flush(timeout_ms) : 0; }
+static inline const char* blockwatch_kind_name(int kind) {
+  return bw_kind_name ? bw_kind_name(kind) : "unknown";
+}
 
 #ifdef __cplusplus
 }

@@ -39,38 +39,9 @@ inline constexpr size_t kFramesKept = 16;  // idle-wait detection looks this dee
 inline constexpr size_t kFramesPrinted = 6;
 inline constexpr int kFlushTimeoutMs = 5000;
 
-inline const char* kind_name(int kind) {
-  switch (kind) {
-    case BW_KIND_MUTEX:
-      return "mutex";
-    case BW_KIND_RWLOCK_READ:
-      return "rwlock_read";
-    case BW_KIND_RWLOCK_WRITE:
-      return "rwlock_write";
-    case BW_KIND_CONDVAR:
-      return "condvar";
-    case BW_KIND_SEMAPHORE:
-      return "semaphore";
-    case BW_KIND_FUTEX:
-      return "futex";
-    case BW_KIND_READ:
-      return "read";
-    case BW_KIND_WRITE:
-      return "write";
-    case BW_KIND_FSYNC:
-      return "fsync";
-    case BW_KIND_SLEEP:
-      return "sleep";
-    case BW_KIND_POLL:
-      return "poll";
-    case BW_KIND_STALL:
-      return "stall";
-    case BW_KIND_HANG:
-      return "hang";
-    default:
-      return "unknown";
-  }
-}
+// Kind names come from the library (one list, common/kinds.h); the listener only
+// runs where the library is loaded.
+inline const char* kind_name(int kind) { return blockwatch_kind_name(kind); }
 
 // A record copied out of the callback (its pointers die with the callback).
 struct SeenRecord {

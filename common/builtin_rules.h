@@ -1,0 +1,131 @@
+// The built-in stack rules, as plain data shared by the collector
+// (collector/classifier.cc: std::regex, ECMAScript) and the injected library
+// (interpose/core/wait_classifier.cc: regcomp, POSIX ERE), so both decide "this wait
+// is the executor's idle wait" from one table. Lives in proto/ because that is
+// the only folder the two sides share (DESIGN.md); it needs no protobuf.
+//
+// Every pattern must mean the same in ECMAScript and in glibc's ERE: literals,
+// `.`, `*`, `|`, `^`, `$`, `\b` (glibc supports it), and no `(?:`, lazy
+// quantifiers or escapes other than `\b`. builtin_rules_test.cc compiles each
+// pattern both ways.
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+
+namespace blockwatch::builtin_rules {
+
+enum class Section : uint8_t { kIdle, kNotWorker };
+
+// One rule: a stack matches when one of `patterns` is found (regex search) in a
+// frame's function name. max_depth 0 searches every frame; N > 0 only the N
+// innermost frames that are not system frames (see below). `kinds` empty: any.
+// `unless`: the rule does not apply to a stack where one of these is found in
+// any frame (config.proto's `unless_frame`).
+struct Rule {
+  Section section;
+  const char* const* patterns;
+  int pattern_count;
+  uint32_t max_depth;
+  const char* const* kinds;
+  int kind_count;
+  const char* const* unless = nullptr;
+  int unless_count = 0;
+};
+
+// The condvar-pool rule's frame pattern when the config names none (`pool_wait`).
+inline constexpr const char* kDefaultPoolWaitPattern =
+    "ThreadPool::worker_main|ThreadPool::WorkerLoop|thread_pool.*worker|WorkerThread::Run|"
+    "worker_loop";
+
+inline constexpr const char* kAsioWaitFrames[] = {
+    "boost::asio::detail::epoll_reactor::run",
+    "boost::asio::detail::conditionally_enabled_event::wait",
+    "boost::asio::detail::posix_event::wait", "boost::asio::detail::scheduler::do_wait_one"};
+inline constexpr const char* kAsioSchedulerFrames[] = {"boost::asio::detail::scheduler::do_run_one",
+                                                       "boost::asio::detail::scheduler::run\\b"};
+// tokio 1.24: the worker's park (condvar or driver), the drivers, mio.
+inline constexpr const char* kTokioParkFrames[] = {
+    "tokio::runtime::park::",
+    "tokio::runtime::scheduler::multi_thread::worker::Context::park",
+    "tokio::runtime::scheduler::multi_thread::park::",
+    "tokio::runtime::scheduler::current_thread::Context::park",
+    "tokio::runtime::io::driver::Driver::turn",
+    "tokio::runtime::time::Driver::park",
+    "mio::poll::Poll::poll"};
+inline constexpr const char* kLibuvFrames[] = {"^uv__io_poll", "^uv_run$", "^uv__epoll"};
+inline constexpr const char* kPoolWaitFrames[] = {kDefaultPoolWaitPattern};
+inline constexpr const char* kPoolWaitKinds[] = {"condvar", "futex"};
+// tokio's blocking pool: its threads carry the workers' name. tokio also runs
+// its workers as blocking-pool jobs, so the pool's loop is on every worker's
+// stack: a worker is told apart by its scheduler loop, which pool jobs lack.
+inline constexpr const char* kTokioBlockingPoolFrames[] = {
+    "tokio::runtime::blocking::pool::Inner::run"};
+inline constexpr const char* kTokioWorkerLoopFrames[] = {
+    "tokio::runtime::scheduler::multi_thread::worker::run\\b"};
+// A worker inside block_in_place has handed its scheduler to another thread:
+// blocking there is what block_in_place is for.
+inline constexpr const char* kTokioBlockInPlaceFrames[] = {
+    "tokio::runtime::scheduler::multi_thread::worker::block_in_place",
+    "tokio::task::blocking::block_in_place"};
+
+template <typename T, int N>
+constexpr int count_of(T (&)[N]) {
+  return N;
+}
+
+// Index of the pool-wait rule in kRules: the collector substitutes a configured
+// `pool_wait` pattern for its frames.
+inline constexpr int kPoolWaitRuleIndex = 4;
+
+inline constexpr Rule kRules[] = {
+    {Section::kIdle, kAsioWaitFrames, count_of(kAsioWaitFrames), 0, nullptr, 0},
+    {Section::kIdle, kAsioSchedulerFrames, count_of(kAsioSchedulerFrames), 1, nullptr, 0},
+    {Section::kIdle, kTokioParkFrames, count_of(kTokioParkFrames), 0, nullptr, 0},
+    {Section::kIdle, kLibuvFrames, count_of(kLibuvFrames), 1, nullptr, 0},
+    {Section::kIdle, kPoolWaitFrames, count_of(kPoolWaitFrames), 1, kPoolWaitKinds,
+     count_of(kPoolWaitKinds)},
+    {Section::kNotWorker, kTokioBlockingPoolFrames, count_of(kTokioBlockingPoolFrames), 0, nullptr,
+     0, kTokioWorkerLoopFrames, count_of(kTokioWorkerLoopFrames)},
+    {Section::kNotWorker, kTokioBlockInPlaceFrames, count_of(kTokioBlockInPlaceFrames), 0, nullptr,
+     0},
+};
+
+// What max_depth rules skip: frames of these modules (basename prefixes) ...
+inline constexpr const char* kSystemModulePrefixes[] = {
+    "libc.so", "libc-", "libpthread", "ld-linux", "libblockwatch", "libstdc++", "libgcc_s"};
+// ... and functions with these name prefixes (wait wrappers of libc, libstdc++,
+// Rust std and parking_lot, and blockwatch's own).
+inline constexpr const char* kSystemFunctionPrefixes[] = {"__",
+                                                          "pthread_",
+                                                          "std::condition_variable",
+                                                          "std::__condvar",
+                                                          "std::mutex::",
+                                                          "std::unique_lock",
+                                                          "std::__mutex_base",
+                                                          "std::timed_mutex",
+                                                          "std::shared_mutex",
+                                                          "std::this_thread::",
+                                                          "std::sys::",
+                                                          "std::thread::park",
+                                                          "parking_lot::",
+                                                          "parking_lot_core::",
+                                                          "bw_",
+                                                          "blockwatch::interpose::",
+                                                          "void std::condition_variable::"};
+
+// A frame max_depth rules skip: one of the modules or function prefixes above.
+// `module` is an object's path or file name. No allocation.
+inline bool is_system_frame(std::string_view function, std::string_view module) {
+  const size_t slash = module.rfind('/');
+  if (slash != std::string_view::npos) module.remove_prefix(slash + 1);
+  for (std::string_view prefix : kSystemModulePrefixes) {
+    if (module.substr(0, prefix.size()) == prefix) return true;
+  }
+  for (std::string_view prefix : kSystemFunctionPrefixes) {
+    if (function.substr(0, prefix.size()) == prefix) return true;
+  }
+  return false;
+}
+
+}  // namespace blockwatch::builtin_rules

@@ -1,0 +1,272 @@
+// Idle-wait classification (see wait_classifier.h): the verdict cache, the hook
+// side that parks unknown call sites in the thread's slot, and the watchdog side
+// that symbolizes them and applies the built-in rules of common/builtin_rules.h.
+//
+// Hook side (wait_classify_begin/end): no allocation, no lock of ours; one
+// unwind of at most kWaitStackFrames frames under the RecursionGuard. Watchdog
+// side (wait_classify_pending, classify_wait_stack): allocates, regcomp/regexec,
+// mmaps objects to symbolize; watchdog thread only (or a unit test).
+#include "interpose/core/wait_classifier.h"
+
+#include <regex.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string_view>
+
+#include "common/builtin_rules.h"
+#include "common/kinds.h"
+#include "interpose/core/capture.h"
+#include "interpose/transport/symbols.h"
+
+namespace blockwatch::interpose {
+namespace {
+
+namespace shared = blockwatch::builtin_rules;
+
+constinit VerdictCache g_cache;
+
+WaitVerdict load_verdict(uint64_t entry) { return static_cast<WaitVerdict>(entry & 3); }
+
+}  // namespace
+
+// --- the cache ----------------------------------------------------------------------
+
+WaitVerdict VerdictCache::lookup(uint64_t key) const {
+  const uint64_t tag = tag_of(key);
+  for (int probe = 0; probe < kProbes; ++probe) {
+    const uint64_t entry = entries_[(tag + probe) % kEntries].load(std::memory_order_acquire);
+    if (entry == 0) return WaitVerdict::kUnknown;
+    if ((entry & ~uint64_t{3}) == tag) return load_verdict(entry);
+  }
+  return WaitVerdict::kUnknown;
+}
+
+bool VerdictCache::insert(uint64_t key, WaitVerdict verdict) {
+  const uint64_t tag = tag_of(key);
+  const uint64_t value = tag | static_cast<uint64_t>(verdict);
+  for (int probe = 0; probe < kProbes; ++probe) {
+    std::atomic<uint64_t>& slot = entries_[(tag + probe) % kEntries];
+    uint64_t entry = slot.load(std::memory_order_relaxed);
+    if (entry != 0 && (entry & ~uint64_t{3}) != tag) continue;
+    if (slot.compare_exchange_strong(entry, value, std::memory_order_release) ||
+        (entry & ~uint64_t{3}) == tag) {
+      return true;
+    }
+  }
+  return false;
+}
+
+void VerdictCache::clear() {
+  for (auto& entry : entries_) entry.store(0, std::memory_order_relaxed);
+}
+
+uint64_t wait_stack_hash(const uintptr_t* pcs, int count) {
+  uint64_t hash = 0x9e3779b97f4a7c15ull ^ static_cast<uint64_t>(count);
+  for (int i = 0; i < count; ++i) {
+    hash ^= pcs[i];
+    hash *= 0xff51afd7ed558ccdull;
+    hash ^= hash >> 33;
+  }
+  return hash ? hash : 1;
+}
+
+VerdictCache& wait_verdict_cache() { return g_cache; }
+
+// --- hook side ----------------------------------------------------------------------
+
+WaitTicket wait_classify_begin(uint8_t kind) {
+  WaitTicket ticket;
+  ThreadSlot* slot = tls_thread.slot;
+  // Explicit tasks need no help, and API workers without tasks are classified too.
+  // Nested in another timed call (a signal handler's wait, say): the slot's turn
+  // state belongs to the outer call.
+  if (!slot || tls_thread.guard_depth != 0 ||
+      slot->task_depth.load(std::memory_order_relaxed) > 0) {
+    return ticket;
+  }
+  const int saved_errno = errno;
+  uintptr_t pcs[kWaitStackFrames];
+  int count;
+  {
+    RecursionGuard guard;  // libunwind's first use on a thread locks mutexes
+    count = capture_stack(pcs, kWaitStackFrames);
+  }
+  ticket.key = wait_stack_hash(pcs, count);
+  ticket.verdict = g_cache.lookup(ticket.key);
+  switch (ticket.verdict) {
+    case WaitVerdict::kIdle:
+      mark_loop_turn(true);
+      break;
+    case WaitVerdict::kUnknown:
+      // Key last (release): the watchdog copies pcs only under a matching key,
+      // then checks the copy hashes to it (a torn copy does not).
+      slot->pending_wait_key.store(0, std::memory_order_relaxed);
+      for (int i = 0; i < count; ++i)
+        slot->pending_wait_pcs[i].store(pcs[i], std::memory_order_relaxed);
+      slot->pending_wait_count.store(static_cast<uint8_t>(count), std::memory_order_relaxed);
+      slot->pending_wait_kind.store(kind, std::memory_order_relaxed);
+      slot->pending_wait_key.store(ticket.key, std::memory_order_release);
+      break;
+    case WaitVerdict::kOther:
+      break;
+  }
+  errno = saved_errno;
+  return ticket;
+}
+
+void wait_classify_end(const WaitTicket& ticket) {
+  if (ticket.key == 0) return;
+  ThreadSlot* slot = tls_thread.slot;
+  if (!slot) return;
+  WaitVerdict verdict = ticket.verdict;
+  if (verdict == WaitVerdict::kUnknown) {
+    // seq_cst pairs with the watchdog's (store verdict; load key): either it saw
+    // the key cleared, or this lookup sees its verdict.
+    slot->pending_wait_key.store(0, std::memory_order_seq_cst);
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    verdict = g_cache.lookup(ticket.key);
+  }
+  if (verdict == WaitVerdict::kIdle) mark_loop_turn(false);
+}
+
+// --- watchdog side ------------------------------------------------------------------
+
+namespace {
+
+struct CompiledRule {
+  const shared::Rule* rule = nullptr;
+  regex_t frame{};
+  regex_t unless{};
+  bool ok = false;
+  bool has_unless = false;
+};
+
+bool compile_alternation(const char* const* patterns, int count, regex_t* out) {
+  std::string alternation;
+  for (int p = 0; p < count; ++p) {
+    if (!alternation.empty()) alternation += '|';
+    alternation += '(';
+    alternation += patterns[p];
+    alternation += ')';
+  }
+  return regcomp(out, alternation.c_str(), REG_EXTENDED | REG_NOSUB) == 0;
+}
+
+// The rules compiled once, as POSIX ERE (one alternation per rule).
+CompiledRule* compiled_rules() {
+  static CompiledRule* rules = [] {
+    auto* compiled = new CompiledRule[shared::count_of(shared::kRules)];
+    for (int i = 0; i < shared::count_of(shared::kRules); ++i) {
+      const shared::Rule& rule = shared::kRules[i];
+      CompiledRule& out = compiled[i];
+      out.rule = &rule;
+      out.ok = compile_alternation(rule.patterns, rule.pattern_count, &out.frame);
+      if (rule.unless_count > 0) {
+        out.has_unless = true;
+        out.ok = out.ok && compile_alternation(rule.unless, rule.unless_count, &out.unless);
+      }
+    }
+    return compiled;
+  }();
+  return rules;
+}
+
+bool is_system_frame(const NamedFrame& frame) {
+  return shared::is_system_frame(frame.function, frame.module);
+}
+
+bool rule_matches(const CompiledRule& compiled, const char* kind,
+                  const std::vector<NamedFrame>& stack) {
+  const shared::Rule& rule = *compiled.rule;
+  if (!compiled.ok) return false;
+  if (rule.kind_count > 0) {
+    bool kind_listed = false;
+    for (int k = 0; k < rule.kind_count; ++k) kind_listed |= std::strcmp(rule.kinds[k], kind) == 0;
+    if (!kind_listed) return false;
+  }
+  uint32_t depth = 0;
+  bool matched = false;
+  for (const NamedFrame& frame : stack) {
+    if (rule.max_depth > 0) {
+      if (is_system_frame(frame)) continue;
+      if (++depth > rule.max_depth) break;
+    }
+    if (regexec(&compiled.frame, frame.function.c_str(), 0, nullptr, 0) == 0) {
+      matched = true;
+      break;
+    }
+  }
+  if (!matched || !compiled.has_unless) return matched;
+  // Among the frames we have: an `unless` frame (a tokio worker's scheduler loop)
+  // always lies between the wait and the frame it excuses (the pool's loop).
+  for (const NamedFrame& frame : stack) {
+    if (regexec(&compiled.unless, frame.function.c_str(), 0, nullptr, 0) == 0) return false;
+  }
+  return true;
+}
+
+// The watchdog's own symbolizer and module table (the sender has its own: an
+// ElfSymbolizer is not shared between threads).
+struct WatchdogSymbols {
+  ElfSymbolizer symbolizer;
+  std::vector<ModuleInfo> modules;
+  uint64_t module_changes = ~uint64_t{0};
+};
+
+std::vector<NamedFrame> symbolize(const uintptr_t* pcs, int count) {
+  static WatchdogSymbols* symbols = new WatchdogSymbols;
+  const uint64_t changes = module_change_count();
+  if (changes != symbols->module_changes) {
+    symbols->modules = enumerate_modules();
+    symbols->module_changes = changes;
+  }
+  std::vector<NamedFrame> stack;
+  for (int i = 0; i < count; ++i) {
+    const ModuleInfo* module = find_module(symbols->modules, pcs[i]);
+    stack.push_back({symbols->symbolizer.symbolize_return_address(pcs[i], module),
+                     module ? module->path : std::string()});
+  }
+  return stack;
+}
+
+}  // namespace
+
+WaitVerdict classify_wait_stack(const char* kind, const std::vector<NamedFrame>& stack) {
+  CompiledRule* rules = compiled_rules();
+  // A wait that a not_worker rule matches (tokio's blocking pool waiting for a
+  // job) is also an idle wait: the thread does no worker's work meanwhile. It is
+  // not demoted for good: tokio starts a new worker on an idle pool thread (after
+  // block_in_place), and that worker must stay watched. What the pool's threads
+  // record is dropped by the collector's not_worker rules.
+  for (int i = 0; i < shared::count_of(shared::kRules); ++i) {
+    if (rule_matches(rules[i], kind, stack)) return WaitVerdict::kIdle;
+  }
+  return WaitVerdict::kOther;
+}
+
+WaitVerdict wait_classify_pending(ThreadSlot& slot, bool* still_waiting) {
+  *still_waiting = false;
+  const uint64_t key = slot.pending_wait_key.load(std::memory_order_acquire);
+  if (key == 0) return WaitVerdict::kUnknown;
+  uintptr_t pcs[kWaitStackFrames];
+  int count = slot.pending_wait_count.load(std::memory_order_relaxed);
+  if (count > kWaitStackFrames) count = kWaitStackFrames;
+  for (int i = 0; i < count; ++i) pcs[i] = slot.pending_wait_pcs[i].load(std::memory_order_relaxed);
+  const uint8_t kind = slot.pending_wait_kind.load(std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_acquire);
+  if (slot.pending_wait_key.load(std::memory_order_relaxed) != key ||
+      wait_stack_hash(pcs, count) != key) {
+    return WaitVerdict::kUnknown;  // the owner moved on meanwhile: next tick
+  }
+  WaitVerdict verdict = g_cache.lookup(key);
+  if (verdict == WaitVerdict::kUnknown) {
+    verdict = classify_wait_stack(kinds::kind_name(kind), symbolize(pcs, count));
+    g_cache.insert(key, verdict);
+  }
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  *still_waiting = slot.pending_wait_key.load(std::memory_order_seq_cst) == key;
+  return verdict;
+}
+
+}  // namespace blockwatch::interpose

@@ -1,0 +1,145 @@
+// Shims for thread naming and process lifecycle.
+//  - pthread_setname_np, prctl(PR_SET_NAME): a renamed thread is reclassified
+//    against BLOCKWATCH_WORKERS.
+//  - exec*: the image is about to be replaced without running atexit handlers, so
+//    the agent flushes and says goodbye first (reason "exec"). Not in a vfork
+//    child, which shares the parent's memory and agent.
+//  - exit / _exit / _Exit: remember the status for the goodbye; _exit runs no
+//    atexit handlers, so it flushes itself.
+// fork needs no shim (pthread_atfork in library.cc); vfork, posix_spawn and
+// system run no atfork handlers and exec straight away in the child: the new
+// image loads the preload again from the environment (unless
+// BLOCKWATCH_FOLLOW_CHILDREN=0 removed it).
+//
+// Not timing shims: none of these is reported. Naming allocates (regexec);
+// the exec/exit paths may block for the bounded final flush.
+#include <cstdarg>
+
+#include "interpose/shims/hook_path.h"
+#include "interpose/shims/lifecycle.h"
+#include "interpose/transport/agent.h"
+
+namespace bw = blockwatch::interpose;
+
+BW_EXPORT int pthread_setname_np(pthread_t thread, const char* name) noexcept {
+  auto real_call = BW_REAL(pthread_setname_np);
+  if (!real_call) return ENOSYS;
+  const int rc = real_call(thread, name);
+  if (rc == 0 && bw::tls_thread.guard_depth == 0) {
+    const int saved_errno = errno;
+    bw::thread_renamed(thread, name);
+    errno = saved_errno;
+  }
+  return rc;
+}
+
+BW_EXPORT int prctl(int option, ...) noexcept {
+  va_list args;
+  va_start(args, option);
+  const unsigned long a2 = va_arg(args, unsigned long);
+  const unsigned long a3 = va_arg(args, unsigned long);
+  const unsigned long a4 = va_arg(args, unsigned long);
+  const unsigned long a5 = va_arg(args, unsigned long);
+  va_end(args);
+  auto real_call = BW_REAL(prctl);
+  if (!real_call) return bw::missing_real_function();
+  const int rc = real_call(option, a2, a3, a4, a5);
+  if (rc == 0 && option == PR_SET_NAME && bw::tls_thread.guard_depth == 0) {
+    const int saved_errno = errno;
+    bw::thread_renamed(pthread_self(), reinterpret_cast<const char*>(a2));
+    errno = saved_errno;
+  }
+  return rc;
+}
+
+namespace {
+void before_exec() {
+  if (!bw::is_original_process()) return;
+  const int saved_errno = errno;
+  bw::shutdown_agent_once("exec", 0);
+  errno = saved_errno;
+}
+
+// execl-style argument lists, copied to an argv on the stack (no malloc: this
+// may run in a vfork child).
+constexpr int kMaxExecArgs = 4096;
+int collect_exec_args(const char* arg0, va_list args, const char** argv) {
+  int argc = 0;
+  argv[argc++] = arg0;
+  while (argv[argc - 1] != nullptr && argc < kMaxExecArgs) argv[argc++] = va_arg(args, const char*);
+  if (argv[argc - 1] != nullptr) return -1;
+  return argc;
+}
+}  // namespace
+
+#define BW_EXEC_HOOK(name, params, args)                \
+  BW_EXPORT int name params noexcept {                  \
+    auto real_call = BW_REAL(name);                     \
+    if (!real_call) return bw::missing_real_function(); \
+    before_exec();                                      \
+    return real_call args;                              \
+  }
+
+BW_EXEC_HOOK(execve, (const char* path, char* const argv[], char* const envp[]), (path, argv, envp))
+BW_EXEC_HOOK(execv, (const char* path, char* const argv[]), (path, argv))
+BW_EXEC_HOOK(execvp, (const char* file, char* const argv[]), (file, argv))
+BW_EXEC_HOOK(execvpe, (const char* file, char* const argv[], char* const envp[]),
+             (file, argv, envp))
+BW_EXEC_HOOK(fexecve, (int fd, char* const argv[], char* const envp[]), (fd, argv, envp))
+BW_EXEC_HOOK(execveat,
+             (int dirfd, const char* path, char* const argv[], char* const envp[], int flags),
+             (dirfd, path, argv, envp, flags))
+
+BW_EXPORT int execl(const char* path, const char* arg0, ...) noexcept {
+  const char* argv[kMaxExecArgs];
+  va_list args;
+  va_start(args, arg0);
+  const int argc = collect_exec_args(arg0, args, argv);
+  va_end(args);
+  if (argc < 0) return errno = E2BIG, -1;
+  return execv(path, const_cast<char* const*>(argv));
+}
+
+BW_EXPORT int execlp(const char* file, const char* arg0, ...) noexcept {
+  const char* argv[kMaxExecArgs];
+  va_list args;
+  va_start(args, arg0);
+  const int argc = collect_exec_args(arg0, args, argv);
+  va_end(args);
+  if (argc < 0) return errno = E2BIG, -1;
+  return execvp(file, const_cast<char* const*>(argv));
+}
+
+BW_EXPORT int execle(const char* path, const char* arg0, ...) noexcept {
+  const char* argv[kMaxExecArgs];
+  va_list args;
+  va_start(args, arg0);
+  const int argc = collect_exec_args(arg0, args, argv);
+  char* const* envp = argc < 0 ? nullptr : va_arg(args, char* const*);
+  va_end(args);
+  if (argc < 0) return errno = E2BIG, -1;
+  return execve(path, const_cast<char* const*>(argv), envp);
+}
+
+BW_EXPORT void exit(int status) noexcept {
+  bw::note_exit_status(status);
+  auto real_call = BW_REAL(exit);
+  if (real_call) real_call(status);
+  bw::g_real_symbols._exit(status);
+  __builtin_unreachable();
+}
+
+#define BW_EXIT_HOOK(name)                     \
+  BW_EXPORT void name(int status) {            \
+    if (bw::is_original_process()) {           \
+      bw::note_exit_status(status);            \
+      bw::shutdown_agent_once("exit", status); \
+    }                                          \
+    auto real_call = BW_REAL(name);            \
+    if (real_call) real_call(status);          \
+    bw::g_real_symbols._exit(status);          \
+    __builtin_unreachable();                   \
+  }
+
+BW_EXIT_HOOK(_exit)
+BW_EXIT_HOOK(_Exit)

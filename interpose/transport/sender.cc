@@ -1,0 +1,543 @@
+// The sender thread (see sender.h): drain, intern, symbolize, observe, encode,
+// write. Target threads touch only the atomics of a Sender (wake, done, stop) and
+// the callback registration; everything else belongs to the sender thread.
+#include "interpose/transport/sender.h"
+
+#include <linux/futex.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <deque>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "interpose/base/clock.h"
+#include "interpose/base/futex.h"
+#include "interpose/base/internal_thread.h"
+#include "interpose/base/proc_file.h"
+#include "interpose/base/timebase.h"
+#include "interpose/core/thread_state.h"
+#include "interpose/transport/agent.h"
+#include "interpose/transport/output_channel.h"
+#include "interpose/transport/record_queue.h"
+#include "interpose/transport/symbols.h"
+
+namespace blockwatch::interpose {
+
+namespace {
+
+// This thread is the sender (bw_flush and exit() from the callback must not wait
+// for themselves). The hooks' own notion is thread_state's kModeLibrary.
+__thread bool agent_own_thread_flag = false;
+
+constexpr char kLibraryVersion[] = "0.1.0";
+constexpr int64_t kCountersIntervalNs = 50'000'000;
+constexpr int64_t kFinalStallNs = 200'000'000;  // give up the final flush after no progress
+
+// The observer. Replaced as a whole (leaking the old pair: registrations are rare)
+// so the sender never sees a callback with another callback's argument.
+struct CallbackRegistration {
+  bw_event_callback callback;
+  void* arg;
+  CallbackRegistration* retired_next;  // replaced ones stay reachable (not a leak)
+};
+constinit std::atomic<CallbackRegistration*> g_retired_callbacks{nullptr};
+constinit std::atomic<CallbackRegistration*> g_callback{nullptr};
+constinit std::atomic<uint32_t> g_in_callback{0};
+
+constinit std::atomic<uint32_t> g_modules_requests{0};
+
+template <size_t N>
+std::string_view bounded(const char (&text)[N]) {
+  return std::string_view(text, strnlen(text, N));
+}
+
+}  // namespace
+
+class Sender {
+ public:
+  explicit Sender(const SenderOptions& options) : options_(options) {}
+
+  // Shared with target threads.
+  std::atomic<uint32_t> wake_word{0};
+  std::atomic<uint32_t> done_word{0};
+  std::atomic<uint64_t> done_pos{0};
+  std::atomic<uint32_t> finished{0};
+  std::atomic<bool> stop_requested{false};
+  std::atomic<int64_t> stop_deadline_mono_ns{0};
+  std::atomic<uint64_t> dropped_no_collector{0};
+  std::atomic<uint64_t> threads_seen{0};
+  char goodbye_reason[16] = {};
+  int goodbye_status = 0;
+  // A replaced sender (restart, fork child) is kept, never freed: a late bw_flush
+  // may still read it. Listed so it stays reachable.
+  Sender* retired_next = nullptr;
+
+  void wake() {
+    wake_word.fetch_add(1, std::memory_order_release);
+    futex_wake(wake_word, 1);
+  }
+  const SenderOptions& options() const { return options_; }
+  OutputChannel& channel() { return channel_; }
+
+  void run();
+
+ private:
+  void begin_stream();
+  void drain_queue();
+  void process_record(const Record& record);
+  void notify_observer(const Record& record, size_t frame_count);
+  const std::string& symbol_name(uint64_t pc);
+  uint64_t define_string(std::string_view text);
+  uint64_t define_stack(const Record& record, size_t frame_count);
+  void maybe_send_modules(bool force);
+  void maybe_send_counters(int64_t now, bool force);
+  void write_pending(int64_t now);
+  void lose_stream(int64_t now);
+  void publish_done(uint64_t pos);
+  void final_flush();
+  HelloInfo build_hello() const;
+
+  SenderOptions options_;
+  OutputChannel channel_;
+  WireEncoder encoder_;
+  std::string pending_;
+  uint64_t bytes_written_total_ = 0;
+  uint64_t events_in_pending_ = 0;
+  std::deque<std::pair<uint64_t, uint64_t>> done_markers_;  // (bytes end, queue pos)
+  int64_t start_unix_ns_ = 0;
+  int64_t monotonic_to_unix_ns_ = 0;
+  // Interning: ids persist for the sender's life; "defined" is per stream.
+  std::unordered_map<std::string, uint64_t> string_ids_;
+  std::unordered_map<std::string, uint64_t> stack_ids_;
+  std::vector<bool> string_defined_;
+  std::vector<bool> stack_defined_;
+  std::unordered_set<uint64_t> symbols_defined_;
+  std::unordered_map<uint64_t, std::string> symbol_names_;
+  ElfSymbolizer symbolizer_;
+  std::unordered_map<int32_t, std::string> thread_names_;  // tid -> last name seen
+  std::vector<ModuleInfo> modules_;
+  uint32_t modules_generation_ = 0;
+  uint64_t module_change_count_ = 0;
+  uint32_t modules_requests_seen_ = 0;
+  CountersInfo counters_sent_;
+  int64_t counters_sent_at_ns_ = 0;
+  std::vector<const char*> observer_frames_;
+};
+
+namespace {
+constinit std::atomic<Sender*> g_sender{nullptr};
+constinit std::atomic<Sender*> g_retired_senders{nullptr};
+
+// Not for the hook path (senders are replaced only by start and fork).
+void retire(Sender* sender) {
+  if (!sender) return;
+  sender->retired_next = g_retired_senders.load(std::memory_order_relaxed);
+  while (!g_retired_senders.compare_exchange_weak(sender->retired_next, sender)) {
+  }
+}
+}  // namespace
+
+CountersInfo sender_counters() {
+  const AgentCounters& counters = global_agent_counters();
+  CountersInfo info;
+  info.events_recorded = counters.recorded_before_reset.load(std::memory_order_relaxed) +
+                         global_record_queue().claimed_count();
+  info.dropped_queue_full = counters.dropped_queue_full.load(std::memory_order_relaxed);
+  info.dropped_too_deep = counters.dropped_too_deep.load(std::memory_order_relaxed);
+  info.dropped_no_collector = counters.dropped_after_shutdown.load(std::memory_order_relaxed);
+  info.stalls_suppressed = counters.stalls_suppressed.load(std::memory_order_relaxed);
+  if (Sender* sender = g_sender.load(std::memory_order_acquire)) {
+    info.dropped_no_collector += sender->dropped_no_collector.load(std::memory_order_relaxed);
+    info.threads_seen = sender->threads_seen.load(std::memory_order_relaxed);
+  }
+  return info;
+}
+
+HelloInfo Sender::build_hello() const {
+  HelloInfo hello;
+  hello.library_version = kLibraryVersion;
+  hello.pid = getpid();
+  hello.ppid = getppid();
+  char path[4096];
+  read_exe_path(path, sizeof path);
+  hello.exe = path;
+  if (FILE* cmdline = fopen("/proc/self/cmdline", "re")) {
+    std::string arg;
+    for (int c; (c = fgetc(cmdline)) != EOF;) {
+      if (c == '\0') {
+        hello.argv.push_back(std::move(arg));
+        arg.clear();
+      } else {
+        arg.push_back(static_cast<char>(c));
+      }
+    }
+    fclose(cmdline);
+  }
+  char host[256] = {};
+  if (gethostname(host, sizeof host - 1) == 0) hello.hostname = host;
+  hello.start_unix_ns = start_unix_ns_;
+  hello.monotonic_to_unix_ns = monotonic_to_unix_ns_;
+  hello.threshold_ns = options_.threshold_ns;
+  hello.stall_threshold_ns = options_.stall_threshold_ns;
+  hello.workers = options_.workers;
+  hello.forked_child = options_.forked_child;
+  return hello;
+}
+
+// A new connection or file: Hello, Modules, counters; interned ids are defined
+// again on first use.
+void Sender::begin_stream() {
+  pending_.clear();
+  events_in_pending_ = 0;
+  string_defined_.assign(string_defined_.size(), false);
+  stack_defined_.assign(stack_defined_.size(), false);
+  symbols_defined_.clear();
+  encoder_.hello(build_hello(), pending_);
+  maybe_send_modules(/*force=*/true);
+  maybe_send_counters(monotonic_ns(), /*force=*/true);
+}
+
+const std::string& Sender::symbol_name(uint64_t pc) {
+  auto it = symbol_names_.find(pc);
+  if (it == symbol_names_.end()) {
+    const std::string name = symbolizer_.symbolize_return_address(pc, find_module(modules_, pc));
+    it = symbol_names_.emplace(pc, name).first;
+  }
+  return it->second;
+}
+
+uint64_t Sender::define_string(std::string_view text) {
+  if (text.empty()) return 0;
+  auto [it, inserted] = string_ids_.try_emplace(std::string(text), string_ids_.size() + 1);
+  const uint64_t id = it->second;
+  if (string_defined_.size() <= id) string_defined_.resize(id + 1, false);
+  if (!string_defined_[id]) {
+    encoder_.string_def(id, text, pending_);
+    string_defined_[id] = true;
+  }
+  return id;
+}
+
+uint64_t Sender::define_stack(const Record& record, size_t frame_count) {
+  if (frame_count == 0) return 0;
+  std::string key(reinterpret_cast<const char*>(record.frames), frame_count * sizeof(uintptr_t));
+  auto [it, inserted] = stack_ids_.try_emplace(std::move(key), stack_ids_.size() + 1);
+  const uint64_t id = it->second;
+  if (stack_defined_.size() <= id) stack_defined_.resize(id + 1, false);
+  if (stack_defined_[id]) return id;
+  uint64_t pcs[kMaxFrames];
+  for (size_t i = 0; i < frame_count; ++i) {
+    const uint64_t pc = pcs[i] = record.frames[i];
+    if (!symbols_defined_.insert(pc).second) continue;
+    const ModuleInfo* module = find_module(modules_, pc);
+    encoder_.symbol(pc, symbol_name(pc), module ? module->path : std::string_view(),
+                    module ? pc - module->base : 0, pending_);
+  }
+  encoder_.stack(id, pcs, frame_count, pending_);
+  stack_defined_[id] = true;
+  return id;
+}
+
+void Sender::notify_observer(const Record& record, size_t frame_count) {
+  if (g_callback.load(std::memory_order_acquire) == nullptr) return;
+  // Mark first, then read the registration again: a replacing thread either sees
+  // us inside or we see its new registration (both seq_cst).
+  g_in_callback.store(1, std::memory_order_seq_cst);
+  CallbackRegistration* registration = g_callback.load(std::memory_order_seq_cst);
+  if (registration && registration->callback) {
+    observer_frames_.clear();
+    for (size_t i = 0; i < frame_count; ++i) {
+      observer_frames_.push_back(symbol_name(record.frames[i]).c_str());
+    }
+    const std::string thread_name(bounded(record.thread_name));
+    const std::string task(bounded(record.task));
+    const std::string allow_reason(bounded(record.allow_reason));
+    bw_event_info info{};
+    info.kind = record.kind;
+    info.duration_ns = record.duration_ns;
+    info.tid = record.tid;
+    info.thread_name = thread_name.c_str();
+    info.task = task.empty() ? nullptr : task.c_str();
+    info.allow_reason = allow_reason.empty() ? nullptr : allow_reason.c_str();
+    info.function = record.function ? record.function : "";
+    info.frame_count = frame_count;
+    info.frames = observer_frames_.data();
+    registration->callback(&info, registration->arg);
+  }
+  g_in_callback.store(0, std::memory_order_seq_cst);
+  futex_wake_all(g_in_callback);
+}
+
+void Sender::process_record(const Record& record) {
+  const size_t frame_count = std::min<size_t>(record.frame_count, kMaxFrames);
+  const std::string_view thread_name = bounded(record.thread_name);
+  auto [name_it, new_thread] = thread_names_.try_emplace(record.tid, thread_name);
+  if (new_thread) {
+    threads_seen.fetch_add(1, std::memory_order_relaxed);
+  } else if (name_it->second != thread_name) {
+    name_it->second = thread_name;
+  }
+  notify_observer(record, frame_count);
+  if (!channel_.is_open() || pending_.size() > options_.max_pending_bytes) {
+    dropped_no_collector.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  EventIds ids;
+  ids.thread_name = define_string(thread_name);
+  ids.task = define_string(bounded(record.task));
+  ids.allow_reason = define_string(bounded(record.allow_reason));
+  if (record.holder_tid != 0) {
+    auto holder = thread_names_.find(record.holder_tid);
+    if (holder != thread_names_.end()) ids.holder_name = define_string(holder->second);
+  }
+  ids.stack = define_stack(record, frame_count);
+  encoder_.event(record, ids, monotonic_to_unix_ns_, pending_);
+  ++events_in_pending_;
+}
+
+void Sender::drain_queue() {
+  RecordQueue& queue = global_record_queue();
+  Record record;
+  while (queue.try_pop(record)) process_record(record);
+}
+
+void Sender::maybe_send_modules(bool force) {
+  const uint32_t requests = g_modules_requests.load(std::memory_order_acquire);
+  const uint64_t change_count = module_change_count();
+  const bool changed = requests != modules_requests_seen_ || change_count != module_change_count_;
+  if (changed || modules_.empty()) {
+    modules_requests_seen_ = requests;
+    module_change_count_ = change_count;
+    modules_ = enumerate_modules();
+    ++modules_generation_;
+    force = true;
+  }
+  if (force && channel_.is_open()) encoder_.modules(modules_generation_, modules_, pending_);
+}
+
+void Sender::maybe_send_counters(int64_t now, bool force) {
+  const CountersInfo counters = sender_counters();
+  const bool changed = memcmp(&counters, &counters_sent_, sizeof counters) != 0;
+  if (!channel_.is_open()) return;
+  if (!force && (!changed || now - counters_sent_at_ns_ < kCountersIntervalNs)) return;
+  encoder_.counters(counters, pending_);
+  counters_sent_ = counters;
+  counters_sent_at_ns_ = now;
+}
+
+void Sender::publish_done(uint64_t pos) {
+  if (pos <= done_pos.load(std::memory_order_relaxed)) return;
+  done_pos.store(pos, std::memory_order_release);
+  done_word.fetch_add(1, std::memory_order_release);
+  futex_wake_all(done_word);
+}
+
+void Sender::lose_stream(int64_t now) {
+  dropped_no_collector.fetch_add(events_in_pending_, std::memory_order_relaxed);
+  events_in_pending_ = 0;
+  bytes_written_total_ += pending_.size();  // discarded counts as done for bw_flush
+  pending_.clear();
+  channel_.close_stream(now);
+}
+
+void Sender::write_pending(int64_t now) {
+  if (channel_.is_open() && !pending_.empty()) {
+    const size_t before = pending_.size();
+    const OutputChannel::WriteResult result = channel_.write_some(pending_);
+    bytes_written_total_ += before - pending_.size();
+    if (result == OutputChannel::WriteResult::kStreamLost) lose_stream(now);
+    if (pending_.empty()) events_in_pending_ = 0;
+  }
+  while (!done_markers_.empty() && done_markers_.front().first <= bytes_written_total_) {
+    publish_done(done_markers_.front().second);
+    done_markers_.pop_front();
+  }
+}
+
+void Sender::run() {
+  start_unix_ns_ = clock_ns(CLOCK_REALTIME);
+  monotonic_to_unix_ns_ = start_unix_ns_ - monotonic_ns();
+  channel_.configure(options_.collector, options_.output, options_.forked_child);
+  maybe_send_modules(false);
+  for (;;) {
+    const uint32_t wake_seen = wake_word.load(std::memory_order_acquire);
+    const bool stopping = stop_requested.load(std::memory_order_acquire);
+    const int64_t now = monotonic_ns();
+    if (channel_.is_open() && !channel_.still_ours()) lose_stream(now);
+    if (channel_.try_open(now)) begin_stream();
+    maybe_send_modules(false);
+    const uint64_t popped_before = global_record_queue().popped_count();
+    drain_queue();
+    const uint64_t popped = global_record_queue().popped_count();
+    if (popped != popped_before || !pending_.empty()) {
+      done_markers_.emplace_back(bytes_written_total_ + pending_.size(), popped);
+    } else {
+      publish_done(popped);
+    }
+    maybe_send_counters(now, false);
+    write_pending(now);
+    timebase_refine();  // the hooks' TSC rate and anchor (timebase.h)
+    if (stopping) break;
+    futex_wait_ns(wake_word, wake_seen, pending_.empty() ? options_.idle_wait_ns : 5'000'000);
+  }
+  final_flush();
+  finished.store(1, std::memory_order_release);
+  futex_wake_all(finished);
+}
+
+// At exit: Goodbye, then write until done, the deadline, or no progress for a
+// while (a stopped or dead collector does not hold up the exit).
+void Sender::final_flush() {
+  drain_queue();
+  if (!channel_.is_open() && channel_.configured()) {
+    if (channel_.try_open(INT64_MAX)) begin_stream();  // one last try, ignoring backoff
+  }
+  // The final counters, unless the last frame already carries these values.
+  maybe_send_counters(INT64_MAX / 2, /*force=*/false);
+  if (channel_.is_open()) encoder_.goodbye(goodbye_reason, goodbye_status, pending_);
+  done_markers_.emplace_back(bytes_written_total_ + pending_.size(),
+                             global_record_queue().popped_count());
+  const int64_t deadline = stop_deadline_mono_ns.load(std::memory_order_acquire);
+  int64_t last_progress = monotonic_ns();
+  for (;;) {
+    const size_t before = pending_.size();
+    write_pending(monotonic_ns());
+    const int64_t now = monotonic_ns();
+    if (pending_.empty() || !channel_.is_open() || now >= deadline) break;
+    if (pending_.size() != before) last_progress = now;
+    if (now - last_progress > kFinalStallNs) break;
+    futex_wait_ns(wake_word, wake_word.load(), 2'000'000);
+  }
+  if (!pending_.empty()) {
+    dropped_no_collector.fetch_add(events_in_pending_, std::memory_order_relaxed);
+  }
+  if (channel_.is_open()) channel_.close_stream(monotonic_ns());
+}
+
+namespace {
+
+void* sender_thread_main(void* arg) {
+  agent_own_thread_flag = true;
+  // Marked before naming, so the rename hook never classifies this thread as a
+  // worker (a `name:.*` rule), and again after it in case the rename reset it.
+  mark_current_thread_internal();
+  pthread_setname_np(pthread_self(), "blockwatch");
+  mark_current_thread_internal();
+  static_cast<Sender*>(arg)->run();
+  return nullptr;
+}
+
+}  // namespace
+
+bool sender_start(const SenderOptions& options) {
+  Sender* current = g_sender.load(std::memory_order_acquire);
+  if (current && !current->finished.load(std::memory_order_acquire)) return false;
+  // A finished sender's memory is kept (leaked): a late bw_flush may still read it.
+  retire(current);
+  auto* sender = new Sender(options);
+  set_agent_shut_down(false);
+  g_sender.store(sender, std::memory_order_release);
+  const int error = start_internal_thread(sender_thread_main, sender) ? 0 : 1;
+  if (error != 0) {
+    sender->finished.store(1, std::memory_order_release);
+    set_agent_shut_down(true);
+    return false;
+  }
+  return true;
+}
+
+void sender_shutdown(const char* reason, int exit_status, int64_t timeout_ns) {
+  set_agent_shut_down(true);
+  Sender* sender = g_sender.load(std::memory_order_acquire);
+  if (!sender || sender->stop_requested.load(std::memory_order_acquire)) return;
+  const int64_t deadline = monotonic_ns() + timeout_ns;
+  snprintf(sender->goodbye_reason, sizeof sender->goodbye_reason, "%s", reason ? reason : "");
+  sender->goodbye_status = exit_status;
+  // A 10% margin lets the sender finish its Goodbye before we stop waiting.
+  sender->stop_deadline_mono_ns.store(deadline - timeout_ns / 10, std::memory_order_release);
+  if (sender->stop_requested.exchange(true, std::memory_order_acq_rel)) return;
+  sender->wake();
+  if (agent_own_thread_flag) return;  // exit() called from the callback: cannot wait for ourselves
+  for (int64_t now = monotonic_ns(); now < deadline; now = monotonic_ns()) {
+    if (sender->finished.load(std::memory_order_acquire)) return;
+    futex_wait_ns(sender->finished, 0, deadline - now);
+  }
+}
+
+void sender_after_fork_child() {
+  // Only this thread exists. Records half-pushed by other threads of the parent
+  // can never complete: start the queue afresh; the parent sends its own records.
+  global_record_queue().reset();
+  AgentCounters& counters = global_agent_counters();
+  counters.recorded_before_reset.store(0, std::memory_order_relaxed);
+  counters.dropped_queue_full.store(0, std::memory_order_relaxed);
+  counters.dropped_too_deep.store(0, std::memory_order_relaxed);
+  counters.dropped_after_shutdown.store(0, std::memory_order_relaxed);
+  counters.stalls_suppressed.store(0, std::memory_order_relaxed);
+  g_in_callback.store(0, std::memory_order_relaxed);
+  Sender* parent = g_sender.load(std::memory_order_acquire);
+  if (!parent) return;
+  // The parent's sender may have been anywhere in its loop at fork(): its maps and
+  // buffers may be mid-update, so the child leaks them and only reads what never
+  // changes after start (options) or is plain integers (the fd identity).
+  parent->channel().abandon_inherited_fd();
+  const bool parent_stopping = parent->stop_requested.load(std::memory_order_acquire);
+  SenderOptions options = parent->options();
+  g_sender.store(nullptr, std::memory_order_release);
+  retire(parent);
+  if (parent_stopping || !options.follow_forks) {
+    set_agent_shut_down(true);
+    return;
+  }
+  options.forked_child = true;
+  sender_start(options);
+}
+
+void sender_modules_changed() { g_modules_requests.fetch_add(1, std::memory_order_release); }
+
+int sender_flush(int timeout_ms) {
+  if (agent_own_thread_flag) return -1;
+  Sender* sender = g_sender.load(std::memory_order_acquire);
+  const uint64_t target = global_record_queue().claimed_count();
+  if (!sender) return global_record_queue().popped_count() >= target ? 0 : -1;
+  if (sender->done_pos.load(std::memory_order_acquire) >= target) return 0;
+  sender->wake();
+  const int64_t deadline = monotonic_ns() + int64_t{timeout_ms < 0 ? 0 : timeout_ms} * 1'000'000;
+  for (;;) {
+    const uint32_t seen = sender->done_word.load(std::memory_order_acquire);
+    if (sender->done_pos.load(std::memory_order_acquire) >= target) return 0;
+    const int64_t now = monotonic_ns();
+    if (now >= deadline || sender->finished.load(std::memory_order_acquire)) return -1;
+    futex_wait_ns(sender->done_word, seen, std::min<int64_t>(deadline - now, 10'000'000));
+  }
+}
+
+int sender_set_event_callback(bw_event_callback callback, void* arg) {
+  auto* registration = callback ? new CallbackRegistration{callback, arg, nullptr} : nullptr;
+  CallbackRegistration* old = g_callback.exchange(registration, std::memory_order_seq_cst);
+  if (old) {
+    old->retired_next = g_retired_callbacks.load(std::memory_order_relaxed);
+    while (!g_retired_callbacks.compare_exchange_weak(old->retired_next, old)) {
+    }
+  }
+  if (agent_own_thread_flag) return 0;
+  // Wait until a call of the previous callback returned (bounded).
+  const int64_t deadline = monotonic_ns() + 1'000'000'000;
+  for (int64_t now = monotonic_ns(); now < deadline; now = monotonic_ns()) {
+    if (g_in_callback.load(std::memory_order_seq_cst) == 0) break;
+    futex_wait_ns(g_in_callback, 1, std::min<int64_t>(deadline - now, 10'000'000));
+  }
+  return 0;
+}
+
+}  // namespace blockwatch::interpose

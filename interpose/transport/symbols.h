@@ -1,0 +1,66 @@
+// Symbolization of program counters on the sender thread, and the loaded-module
+// table (dl_iterate_phdr) for module path, load bias and build id. Sender thread
+// only: allocates, may take the loader's lock.
+//
+// Why not absl::Symbolize: it keeps the object files it read open in a cached
+// symbolizer, lseek()s those fds later, closes them when the address map changes,
+// and logs to stderr when they fail. In a program that closes every fd and reuses
+// the numbers, that means moving the file offset of, or closing, the program's
+// own fds. ElfSymbolizer mmaps each object once, closes the fd at once, and reads
+// .symtab/.dynsym from memory; names are demangled with absl's (fd-free)
+// demangler, then Rust legacy names are cleaned.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "interpose/transport/wire_encoder.h"
+
+namespace blockwatch::interpose {
+
+// Function names from the ELF symbol tables of loaded objects. Keeps one read-only
+// mapping per object it was asked about (no fd), never unmapped.
+class ElfSymbolizer {
+ public:
+  ElfSymbolizer();
+  ~ElfSymbolizer();
+  ElfSymbolizer(const ElfSymbolizer&) = delete;
+  ElfSymbolizer& operator=(const ElfSymbolizer&) = delete;
+
+  // The function containing return address `pc` (looked up at pc - 1, the call
+  // instruction) of `module` (nullptr: unknown module), demangled; empty when
+  // unknown.
+  std::string symbolize_return_address(uint64_t pc, const ModuleInfo* module);
+
+ private:
+  struct Table;
+  Table* table_for(const std::string& path);
+  struct Tables;
+  Tables* tables_;
+};
+
+// Demangles a symbol name (C++ with absl's demangler, Rust legacy cleaned);
+// returns it unchanged when it is not mangled.
+std::string demangle_symbol(const char* name);
+
+// Rust legacy symbols (`_ZN...17h<16 hex>E`): absl demangles the simple ones to
+// `a::b::h0123456789abcdef` and gives up on those with `$` escapes. This turns
+// both into `a::b` with escapes decoded (`$LT$` -> `<`, `..` -> `::`, `$u20$` ->
+// ` `). Anything else is returned unchanged.
+std::string clean_rust_symbol(std::string_view name);
+
+// Every loaded object: path, load bias, executable range, build id, file offset.
+// The main program's path is /proc/self/exe resolved.
+std::vector<ModuleInfo> enumerate_modules();
+
+// dl_iterate_phdr's load/unload counters (dlpi_adds + dlpi_subs): changes when an
+// object was loaded or unloaded. Cheap: visits only the first object.
+uint64_t module_change_count();
+
+// The module whose executable range holds `pc`, or nullptr. `modules` sorted by
+// start (enumerate_modules() returns them so).
+const ModuleInfo* find_module(const std::vector<ModuleInfo>& modules, uint64_t pc);
+
+}  // namespace blockwatch::interpose

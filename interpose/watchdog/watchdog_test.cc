@@ -1,0 +1,285 @@
+// Unit tests of the watchdog's pure logic (the per-slot stall state machine, the
+// report budget, the /proc parsers) and of the signal stack sampler, which works
+// in any process: this test installs it and samples its own threads.
+#include "interpose/watchdog/watchdog.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "interpose/core/record.h"
+#include "interpose/watchdog/stall_sampler.h"
+
+namespace blockwatch::interpose {
+namespace {
+
+constexpr int64_t kMs = 1'000'000;
+const Thresholds kThresholds{20 * kMs, 1000 * kMs};
+
+SlotView busy_task(uint64_t task_seq) {
+  SlotView view;
+  view.tid = 42;
+  view.worker = true;
+  view.in_task = true;
+  view.key.task_seq = task_seq;
+  return view;
+}
+
+TEST(ObserveSlot, OneTaskRunningLongGivesSamplesAtOneTwoAndFourTimesTheThreshold) {
+  StallTracker tracker;
+  EXPECT_TRUE(observe_slot(tracker, busy_task(7), 0, kThresholds).started);
+  std::vector<uint32_t> samples;
+  for (int64_t now = 5 * kMs; now <= 100 * kMs; now += 5 * kMs) {
+    const TickDecision decision = observe_slot(tracker, busy_task(7), now, kThresholds);
+    EXPECT_FALSE(decision.started);
+    EXPECT_EQ(decision.elapsed_ns, now);
+    if (decision.sample) samples.push_back(decision.sample);
+  }
+  EXPECT_EQ(samples, (std::vector<uint32_t>{1, 2, 4}));
+}
+
+TEST(ObserveSlot, SecondTickAsksForTheLateBaselineOnce) {
+  StallTracker tracker;
+  observe_slot(tracker, busy_task(1), 0, kThresholds);
+  EXPECT_TRUE(observe_slot(tracker, busy_task(1), 5 * kMs, kThresholds).late_baseline);
+  EXPECT_FALSE(observe_slot(tracker, busy_task(1), 10 * kMs, kThresholds).late_baseline);
+}
+
+TEST(ObserveSlot, ALateTickSkipsToTheLargestDueSample) {
+  StallTracker tracker;
+  observe_slot(tracker, busy_task(1), 0, kThresholds);
+  EXPECT_EQ(observe_slot(tracker, busy_task(1), 50 * kMs, kThresholds).sample, 2u);
+  EXPECT_EQ(observe_slot(tracker, busy_task(1), 60 * kMs, kThresholds).sample, 0u);
+  EXPECT_EQ(observe_slot(tracker, busy_task(1), 80 * kMs, kThresholds).sample, 4u);
+  EXPECT_EQ(observe_slot(tracker, busy_task(1), 500 * kMs, kThresholds).sample, 0u);
+}
+
+TEST(ObserveSlot, ANewTaskRestartsTheClock) {
+  StallTracker tracker;
+  for (uint64_t seq = 1; seq <= 50; ++seq) {
+    const TickDecision decision =
+        observe_slot(tracker, busy_task(seq), static_cast<int64_t>(seq) * 5 * kMs, kThresholds);
+    EXPECT_TRUE(decision.started);
+    EXPECT_EQ(decision.sample, 0u);
+  }
+}
+
+TEST(ObserveSlot, IdleWorkersNonWorkersAndLooplessThreadsNeverStall) {
+  StallTracker tracker;
+  SlotView idle_loop;
+  idle_loop.tid = 1;
+  idle_loop.worker = true;
+  idle_loop.idle = true;
+  idle_loop.key.loop_turns = 3;
+  SlotView not_worker = busy_task(1);
+  not_worker.worker = false;
+  SlotView no_task_no_loop;
+  no_task_no_loop.tid = 1;
+  no_task_no_loop.worker = true;
+  for (const SlotView& view : {idle_loop, not_worker, no_task_no_loop}) {
+    StallTracker fresh;
+    for (int64_t now = 0; now <= 2000 * kMs; now += 10 * kMs) {
+      const TickDecision decision = observe_slot(fresh, view, now, kThresholds);
+      EXPECT_FALSE(decision.started || decision.sample || decision.hang);
+    }
+  }
+}
+
+TEST(ObserveSlot, ALoopTurnOutsideTheIdleWaitStalls) {
+  StallTracker tracker;
+  SlotView turn;
+  turn.tid = 1;
+  turn.worker = true;
+  turn.key.loop_turns = 4;
+  observe_slot(tracker, turn, 0, kThresholds);
+  EXPECT_EQ(observe_slot(tracker, turn, 25 * kMs, kThresholds).sample, 1u);
+  turn.idle = true;  // back in epoll_wait: the stall is over
+  EXPECT_EQ(observe_slot(tracker, turn, 45 * kMs, kThresholds).sample, 0u);
+  turn.idle = false;
+  turn.key.loop_turns = 5;
+  EXPECT_TRUE(observe_slot(tracker, turn, 50 * kMs, kThresholds).started);
+}
+
+TEST(ObserveSlot, HangOncePerStallEvenWithStallsOff) {
+  StallTracker tracker;
+  const Thresholds hang_only{0, 100 * kMs};
+  observe_slot(tracker, busy_task(1), 0, hang_only);
+  int hangs = 0, samples = 0;
+  for (int64_t now = 10 * kMs; now <= 500 * kMs; now += 10 * kMs) {
+    const TickDecision decision = observe_slot(tracker, busy_task(1), now, hang_only);
+    hangs += decision.hang;
+    samples += decision.sample != 0;
+  }
+  EXPECT_EQ(hangs, 1);
+  EXPECT_EQ(samples, 0);
+  observe_slot(tracker, busy_task(2), 510 * kMs, hang_only);  // the next task can hang again
+  EXPECT_TRUE(observe_slot(tracker, busy_task(2), 610 * kMs, hang_only).hang);
+}
+
+TEST(ObserveSlot, ANewThreadInTheSlotStartsFresh) {
+  StallTracker tracker;
+  observe_slot(tracker, busy_task(1), 0, kThresholds);
+  SlotView other = busy_task(1);
+  other.tid = 43;  // same key, another thread
+  EXPECT_TRUE(observe_slot(tracker, other, 30 * kMs, kThresholds).started);
+}
+
+TEST(StallBudget, AdmitsPerMinuteAndCountsTheRest) {
+  StallBudget budget(2);
+  EXPECT_TRUE(budget.admit(0));
+  EXPECT_TRUE(budget.admit(1 * kMs));
+  EXPECT_FALSE(budget.admit(2 * kMs));
+  EXPECT_FALSE(budget.admit(59'000 * kMs));
+  EXPECT_EQ(budget.suppressed(), 2u);
+  EXPECT_TRUE(budget.admit(60'000 * kMs));  // a new minute
+  EXPECT_EQ(budget.suppressed(), 2u);
+}
+
+TEST(StallBudget, ZeroMeansNoLimit) {
+  StallBudget budget(0);
+  for (int i = 0; i < 1000; ++i) EXPECT_TRUE(budget.admit(i));
+  EXPECT_EQ(budget.suppressed(), 0u);
+}
+
+TEST(Tick, QuarterOfTheSmallestThresholdWithinOneToTenMs) {
+  EXPECT_EQ(watchdog_tick_ns(20 * kMs, 10'000 * kMs), 5 * kMs);
+  EXPECT_EQ(watchdog_tick_ns(2 * kMs, 10'000 * kMs), 1 * kMs);
+  EXPECT_EQ(watchdog_tick_ns(200 * kMs, 12 * kMs), 3 * kMs);
+  EXPECT_EQ(watchdog_tick_ns(0, 10'000 * kMs), 100 * kMs);  // hangs only: slow
+  EXPECT_EQ(watchdog_tick_ns(0, 1'000 * kMs), 25 * kMs);
+}
+
+TEST(Tick, IdleTickIsSlowerButBoundedByHalfTheThreshold) {
+  EXPECT_EQ(watchdog_idle_tick_ns(20 * kMs, 10'000 * kMs), 10 * kMs);
+  EXPECT_EQ(watchdog_idle_tick_ns(100 * kMs, 10'000 * kMs), 20 * kMs);
+  EXPECT_EQ(watchdog_idle_tick_ns(2 * kMs, 10'000 * kMs), 1 * kMs);
+  EXPECT_EQ(watchdog_idle_tick_ns(0, 10'000 * kMs), 100 * kMs);
+}
+
+TEST(ProcParsers, SchedstatStatStatusAndSyscall) {
+  ThreadSchedStat sched;
+  ASSERT_TRUE(parse_schedstat("123456 7890 12\n", &sched));
+  EXPECT_EQ(sched.cpu_ns, 123456);
+  EXPECT_EQ(sched.runqueue_ns, 7890);
+  EXPECT_FALSE(parse_schedstat("", &sched));
+
+  ThreadFaults faults;
+  // A name with spaces and a parenthesis; minflt=111, majflt=3.
+  ASSERT_TRUE(parse_stat_faults("77 (a b) c) R 1 77 77 0 -1 4194560 111 0 3 0 5 6", &faults));
+  EXPECT_EQ(faults.state, 'R');
+  EXPECT_EQ(faults.minor, 111);
+  EXPECT_EQ(faults.major, 3);
+  EXPECT_FALSE(parse_stat_faults("77 no parenthesis", &faults));
+
+  EXPECT_EQ(parse_voluntary_switches("Name:\tx\nvoluntary_ctxt_switches:\t17\n"
+                                     "nonvoluntary_ctxt_switches:\t4\n"),
+            17);
+  EXPECT_EQ(parse_voluntary_switches("Name:\tx\n"), -1);
+
+  EXPECT_TRUE(parse_thread_syscall("running\n").interruptible);
+  EXPECT_TRUE(parse_thread_syscall("-1 0x7ffd 0x4005\n").interruptible);
+  const ThreadSyscall sleeping = parse_thread_syscall("230 0x1 0x0 0x7ffd 0x0 0 0 0x7ffd 0x7f00\n");
+  EXPECT_FALSE(sleeping.interruptible);
+  EXPECT_STREQ(sleeping.name, "clock_nanosleep");
+  EXPECT_TRUE(
+      parse_thread_syscall("0 0x3 0x7ffd 0x10 0 0 0 0x7ffd 0x7f00\n").interruptible);  // read
+}
+
+TEST(RunqueueSplit, NeverMoreThanTheTimeOffCpu) {
+  EXPECT_EQ(stall_runqueue_ns(100, 30, 20, false), 20);
+  EXPECT_EQ(stall_runqueue_ns(100, 30, 20, true), 70);    // never blocked: all waiting
+  EXPECT_EQ(stall_runqueue_ns(100, 30, 500, false), 70);  // a wait that began earlier
+  EXPECT_EQ(stall_runqueue_ns(100, 130, 5, false), 0);
+}
+
+// --- the sampler, on this test's own threads --------------------------------------
+
+std::atomic<bool> g_spin{true};
+std::atomic<int> g_spinner_tid{0};
+std::atomic<int> g_errno_seen{0};
+
+extern "C" __attribute__((noinline)) void watchdog_test_spin_site() {
+  errno = 777;
+  while (g_spin.load(std::memory_order_relaxed)) {
+    asm volatile("" ::: "memory");
+  }
+  g_errno_seen = errno;
+}
+
+TEST(StallSampler, SamplesASpinningThreadInsideItsLoopAndKeepsErrno) {
+  const int signal = SIGRTMIN + 7;
+  ASSERT_TRUE(stall_sampler_install(signal, /*drop_own_frames=*/false));
+  EXPECT_TRUE(stall_sampler_usable());
+  std::thread spinner([] {
+    g_spinner_tid = gettid();
+    watchdog_test_spin_site();
+  });
+  while (g_spinner_tid == 0) std::this_thread::yield();
+  const auto site = reinterpret_cast<uintptr_t>(&watchdog_test_spin_site);
+  int hits = 0;
+  for (int i = 0; i < 5; ++i) {
+    uintptr_t frames[kMaxFrames];
+    const int count = stall_sampler_sample(g_spinner_tid, frames, kMaxFrames, 2'000 * kMs);
+    EXPECT_GT(count, 0);
+    // The pc is inside the spin function (it is small: within 256 bytes), handed
+    // on as pc + 1 like a return address.
+    if (count > 0 && frames[0] > site && frames[0] <= site + 256) ++hits;
+  }
+  g_spin = false;
+  spinner.join();
+  EXPECT_EQ(hits, 5);
+  EXPECT_EQ(g_errno_seen.load(), 777);
+}
+
+TEST(StallSampler, SigBlkParsing) {
+  const char* status =
+      "Name:\tx\nSigQ:\t0/1\nSigPnd:\t0000000000000000\n"
+      "SigBlk:\t0000000000010002\nSigIgn:\t0\n";
+  EXPECT_TRUE(parse_signal_blocked(status, 2));         // bit 1
+  EXPECT_TRUE(parse_signal_blocked(status, 17));        // bit 16
+  EXPECT_FALSE(parse_signal_blocked(status, 41));       // SIGRTMIN+7 on glibc
+  EXPECT_TRUE(parse_signal_blocked("Name:\tx\n", 41));  // unknown: do not send
+}
+
+TEST(StallSampler, AThreadThatBlocksTheSignalIsNotSentOne) {
+  ASSERT_TRUE(stall_sampler_install(SIGRTMIN + 7, /*drop_own_frames=*/false));
+  std::atomic<int> tid{0};
+  std::atomic<bool> stop{false};
+  std::atomic<int> left_pending{-1};
+  std::thread blocked([&] {
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, nullptr);
+    tid = gettid();
+    while (!stop) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    // A signal left pending here would reach a program's sigwaitinfo/signalfd.
+    sigset_t pending;
+    sigpending(&pending);
+    left_pending = sigismember(&pending, SIGRTMIN + 7);
+  });
+  while (tid == 0) std::this_thread::yield();
+  uintptr_t frames[kMaxFrames];
+  EXPECT_EQ(stall_sampler_sample(tid, frames, kMaxFrames, 30 * kMs), -1);
+  stop = true;
+  blocked.join();
+  EXPECT_EQ(left_pending.load(), 0);
+}
+
+TEST(StallSampler, NeverTakesASignalTheProgramHandles) {
+  const int signal = SIGRTMIN + 9;
+  struct sigaction action = {};
+  action.sa_handler = [](int) {};
+  ASSERT_EQ(sigaction(signal, &action, nullptr), 0);
+  EXPECT_FALSE(stall_sampler_install(signal));
+  struct sigaction after;
+  sigaction(signal, nullptr, &after);
+  EXPECT_EQ(after.sa_handler, action.sa_handler);
+}
+
+}  // namespace
+}  // namespace blockwatch::interpose
