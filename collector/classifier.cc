@@ -8,19 +8,16 @@
 //   condvar pool a condvar wait called directly from a pool's worker loop
 // and a not_worker rule for tokio's blocking pool, whose threads carry the workers'
 // name. Direct-caller rules use max_depth 1: a handler that blocks has its own
-// frames between the blocking call and the scheduler. The table itself lives in
-// common/builtin_rules.h, shared with the injected library, which classifies
-// condvar and futex waits with the same rules (interpose/core/wait_classifier.h).
+// frames between the blocking call and the scheduler. The table lives in
+// common/builtin_rules.h and the matcher in common/stack_rule.h, both shared with
+// the injected library, which classifies condvar and futex waits with them
+// (interpose/core/wait_classifier.h).
 #include <algorithm>
 
 #include "collector/config.h"
 #include "common/builtin_rules.h"
 
 namespace blockwatch::collector {
-
-static_assert(std::string_view(kDefaultPoolWaitRegex) ==
-                  std::string_view(blockwatch::builtin_rules::kDefaultPoolWaitPattern),
-              "collector/config.h and common/builtin_rules.h name the same pool_wait default");
 
 config::Config builtin_rules(const std::string& pool_wait_regex) {
   namespace shared = blockwatch::builtin_rules;
@@ -42,37 +39,22 @@ config::Config builtin_rules(const std::string& pool_wait_regex) {
   return c;
 }
 
-namespace {
-std::string alternation_of(const google::protobuf::RepeatedPtrField<std::string>& patterns) {
-  std::string alternation;
-  for (const auto& p : patterns) {
-    if (!alternation.empty()) alternation += '|';
-    alternation += "(?:" + p + ")";
-  }
-  return alternation;
-}
-}  // namespace
-
 bool StackClassifier::compile(const config::Rule& rule, const char* section, CompiledRule* out,
                               std::string* error) {
-  std::string alternation = alternation_of(rule.frame());
-  try {
-    if (alternation.empty()) alternation = "$^";  // a rule without frames matches no stack
-    out->frame = std::regex(alternation, std::regex::ECMAScript | std::regex::optimize);
-    if (!rule.module().empty()) out->module = std::regex(rule.module(), std::regex::ECMAScript);
-    if (rule.unless_frame_size() > 0) {
-      out->unless = std::regex(alternation_of(rule.unless_frame()),
-                               std::regex::ECMAScript | std::regex::optimize);
-    }
-  } catch (const std::regex_error& e) {
+  stack_rule::RuleText text;
+  text.frames.assign(rule.frame().begin(), rule.frame().end());
+  text.module = rule.module();
+  text.unless.assign(rule.unless_frame().begin(), rule.unless_frame().end());
+  text.kinds.assign(rule.kind().begin(), rule.kind().end());
+  text.max_depth = rule.max_depth();
+  std::string why;
+  if (!out->matcher.compile(text, &why)) {
     *error = std::string(section) + " rule " + (rule.name().empty() ? "" : rule.name() + " ") +
-             "has a bad regex: " + e.what();
+             "has a " + why;
     return false;
   }
   out->name = rule.name();
   out->reason = rule.reason();
-  out->kinds.assign(rule.kind().begin(), rule.kind().end());
-  out->max_depth = rule.max_depth();
   return true;
 }
 
@@ -109,33 +91,14 @@ bool StackClassifier::function_matches(const CompiledRule& rule,
   auto [it, inserted] = match_cache_.try_emplace(function);
   if (inserted) it->second.assign(rule_count_, 0);
   uint8_t& known = it->second[rule.index];
-  if (known == 0) known = std::regex_search(function, rule.frame) ? 2 : 1;
+  if (known == 0) known = rule.matcher.function_matches(function.c_str()) ? 2 : 1;
   return known == 2;
 }
 
 bool StackClassifier::matches(const CompiledRule& rule, std::string_view kind,
                               const std::vector<StackFrame>& stack) const {
-  if (!rule.kinds.empty() &&
-      std::find(rule.kinds.begin(), rule.kinds.end(), kind) == rule.kinds.end()) {
-    return false;
-  }
-  uint32_t depth = 0;
-  bool matched = false;
-  for (const StackFrame& frame : stack) {
-    if (rule.max_depth > 0) {
-      if (is_system_frame(frame)) continue;
-      if (++depth > rule.max_depth) break;
-    }
-    if (function_matches(rule, frame.function) &&
-        (!rule.module || std::regex_search(frame.module, *rule.module))) {
-      matched = true;
-      break;
-    }
-  }
-  if (!matched || !rule.unless) return matched;
-  return std::none_of(stack.begin(), stack.end(), [&](const StackFrame& frame) {
-    return std::regex_search(frame.function, *rule.unless);
-  });
+  return rule.matcher.matches(
+      kind, stack, [&](const StackFrame& frame) { return function_matches(rule, frame.function); });
 }
 
 StackClass StackClassifier::classify(std::string_view kind,

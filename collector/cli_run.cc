@@ -128,8 +128,9 @@ std::vector<std::string> child_environment(const std::string& library,
       if (entry.size() > 11) preload = entry.substr(11) + ":" + library;
       continue;
     }
-    for (const char* ours : {"BLOCKWATCH_COLLECTOR=", "BLOCKWATCH_WORKERS=",
-                             "BLOCKWATCH_THRESHOLD=", "BLOCKWATCH_STALL_THRESHOLD="}) {
+    for (const char* ours :
+         {"BLOCKWATCH_COLLECTOR=", "BLOCKWATCH_WORKERS=", "BLOCKWATCH_THRESHOLD=",
+          "BLOCKWATCH_STALL_THRESHOLD=", "BLOCKWATCH_POOL_WAIT="}) {
       if (entry.rfind(ours, 0) == 0) entry.clear();
     }
     if (!entry.empty()) env.push_back(entry);
@@ -139,6 +140,11 @@ std::vector<std::string> child_environment(const std::string& library,
   if (!settings.workers.empty()) env.push_back("BLOCKWATCH_WORKERS=" + settings.workers);
   env.push_back("BLOCKWATCH_THRESHOLD=" + std::to_string(settings.threshold_ns) + "ns");
   env.push_back("BLOCKWATCH_STALL_THRESHOLD=" + std::to_string(settings.stall_threshold_ns) + "ns");
+  // The library decides idle waits with the same rules as the collector
+  // (common/stack_rule.h), so it must see the same pool_wait.
+  if (!settings.rules.pool_wait().empty()) {
+    env.push_back("BLOCKWATCH_POOL_WAIT=" + settings.rules.pool_wait());
+  }
   return env;
 }
 

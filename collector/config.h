@@ -15,7 +15,9 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "collector/report_model.h"
+#include "common/builtin_rules.h"
 #include "common/duration.h"
+#include "common/stack_rule.h"
 #include "proto/config.pb.h"
 
 namespace blockwatch::collector {
@@ -73,7 +75,8 @@ struct StackClass {
   std::string path;  // first matching path rule, or ""
 };
 
-// Applies configured rules first, then the built-in ones. Regexes are compiled
+// Applies configured rules first, then the built-in ones, with the matcher the
+// injected library uses (common/stack_rule.h: POSIX ERE). Regexes are compiled
 // once; classify() is meant to run once per distinct (kind, stack) and be cached
 // by the caller (the aggregator does). Which rules match a function name is
 // itself cached, so a name shared by many stacks is matched once per rule.
@@ -88,12 +91,8 @@ class StackClassifier {
   struct CompiledRule {
     std::string name;
     std::string reason;
-    std::vector<std::string> kinds;
-    std::regex frame;
-    std::optional<std::regex> module;
-    std::optional<std::regex> unless;  // unless_frame: the rule does not apply
-    uint32_t max_depth = 0;
-    size_t index = 0;  // position in match_cache_ entries
+    stack_rule::StackRule matcher;  // the library's matcher too (common/stack_rule.h)
+    size_t index = 0;               // position in match_cache_ entries
   };
   static bool compile(const config::Rule& rule, const char* section, CompiledRule* out,
                       std::string* error);
@@ -109,8 +108,6 @@ class StackClassifier {
 
 // The built-in rules (documented in docs/config.md), as config text.
 config::Config builtin_rules(const std::string& pool_wait_regex);
-inline constexpr const char* kDefaultPoolWaitRegex =
-    "ThreadPool::worker_main|ThreadPool::WorkerLoop|thread_pool.*worker|WorkerThread::Run|"
-    "worker_loop";
+inline constexpr const char* kDefaultPoolWaitRegex = builtin_rules::kDefaultPoolWaitPattern;
 
 }  // namespace blockwatch::collector

@@ -19,6 +19,7 @@ constexpr size_t kPathBytes = 4096;
 char g_workers[kPathBytes];
 char g_collector[kPathBytes];
 char g_output[kPathBytes];
+char g_pool_wait[kPathBytes];
 
 const char* copy_env(const char* name, char* buffer) {
   const char* value = getenv(name);
@@ -61,6 +62,8 @@ Config load_config() {
   c.collector = copy_env("BLOCKWATCH_COLLECTOR", g_collector);
   c.output = copy_env("BLOCKWATCH_OUTPUT", g_output);
   if (c.output && !*c.output) c.output = nullptr;
+  c.pool_wait = copy_env("BLOCKWATCH_POOL_WAIT", g_pool_wait);
+  if (c.pool_wait && !*c.pool_wait) c.pool_wait = nullptr;
   if (c.collector && !*c.collector) c.collector = nullptr;
   read_bool("BLOCKWATCH_FOLLOW_CHILDREN", &c.follow_children);
   if (const char* action = getenv("BLOCKWATCH_ON_BLOCKING")) {

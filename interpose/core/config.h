@@ -14,6 +14,8 @@ struct Config {
   const char* workers = "";                    // BLOCKWATCH_WORKERS rule text
   const char* collector = nullptr;             // BLOCKWATCH_COLLECTOR, "unix:PATH"
   const char* output = nullptr;                // BLOCKWATCH_OUTPUT, a file path
+  const char* pool_wait = nullptr;             // BLOCKWATCH_POOL_WAIT: the config's pool_wait
+                                               // regex (idle-wait rules, stack_rule.h)
   bool follow_children = true;                 // BLOCKWATCH_FOLLOW_CHILDREN
   bool abort_on_blocking = false;              // BLOCKWATCH_ON_BLOCKING=abort
   bool enabled = true;                         // BLOCKWATCH_DISABLE=1 turns it off

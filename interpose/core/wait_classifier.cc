@@ -1,6 +1,7 @@
 // Idle-wait classification (see wait_classifier.h): the verdict cache, the hook
 // side that parks unknown call sites in the thread's slot, and the watchdog side
-// that symbolizes them and applies the built-in rules of common/builtin_rules.h.
+// that symbolizes them and applies the built-in rules of common/builtin_rules.h
+// with the matcher the collector uses too (common/stack_rule.h).
 //
 // Hook side (wait_classify_begin/end): no allocation, no lock of ours; one
 // unwind of at most kWaitStackFrames frames under the RecursionGuard. Watchdog
@@ -8,15 +9,15 @@
 // mmaps objects to symbolize; watchdog thread only (or a unit test).
 #include "interpose/core/wait_classifier.h"
 
-#include <regex.h>
-
 #include <cerrno>
 #include <cstring>
 #include <string_view>
 
 #include "common/builtin_rules.h"
 #include "common/kinds.h"
+#include "common/stack_rule.h"
 #include "interpose/core/capture.h"
+#include "interpose/core/config.h"
 #include "interpose/transport/symbols.h"
 
 namespace blockwatch::interpose {
@@ -115,10 +116,10 @@ WaitTicket wait_classify_begin(uint8_t kind) {
   return ticket;
 }
 
-void wait_classify_end(const WaitTicket& ticket) {
-  if (ticket.key == 0) return;
+bool wait_classify_end(const WaitTicket& ticket) {
+  if (ticket.key == 0) return false;
   ThreadSlot* slot = tls_thread.slot;
-  if (!slot) return;
+  if (!slot) return false;
   WaitVerdict verdict = ticket.verdict;
   if (verdict == WaitVerdict::kUnknown) {
     // seq_cst pairs with the watchdog's (store verdict; load key): either it saw
@@ -127,83 +128,28 @@ void wait_classify_end(const WaitTicket& ticket) {
     std::atomic_thread_fence(std::memory_order_seq_cst);
     verdict = g_cache.lookup(ticket.key);
   }
-  if (verdict == WaitVerdict::kIdle) mark_loop_turn(false);
+  if (verdict != WaitVerdict::kIdle) return false;
+  mark_loop_turn(false);
+  return true;
 }
 
 // --- watchdog side ------------------------------------------------------------------
 
 namespace {
 
-struct CompiledRule {
-  const shared::Rule* rule = nullptr;
-  regex_t frame{};
-  regex_t unless{};
-  bool ok = false;
-  bool has_unless = false;
-};
-
-bool compile_alternation(const char* const* patterns, int count, regex_t* out) {
-  std::string alternation;
-  for (int p = 0; p < count; ++p) {
-    if (!alternation.empty()) alternation += '|';
-    alternation += '(';
-    alternation += patterns[p];
-    alternation += ')';
-  }
-  return regcomp(out, alternation.c_str(), REG_EXTENDED | REG_NOSUB) == 0;
-}
-
-// The rules compiled once, as POSIX ERE (one alternation per rule).
-CompiledRule* compiled_rules() {
-  static CompiledRule* rules = [] {
-    auto* compiled = new CompiledRule[shared::count_of(shared::kRules)];
+// The built-in rules, compiled once with the collector's matcher
+// (common/stack_rule.h), the pool rule with a configured pool_wait.
+const std::vector<stack_rule::StackRule>& compiled_rules() {
+  static const auto* rules = [] {
+    auto* compiled = new std::vector<stack_rule::StackRule>(shared::count_of(shared::kRules));
     for (int i = 0; i < shared::count_of(shared::kRules); ++i) {
-      const shared::Rule& rule = shared::kRules[i];
-      CompiledRule& out = compiled[i];
-      out.rule = &rule;
-      out.ok = compile_alternation(rule.patterns, rule.pattern_count, &out.frame);
-      if (rule.unless_count > 0) {
-        out.has_unless = true;
-        out.ok = out.ok && compile_alternation(rule.unless, rule.unless_count, &out.unless);
-      }
+      std::string error;  // built-in patterns compile (common_stack_rule_test)
+      const char* pool_wait = config().pool_wait;
+      (*compiled)[i].compile(stack_rule::builtin_rule_text(i, pool_wait ? pool_wait : ""), &error);
     }
     return compiled;
   }();
-  return rules;
-}
-
-bool is_system_frame(const NamedFrame& frame) {
-  return shared::is_system_frame(frame.function, frame.module);
-}
-
-bool rule_matches(const CompiledRule& compiled, const char* kind,
-                  const std::vector<NamedFrame>& stack) {
-  const shared::Rule& rule = *compiled.rule;
-  if (!compiled.ok) return false;
-  if (rule.kind_count > 0) {
-    bool kind_listed = false;
-    for (int k = 0; k < rule.kind_count; ++k) kind_listed |= std::strcmp(rule.kinds[k], kind) == 0;
-    if (!kind_listed) return false;
-  }
-  uint32_t depth = 0;
-  bool matched = false;
-  for (const NamedFrame& frame : stack) {
-    if (rule.max_depth > 0) {
-      if (is_system_frame(frame)) continue;
-      if (++depth > rule.max_depth) break;
-    }
-    if (regexec(&compiled.frame, frame.function.c_str(), 0, nullptr, 0) == 0) {
-      matched = true;
-      break;
-    }
-  }
-  if (!matched || !compiled.has_unless) return matched;
-  // Among the frames we have: an `unless` frame (a tokio worker's scheduler loop)
-  // always lies between the wait and the frame it excuses (the pool's loop).
-  for (const NamedFrame& frame : stack) {
-    if (regexec(&compiled.unless, frame.function.c_str(), 0, nullptr, 0) == 0) return false;
-  }
-  return true;
+  return *rules;
 }
 
 // The watchdog's own symbolizer and module table (the sender has its own: an
@@ -233,14 +179,14 @@ std::vector<NamedFrame> symbolize(const uintptr_t* pcs, int count) {
 }  // namespace
 
 WaitVerdict classify_wait_stack(const char* kind, const std::vector<NamedFrame>& stack) {
-  CompiledRule* rules = compiled_rules();
+  const std::vector<stack_rule::StackRule>& rules = compiled_rules();
   // A wait that a not_worker rule matches (tokio's blocking pool waiting for a
   // job) is also an idle wait: the thread does no worker's work meanwhile. It is
   // not demoted for good: tokio starts a new worker on an idle pool thread (after
   // block_in_place), and that worker must stay watched. What the pool's threads
   // record is dropped by the collector's not_worker rules.
-  for (int i = 0; i < shared::count_of(shared::kRules); ++i) {
-    if (rule_matches(rules[i], kind, stack)) return WaitVerdict::kIdle;
+  for (const stack_rule::StackRule& rule : rules) {
+    if (rule.matches(kind, stack)) return WaitVerdict::kIdle;
   }
   return WaitVerdict::kOther;
 }

@@ -71,8 +71,10 @@ struct WaitTicket {
 // async-signal-safe. errno unchanged.
 WaitTicket wait_classify_begin(uint8_t kind);
 
-// Just after the wait returned. No allocation, no lock; errno unchanged.
-void wait_classify_end(const WaitTicket& ticket);
+// Just after the wait returned: true when it was the executor's idle wait
+// (then the loop turn ends, and the caller does not report it). No allocation,
+// no lock; errno unchanged.
+bool wait_classify_end(const WaitTicket& ticket);
 
 // --- watchdog side -------------------------------------------------------------
 

@@ -31,11 +31,7 @@ int cond_wait_on_worker(pthread_cond_t* cond, const char* function, WaitReal&& w
   // A worker parked here between tasks may be its executor's idle wait
   // (wait_classifier.h).
   const bw::WaitTicket ticket = bw::wait_classify_begin(bw::kinds::kKindCondvar);
-  const int result = bw::time_blocking_call(call, wait_real);
-  const int saved_errno = errno;
-  bw::wait_classify_end(ticket);
-  errno = saved_errno;
-  return result;
+  return bw::time_wait_call(call, ticket, wait_real);
 }
 
 }  // namespace

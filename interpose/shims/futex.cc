@@ -94,12 +94,8 @@ BW_SLOW_PATH long futex_wait_on_worker(long (*real_syscall)(long, ...), long num
                               .holder_tid = lock_pi ? pi_futex_holder(a1) : 0};
   const bw::WaitTicket ticket =
       lock_pi ? bw::WaitTicket{} : bw::wait_classify_begin(bw::kinds::kKindFutex);
-  const long result =
-      bw::time_blocking_call(call, [&] { return real_syscall(number, a1, a2, a3, a4, a5, a6); });
-  const int saved_errno = errno;
-  bw::wait_classify_end(ticket);
-  errno = saved_errno;
-  return result;
+  return bw::time_wait_call(call, ticket,
+                            [&] { return real_syscall(number, a1, a2, a3, a4, a5, a6); });
 }
 
 }  // namespace

@@ -13,6 +13,7 @@
 #include "interpose/core/capture.h"
 #include "interpose/core/config.h"
 #include "interpose/core/thread_state.h"
+#include "interpose/core/wait_classifier.h"
 #include "interpose/transport/agent.h"
 
 #define BW_EXPORT extern "C" __attribute__((visibility("default")))
@@ -59,8 +60,14 @@ namespace kinds = ::blockwatch::kinds;
 // where there is no invariant TSC, which leaves errno alone too), three stores
 // to the slot, the guard byte. errno therefore needs no saving here;
 // report_timed_call saves it for the rare call it reports.
-template <typename CallReal>
-inline auto time_blocking_call(const BlockingCall& call, CallReal&& call_real) {
+// `is_idle`, asked only for a call over the threshold, may veto the report: an
+// idle wait (wait_classifier.h) is never unwound or shipped.
+struct NeverIdle {
+  bool operator()() const { return false; }
+};
+template <typename CallReal, typename IsIdle = NeverIdle>
+inline auto time_blocking_call(const BlockingCall& call, CallReal&& call_real,
+                               IsIdle&& is_idle = {}) {
   if (__builtin_expect(tls_thread.guard_depth != 0, 0)) {
     // Nested in the real function of a timed call (hook_is_nested_in_timed_call:
     // a signal handler's call, say): the slot and the stack belong to the outer
@@ -80,10 +87,32 @@ inline auto time_blocking_call(const BlockingCall& call, CallReal&& call_real) {
   auto result = call_real();
   const int64_t elapsed_ticks = hook_clock_ticks() - start_ticks;
   slot->blocked_in.store(nullptr, std::memory_order_relaxed);
-  if (__builtin_expect(elapsed_ticks >= g_threshold_ticks.load(std::memory_order_relaxed), 0)) {
+  if (__builtin_expect(elapsed_ticks >= g_threshold_ticks.load(std::memory_order_relaxed), 0) &&
+      !is_idle()) {
     report_timed_call(call, start_ticks, elapsed_ticks);
   }
   return result;
+}
+
+// A condvar or futex wait on a worker (shims/cond.cc, shims/futex.cc): classified
+// as the executor's idle park or not (wait_classifier.h) around the timed call.
+// An idle park ends the loop turn and is never reported, however long; the
+// verdict is the one the watchdog reached while the wait lasted (or an earlier
+// park of the same call site). errno and the result are the real call's.
+template <typename CallReal>
+inline auto time_wait_call(const BlockingCall& call, const WaitTicket& ticket,
+                           CallReal&& call_real) {
+  bool idle = false;
+  return time_blocking_call(
+      call,
+      [&] {
+        auto result = call_real();
+        const int saved_errno = errno;
+        idle = wait_classify_end(ticket);
+        errno = saved_errno;
+        return result;
+      },
+      [&] { return idle; });
 }
 
 // Strict mode (threshold 0) reports calls that did not block at all, e.g. a
