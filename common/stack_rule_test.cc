@@ -8,6 +8,9 @@
 #include <string>
 #include <vector>
 
+// Rules below name only the RuleText fields they set.
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+
 namespace blockwatch::stack_rule {
 namespace {
 
