@@ -18,6 +18,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 
 #include "collector/demangle.h"
 
@@ -123,6 +124,14 @@ std::string die_function_name(Dwarf_Die* die) {
   return name.empty() ? name : qualified_name(die, name);
 }
 
+// Line tables name files relative to the compilation directory when the build
+// used relative paths (Ninja does): "../src/x.cc" becomes "/build/src/x.cc".
+std::string absolute_source_path(const char* file, const char* comp_dir) {
+  if (file == nullptr) return {};
+  if (file[0] == '/' || comp_dir == nullptr || comp_dir[0] == '\0') return file;
+  return (std::filesystem::path(comp_dir) / file).lexically_normal().string();
+}
+
 uint32_t declared_line(Dwarf_Die* die) {
   int line = 0;
   return dwarf_decl_line(die, &line) == 0 && line > 0 ? static_cast<uint32_t>(line) : 0;
@@ -142,7 +151,9 @@ void call_site(Dwarf_Die* die, std::string* file, uint32_t* line) {
   if (dwarf_formudata(dwarf_attr(die, DW_AT_call_file, &attr), &value) == 0 &&
       dwarf_diecu(die, &cu, nullptr, nullptr) != nullptr &&
       dwarf_getsrcfiles(&cu, &files, &file_count) == 0 && value < file_count) {
-    if (const char* name = dwarf_filesrc(files, value, nullptr, nullptr)) *file = name;
+    Dwarf_Attribute comp_dir;
+    *file = absolute_source_path(dwarf_filesrc(files, value, nullptr, nullptr),
+                                 dwarf_formstring(dwarf_attr(&cu, DW_AT_comp_dir, &comp_dir)));
   }
 }
 
@@ -190,9 +201,8 @@ Symbolization resolve(Dwfl_Module* module, uint64_t address) {
   std::string file;
   int line = 0;
   if (Dwfl_Line* source = dwfl_module_getsrc(module, address)) {
-    if (const char* name = dwfl_lineinfo(source, nullptr, &line, nullptr, nullptr, nullptr)) {
-      file = name;
-    }
+    file = absolute_source_path(dwfl_lineinfo(source, nullptr, &line, nullptr, nullptr, nullptr),
+                                dwfl_line_comp_dir(source));
   }
   const uint32_t line_number = line > 0 ? static_cast<uint32_t>(line) : 0;
   if (append_dwarf_frames(module, address, symbol_name, file, line_number, &out.frames)) return out;
