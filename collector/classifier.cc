@@ -12,6 +12,7 @@
 // proto/builtin_rules.h, shared with the injected library, which classifies
 // condvar and futex waits with the same rules (interpose/wait_classifier.h).
 #include <algorithm>
+#include <cstdint>
 
 #include "collector/config.h"
 #include "proto/builtin_rules.h"
@@ -57,8 +58,12 @@ bool StackClassifier::compile(const config::Rule& rule, const char* section, Com
                               std::string* error) {
   std::string alternation = alternation_of(rule.frame());
   try {
-    if (alternation.empty()) alternation = "$^";  // a rule without frames matches no stack
+    if (alternation.empty()) alternation = "$^";  // a rule without frames matches no name
     out->frame = std::regex(alternation, std::regex::ECMAScript | std::regex::optimize);
+    if (rule.file_size() > 0) {
+      out->file =
+          std::regex(alternation_of(rule.file()), std::regex::ECMAScript | std::regex::optimize);
+    }
     if (!rule.module().empty()) out->module = std::regex(rule.module(), std::regex::ECMAScript);
     if (rule.unless_frame_size() > 0) {
       out->unless = std::regex(alternation_of(rule.unless_frame()),
@@ -113,6 +118,14 @@ bool StackClassifier::function_matches(const CompiledRule& rule,
   return known == 2;
 }
 
+bool StackClassifier::frame_matches(const CompiledRule& rule, const StackFrame& frame) const {
+  const bool named = function_matches(rule, frame.function) ||
+                     (rule.file && !frame.file.empty() && std::regex_search(frame.file, *rule.file));
+  return named && (!rule.module || std::regex_search(frame.module, *rule.module));
+}
+
+// max_depth counts physical frames: the functions inlined into one (which the
+// injected library, matching return addresses, cannot see) share its depth.
 bool StackClassifier::matches(const CompiledRule& rule, std::string_view kind,
                               const std::vector<StackFrame>& stack) const {
   if (!rule.kinds.empty() &&
@@ -120,14 +133,19 @@ bool StackClassifier::matches(const CompiledRule& rule, std::string_view kind,
     return false;
   }
   uint32_t depth = 0;
+  size_t physical = 0, counted = SIZE_MAX;  // physical frame index of the frame, of the last counted
   bool matched = false;
   for (const StackFrame& frame : stack) {
+    const size_t this_physical = physical;
+    if (!frame.inlined) ++physical;
     if (rule.max_depth > 0) {
       if (is_system_frame(frame)) continue;
-      if (++depth > rule.max_depth) break;
+      if (counted != this_physical) {
+        counted = this_physical;
+        if (++depth > rule.max_depth) break;
+      }
     }
-    if (function_matches(rule, frame.function) &&
-        (!rule.module || std::regex_search(frame.module, *rule.module))) {
+    if (frame_matches(rule, frame)) {
       matched = true;
       break;
     }

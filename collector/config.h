@@ -89,6 +89,7 @@ class StackClassifier {
     std::string reason;
     std::vector<std::string> kinds;
     std::regex frame;
+    std::optional<std::regex> file;  // source-file regexes, an alternative to frame
     std::optional<std::regex> module;
     std::optional<std::regex> unless;  // unless_frame: the rule does not apply
     uint32_t max_depth = 0;
@@ -99,6 +100,7 @@ class StackClassifier {
   bool matches(const CompiledRule& rule, std::string_view kind,
                const std::vector<StackFrame>& stack) const;
   bool function_matches(const CompiledRule& rule, const std::string& function) const;
+  bool frame_matches(const CompiledRule& rule, const StackFrame& frame) const;
 
   std::vector<CompiledRule> idle_, allow_, path_, not_worker_;
   // function name -> per rule (by CompiledRule::index): 0 unknown, 1 no, 2 yes.
