@@ -91,9 +91,12 @@ Dwarf_Die declaration_of(Dwarf_Die* die) {
   return current;
 }
 
-// `name` qualified by the namespaces, classes and structs that contain its
-// declaration: "model::Load" for a function with internal linkage, which has no
-// linkage name to demangle.
+std::string die_function_name(Dwarf_Die* die);
+
+// `name` qualified by the scopes that contain its declaration: namespaces,
+// classes, and the function a local class or lambda is defined in. "model::Load"
+// for a function with internal linkage (no linkage name to demangle);
+// "pool::Submit(int)::{lambda}::operator()" for a lambda.
 std::string qualified_name(Dwarf_Die* die, const std::string& name) {
   Dwarf_Die declaration = declaration_of(die);
   Dwarf_Die* scopes = nullptr;
@@ -101,13 +104,18 @@ std::string qualified_name(Dwarf_Die* die, const std::string& name) {
   std::string qualified = name;
   for (int i = 1; i < count; ++i) {
     const int tag = dwarf_tag(&scopes[i]);
-    if (tag != DW_TAG_namespace && tag != DW_TAG_class_type && tag != DW_TAG_structure_type &&
-        tag != DW_TAG_union_type) {
-      continue;
-    }
     const char* scope_name = dwarf_diename(&scopes[i]);
-    qualified = std::string(scope_name != nullptr ? scope_name : "(anonymous namespace)") +
-                "::" + qualified;
+    if (tag == DW_TAG_subprogram) {
+      // Already qualified by its own declaration's scopes.
+      qualified = die_function_name(&scopes[i]) + "::" + qualified;
+      break;
+    }
+    if (tag == DW_TAG_namespace) {
+      qualified = (scope_name != nullptr ? scope_name : "(anonymous namespace)") + ("::" + qualified);
+    } else if (tag == DW_TAG_class_type || tag == DW_TAG_structure_type ||
+               tag == DW_TAG_union_type) {
+      qualified = (scope_name != nullptr ? scope_name : "{lambda}") + ("::" + qualified);
+    }
   }
   free(scopes);
   return qualified;

@@ -116,6 +116,12 @@ TEST(Demangle, CppAndBothRustSchemes) {
   EXPECT_EQ(demangle("_ZN4core3ptr85drop_in_place$LT$std..rt..lang_start$LT$$LP$$RP$$GT$..$u7b$$"
                      "u7b$closure$u7d$$u7d$$GT$17h0123456789abcdefE"),
             "core::ptr::drop_in_place<std::rt::lang_start<()>::{{closure}}>");
+  // A function template's return type is left out: frames start with their scope.
+  EXPECT_EQ(demangle("_ZNSt11this_thread9sleep_forIlSt5ratioILl1ELl1000EEEEvRKNSt6chrono8durationIT_T0_EE"),
+            "std::this_thread::sleep_for<long, std::ratio<1l, 1000l> >(std::chrono::duration<long, "
+            "std::ratio<1l, 1000l> > const&)");
+  EXPECT_EQ(demangle("_ZNK5model5Cache3getEv"), "model::Cache::get() const");
+  EXPECT_EQ(demangle("_ZN5model5CacheC2Ev"), "model::Cache::Cache()");
   EXPECT_EQ(demangle("epoll_wait"), "epoll_wait");
   EXPECT_EQ(demangle("_Z"), "_Z");  // not a valid name: unchanged
 }
