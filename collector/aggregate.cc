@@ -292,11 +292,12 @@ std::string merge_key(const Hotspot& h) {
   // A sampled stall's innermost frame is wherever the thread happened to be: two
   // samples in one function's loop are one hotspot. Callers' frames are return
   // addresses, the same for the same call path.
-  const bool sampled = h.kind == "stall" && h.stack_source == "own";
-  for (size_t i = 0; i < h.stack.size(); ++i) {
-    const StackFrame& f = h.stack[i];
+  // (The innermost physical frame comes with the functions inlined at its pc.)
+  bool innermost = h.kind == "stall" && h.stack_source == "own";
+  for (const StackFrame& f : h.stack) {
     key += '\0' + f.function + '\1' + f.module + '\1';
-    if (!(sampled && i == 0)) key += std::to_string(f.offset);
+    if (!innermost) key += std::to_string(f.offset);
+    if (!f.inlined) innermost = false;
   }
   return key;
 }

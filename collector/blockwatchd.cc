@@ -17,14 +17,11 @@
 
 #include "collector/cli_common.h"
 #include "collector/ingest.h"
+#include "collector/symbolizer.h"
 #include "collector/report_json.h"
-#ifdef BLOCKWATCH_HAVE_HTTP
 #include "collector/http_server.h"
 #include "collector/pyroscope_push.h"
-#endif
-#ifdef BLOCKWATCH_HAVE_HTML
 #include "collector/report_html.h"
-#endif
 
 namespace blockwatch::collector {
 namespace {
@@ -170,19 +167,14 @@ std::string report_json_text(Aggregator& aggregator, const Pipeline& pipeline) {
 // --http and --pyroscope-url: what runs beside ingestion on the io_context, and
 // is stopped with it.
 struct LiveServices {
-#ifdef BLOCKWATCH_HAVE_HTTP
   std::shared_ptr<HttpServer> http;
   std::shared_ptr<PyroscopePusher> pyroscope;
-#endif
   void stop() {
-#ifdef BLOCKWATCH_HAVE_HTTP
     if (http) http->stop();
     if (pyroscope) pyroscope->stop();
-#endif
   }
 };
 
-#ifdef BLOCKWATCH_HAVE_HTTP
 std::shared_ptr<HttpServer> start_http(boost::asio::io_context& io, Aggregator& aggregator,
                                        const Pipeline& pipeline, const std::string& address,
                                        std::string* error) {
@@ -194,9 +186,7 @@ std::shared_ptr<HttpServer> start_http(boost::asio::io_context& io, Aggregator& 
     return r;
   };
   content.report_json = [&] { return report_json_text(aggregator, pipeline); };
-#ifdef BLOCKWATCH_HAVE_HTML
   content.html_page = [] { return live_dashboard_html(); };
-#endif
   try {
     auto http = start_http_server(io, parse_http_listen_address(address), content);
     std::cerr << "blockwatchd: http on " << http->local_endpoint() << '\n';
@@ -228,25 +218,16 @@ std::shared_ptr<PyroscopePusher> start_pyroscope(boost::asio::io_context& io,
     return nullptr;
   }
 }
-#endif
 
 void start_live_services(boost::asio::io_context& io, Aggregator& aggregator,
                          const Pipeline& pipeline, const DaemonOptions& o, LiveServices* services,
                          std::string* error) {
-#ifdef BLOCKWATCH_HAVE_HTTP
   if (error->empty() && !o.http.empty()) {
     services->http = start_http(io, aggregator, pipeline, o.http, error);
   }
   if (error->empty() && !o.pyroscope_url.empty()) {
     services->pyroscope = start_pyroscope(io, aggregator, o, error);
   }
-#else
-  (void)io, (void)aggregator, (void)pipeline, (void)services;
-  if (error->empty() && !o.http.empty()) *error = "--http: this build has no HTTP server";
-  if (error->empty() && !o.pyroscope_url.empty()) {
-    *error = "--pyroscope-url: this build has no HTTP client";
-  }
-#endif
 }
 
 // Runs until SIGINT or SIGTERM, then lets closed connections end their streams.
@@ -276,6 +257,7 @@ int daemon_main(const std::vector<std::string>& args) {
   boost::asio::io_context io;
   Aggregator aggregator(pipeline.classifier);
   IngestOptions ingest_options;
+  ingest_options.symbolizer = &Symbolizer::shared();
   ingest_options.save_dir = o.save_dir;
   IngestServer server(io, aggregator, ingest_options);
   start_listeners(o, server, &error);

@@ -13,6 +13,7 @@
 // the injected library, which classifies condvar and futex waits with them
 // (interpose/core/wait_classifier.h).
 #include <algorithm>
+#include <cstdint>
 
 #include "collector/config.h"
 #include "common/builtin_rules.h"
@@ -43,6 +44,7 @@ bool StackClassifier::compile(const config::Rule& rule, const char* section, Com
                               std::string* error) {
   stack_rule::RuleText text;
   text.frames.assign(rule.frame().begin(), rule.frame().end());
+  text.files.assign(rule.file().begin(), rule.file().end());
   text.module = rule.module();
   text.unless.assign(rule.unless_frame().begin(), rule.unless_frame().end());
   text.kinds.assign(rule.kind().begin(), rule.kind().end());

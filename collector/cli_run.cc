@@ -29,6 +29,7 @@
 #include "collector/cli.h"
 #include "collector/cli_common.h"
 #include "collector/ingest.h"
+#include "collector/symbolizer.h"
 
 namespace blockwatch::collector {
 
@@ -415,6 +416,7 @@ int run_with_collector(const std::vector<std::string>& command, const std::strin
   boost::asio::io_context io;
   auto work = boost::asio::make_work_guard(io);
   IngestOptions ingest_options;
+  ingest_options.symbolizer = &Symbolizer::shared();
   ingest_options.record_in_memory = record;
   IngestServer server(io, aggregator, ingest_options);
   std::string error;

@@ -25,7 +25,8 @@ class IngestServer::Connection : public std::enable_shared_from_this<Connection>
       : server_(server), socket_(std::move(socket)), number_(number) {
     std::lock_guard lock(server_->aggregator_.mutex());
     sink_ = server_->aggregator_.begin_stream();
-    decoder_ = std::make_unique<StreamDecoder>(&pid_probe_);
+    decoder_ = std::make_unique<StreamDecoder>(
+        &pid_probe_, StreamDecoder::Options{.symbolizer = server_->options_.symbolizer});
     pid_probe_.next = sink_;
   }
 

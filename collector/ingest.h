@@ -30,6 +30,9 @@ struct IngestOptions {
   std::string save_dir;           // non-empty: write each stream to DIR/stream-N-pidP.bwrec
   // Where connection-level messages go (closed streams and why). Default: stderr.
   std::function<void(const std::string&)> log;
+  // Symbolizes each stream's pcs (file:line, inlined frames); null: the target's
+  // Symbol frames as sent. Not owned.
+  FrameSymbolizer* symbolizer = nullptr;
 };
 
 class IngestServer {

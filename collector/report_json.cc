@@ -29,7 +29,12 @@ void get_if(const json& j, const char* key, T* value) {
   }                                                                               \
   void from_json(const json& j, Type& value) { FIELDS(BW_JSON_READ_FIELD) }
 
+// Source fields of a frame (file, line, function_line, inlined,
+// build_id_mismatch) are written only when set: frames without debug info read as
+// before, and a reader of an older report gets the defaults.
 #define BW_STACK_FRAME_FIELDS(X) X(function) X(module) X(offset) X(pc)
+#define BW_STACK_FRAME_SOURCE_FIELDS(X) \
+  X(file) X(line) X(function_line) X(inlined) X(build_id_mismatch)
 #define BW_PROCESS_INFO_FIELDS(X)                                                     \
   X(pid) X(ppid) X(exe) X(argv) X(hostname) X(start_unix_ns) X(threshold_ns)          \
   X(stall_threshold_ns) X(forked_child) X(connected) X(said_goodbye) X(end_reason)    \
@@ -44,7 +49,18 @@ void get_if(const json& j, const char* key, T* value) {
   X(is_new)
 #define BW_PATH_TOTALS_FIELDS(X) X(path) X(blocking_events) X(blocked_ns) X(stalls) X(stalled_ns)
 
-BW_JSON_STRUCT(StackFrame, BW_STACK_FRAME_FIELDS)
+void to_json(json& j, const StackFrame& value) {
+  j = json::object();
+  BW_STACK_FRAME_FIELDS(BW_JSON_WRITE_FIELD)
+#define BW_JSON_WRITE_FIELD_IF_SET(field) \
+  if (value.field != decltype(value.field){}) j[#field] = value.field;
+  BW_STACK_FRAME_SOURCE_FIELDS(BW_JSON_WRITE_FIELD_IF_SET)
+#undef BW_JSON_WRITE_FIELD_IF_SET
+}
+void from_json(const json& j, StackFrame& value) {
+  BW_STACK_FRAME_FIELDS(BW_JSON_READ_FIELD)
+  BW_STACK_FRAME_SOURCE_FIELDS(BW_JSON_READ_FIELD)
+}
 BW_JSON_STRUCT(ProcessInfo, BW_PROCESS_INFO_FIELDS)
 BW_JSON_STRUCT(BlockingCall, BW_BLOCKING_CALL_FIELDS)
 BW_JSON_STRUCT(Occurrence, BW_OCCURRENCE_FIELDS)

@@ -11,11 +11,21 @@
 
 namespace blockwatch::collector {
 
+// One frame of a stack. A return address inside inlined code gives several
+// frames with the same pc, module and offset: the inlined functions first
+// (inlined = true), innermost first, then the function they were inlined into.
 struct StackFrame {
   std::string function;  // demangled; "0x..." when unknown
   std::string module;    // path of the object file; empty when unknown
   uint64_t offset = 0;   // pc - module load bias
   uint64_t pc = 0;       // address in the process (not stable across runs)
+  std::string file;      // source file (from DWARF), "" when unknown
+  uint32_t line = 0;     // source line, 0 when unknown
+  uint32_t function_line = 0;  // line of the function's declaration, 0 when unknown
+  bool inlined = false;  // inlined into the next frame
+  // The module's file on disk is another build than the one that ran and no
+  // copy with its build-id was found: `function` is not named from it.
+  bool build_id_mismatch = false;
 };
 
 struct ProcessInfo {

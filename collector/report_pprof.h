@@ -1,8 +1,10 @@
 // The pprof writer: renders a Report as a gzipped profile.proto (github.com/google/pprof)
 // shaped like Go's block profile, so `go tool pprof`, Grafana Pyroscope, Parca and
 // speedscope read it. One sample per hotspot with two values, contentions/count and
-// delay/nanoseconds; locations come from the hotspot's symbolized stack, each module
-// is a mapping; labels carry kind, path and allowed.
+// delay/nanoseconds; locations come from the hotspot's symbolized stack (a Line per
+// inlined function, with file and line), each module is a mapping; labels carry
+// kind, path and allowed. Built with the classes generated from pprof's
+// profile.proto (proto/pprof_profile.proto).
 #pragma once
 
 #include <ostream>

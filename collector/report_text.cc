@@ -41,6 +41,20 @@ std::string basename(const std::string& path) {
   return slash == std::string::npos ? path : path.substr(slash + 1);
 }
 
+// "model::Infer() demo_service.cc:88", or with the module when there is no source
+// line: "model::Infer()  (demo_service)"; inlined frames say so.
+std::string frame_text(const StackFrame& f) {
+  std::string text = f.function;
+  if (!f.file.empty()) {
+    text += " " + basename(f.file);
+    if (f.line > 0) text += ":" + std::to_string(f.line);
+  } else if (!f.module.empty()) {
+    text += "  (" + basename(f.module) + ")";
+  }
+  if (f.inlined) text += "  [inlined]";
+  return text;
+}
+
 void write_hotspot(LineWriter& w, size_t rank, const Hotspot& h, const TextReportOptions& o) {
   std::string head = "#" + std::to_string(rank) + " " + h.kind + "  " + std::to_string(h.count) +
                      "x  total " + format_duration(h.total_ns) + "  max " +
@@ -64,7 +78,7 @@ void write_hotspot(LineWriter& w, size_t rank, const Hotspot& h, const TextRepor
   for (const StackFrame& f : h.stack) {
     if (shown == o.frames_per_hotspot) break;
     if (is_system_frame(f) && shown == 0 && &f != &h.stack.back()) continue;
-    w.line("   at " + f.function + (f.module.empty() ? "" : "  (" + basename(f.module) + ")"));
+    w.line("   at " + frame_text(f));
     ++shown;
   }
   if (h.stack.empty()) w.line("   (no stack)");

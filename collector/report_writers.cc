@@ -8,14 +8,10 @@
 
 #include "collector/report_json.h"
 #include "collector/report_text.h"
-#ifdef BLOCKWATCH_HAVE_FORMATS
 #include "collector/report_folded.h"
 #include "collector/report_junit.h"
 #include "collector/report_pprof.h"
-#endif
-#ifdef BLOCKWATCH_HAVE_HTML
 #include "collector/report_html.h"
-#endif
 
 namespace blockwatch::collector {
 
@@ -49,7 +45,6 @@ const std::vector<WriterRow>& writers() {
          out << *s.raw_streams;
          return true;
        }},
-#ifdef BLOCKWATCH_HAVE_FORMATS
       {".pb.gz",
        [](const Report& r, const ReportSources&, std::ostream& out) {
          write_pprof_report(r, out);
@@ -65,8 +60,6 @@ const std::vector<WriterRow>& writers() {
          write_junit_report(r, out);
          return true;
        }},
-#endif
-#ifdef BLOCKWATCH_HAVE_HTML
       {".html",
        [](const Report& r, const ReportSources&, std::ostream& out) {
          std::stringstream json;
@@ -74,7 +67,6 @@ const std::vector<WriterRow>& writers() {
          write_html_report(json.str(), out);
          return true;
        }},
-#endif
   };
   return rows;
 }

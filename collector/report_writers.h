@@ -1,7 +1,6 @@
-// The one dispatch table from a report file's extension to its writer. Writers of
-// other areas (pprof, folded, JUnit, HTML) are linked in when their targets exist
-// (cli.cmake defines BLOCKWATCH_HAVE_FORMATS / BLOCKWATCH_HAVE_HTML); to add a
-// format, add one row to kWriters in report_writers.cc.
+// The one dispatch table from a report file's extension to its writer (text,
+// JSON, HTML, pprof, folded, JUnit, the raw .bwrec stream); to add a format, add
+// one row to writers() in report_writers.cc.
 #pragma once
 
 #include <string>

@@ -136,6 +136,7 @@ bool StreamDecoder::decode_frame(const char* body, size_t size) {
   if (!saw_hello_) return fail("first frame is not a Hello");
   switch (frame_.body_case()) {
     case wire::Frame::kModules:
+      define_modules(frame_.modules());
       handler_->on_modules(frame_.modules());
       return true;
     case wire::Frame::kString:
@@ -177,6 +178,7 @@ bool StreamDecoder::on_hello(const wire::Hello& hello) {
 void StreamDecoder::reset_tables() {
   strings_.clear();
   symbols_.clear();
+  modules_.clear();
   for (auto& [id, stack] : stacks_) retired_stacks_.push_back(std::move(stack));
   stacks_.clear();
   stacks_by_id_.clear();
@@ -202,6 +204,50 @@ bool StreamDecoder::define_string(const wire::StringDef& def) {
   return true;
 }
 
+void StreamDecoder::define_modules(const wire::Modules& modules) {
+  for (const wire::Module& module : modules.modules()) {
+    auto same = std::find_if(modules_.begin(), modules_.end(), [&](const wire::Module& known) {
+      return known.start() == module.start() && known.path() == module.path();
+    });
+    if (same != modules_.end()) modules_.erase(same);
+    modules_.push_back(module);
+  }
+}
+
+// The module whose executable segment holds the call at return address `pc`
+// (pc - 1: a call that ends a segment returns past it); the newest wins.
+const wire::Module* StreamDecoder::module_of(uint64_t pc) const {
+  if (pc == 0) return nullptr;
+  for (auto it = modules_.rbegin(); it != modules_.rend(); ++it) {
+    if (it->start() <= pc - 1 && pc - 1 < it->end()) return &*it;
+  }
+  return nullptr;
+}
+
+std::vector<StackFrame> StreamDecoder::symbolized_frames(StackFrame base) const {
+  const wire::Module* module = module_of(base.pc);
+  if (options_.symbolizer == nullptr || module == nullptr || base.offset == 0) return {base};
+  Symbolization symbolized = options_.symbolizer->symbolize(
+      ModuleIdentity{module->path(), module->build_id()}, base.offset - 1);
+  if (symbolized.build_id_mismatch) {
+    base.function = kBuildIdMismatchFunction;
+    base.build_id_mismatch = true;
+  }
+  if (symbolized.frames.empty()) return {base};
+  std::vector<StackFrame> frames;
+  frames.reserve(symbolized.frames.size());
+  for (SymbolizedFrame& s : symbolized.frames) {
+    StackFrame frame = base;
+    if (!s.function.empty()) frame.function = std::move(s.function);
+    frame.file = std::move(s.file);
+    frame.line = s.line;
+    frame.function_line = s.function_line;
+    frame.inlined = s.inlined;
+    frames.push_back(std::move(frame));
+  }
+  return frames;
+}
+
 bool StreamDecoder::define_symbol(const wire::Symbol& symbol) {
   if (!count_definition()) return false;
   StackFrame frame;
@@ -209,7 +255,8 @@ bool StreamDecoder::define_symbol(const wire::Symbol& symbol) {
   frame.module = symbol.module();
   frame.offset = symbol.module_offset();
   frame.pc = symbol.pc();
-  symbols_.insert_or_assign(symbol.pc(), std::move(frame));  // a later, better name wins
+  // A later, better name wins.
+  symbols_.insert_or_assign(symbol.pc(), symbolized_frames(std::move(frame)));
   return true;
 }
 
@@ -222,10 +269,21 @@ bool StreamDecoder::define_stack(const wire::Stack& stack) {
   for (uint64_t pc : stack.pcs()) {
     auto symbol = symbols_.find(pc);
     if (symbol == symbols_.end()) {
-      return fail("Stack " + std::to_string(stack.id()) + " uses pc " + hex_address(pc) +
-                  " that no Symbol defined");
+      // No Symbol frame: a pc inside an announced module is resolved here.
+      const wire::Module* module = module_of(pc);
+      if (module == nullptr) {
+        return fail("Stack " + std::to_string(stack.id()) + " uses pc " + hex_address(pc) +
+                    " that no Symbol or Module defined");
+      }
+      if (!count_definition()) return false;
+      StackFrame frame;
+      frame.function = hex_address(pc);
+      frame.module = module->path();
+      frame.offset = pc - module->base();
+      frame.pc = pc;
+      symbol = symbols_.emplace(pc, symbolized_frames(std::move(frame))).first;
     }
-    resolved->frames.push_back(symbol->second);
+    resolved->frames.insert(resolved->frames.end(), symbol->second.begin(), symbol->second.end());
   }
   auto [it, inserted] = stacks_.try_emplace(stack.id(), nullptr);
   if (!inserted) {
@@ -321,9 +379,10 @@ class CollectingHandler : public StreamHandler {
 
 }  // namespace
 
-bool decode_bytes(const std::string& bytes, DecodedStream* out) {
+bool decode_bytes(const std::string& bytes, DecodedStream* out, FrameSymbolizer* symbolizer) {
   CollectingHandler handler(out);
-  StreamDecoder decoder(&handler, StreamDecoder::Options{.allow_restart = true});
+  StreamDecoder decoder(&handler,
+                        StreamDecoder::Options{.allow_restart = true, .symbolizer = symbolizer});
   if (!decoder.feed(bytes.data(), bytes.size()) || !decoder.finish()) {
     out->error = decoder.error();
     return false;
@@ -331,14 +390,15 @@ bool decode_bytes(const std::string& bytes, DecodedStream* out) {
   return true;
 }
 
-bool decode_file(const std::string& path, DecodedStream* out) {
+bool decode_file(const std::string& path, DecodedStream* out, FrameSymbolizer* symbolizer) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     out->error = path + ": cannot open";
     return false;
   }
   CollectingHandler handler(out);
-  StreamDecoder decoder(&handler, StreamDecoder::Options{.allow_restart = true});
+  StreamDecoder decoder(&handler,
+                        StreamDecoder::Options{.allow_restart = true, .symbolizer = symbolizer});
   char chunk[64 * 1024];
   while (in) {
     in.read(chunk, sizeof chunk);

@@ -1,7 +1,9 @@
 // Incremental, bounded decoder of the wire stream (proto/blockwatch.proto): bytes go
 // in as they arrive from a socket or a file, resolved records come out through a
 // StreamHandler. It resolves the stream's interning (StringDef, Symbol, Stack) so a
-// consumer sees names and symbolized stacks, never ids. A malformed stream (garbage,
+// consumer sees names and symbolized stacks, never ids. Given a FrameSymbolizer,
+// it symbolizes each new pc of a stream once against the stream's Modules (file,
+// line, inlined frames; the symbolizer's name wins over the target's Symbol). A malformed stream (garbage,
 // a frame over kMaxFrameBytes, bad magic or version, Hello not first, a reference
 // to an undefined id, a truncated frame at end of stream) is rejected with a reason
 // string; everything handed to the handler before the rejection stays valid.
@@ -15,6 +17,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "collector/report_model.h"
+#include "collector/symbolization.h"
 #include "proto/blockwatch.pb.h"
 
 namespace blockwatch::collector {
@@ -72,6 +75,9 @@ class StreamDecoder {
     // .bwrec file is several streams back to back). Off for a socket connection,
     // which carries exactly one process's stream.
     bool allow_restart = false;
+    // Symbolizes pcs with the module map (collector/symbolizer.h); null: frames
+    // are what the target's Symbol frames said. Not owned; outlives the decoder.
+    FrameSymbolizer* symbolizer = nullptr;
   };
 
   explicit StreamDecoder(StreamHandler* handler);
@@ -100,6 +106,10 @@ class StreamDecoder {
   bool on_hello(const wire::Hello& hello);
   bool define_string(const wire::StringDef& def);
   bool define_symbol(const wire::Symbol& symbol);
+  void define_modules(const wire::Modules& modules);
+  const wire::Module* module_of(uint64_t pc) const;
+  // The frames of one pc: `base` (the target's answer) expanded by the symbolizer.
+  std::vector<StackFrame> symbolized_frames(StackFrame base) const;
   bool define_stack(const wire::Stack& stack);
   bool deliver_event(const wire::Event& event);
   bool lookup_string(uint64_t id, const char* field, const std::string** out);
@@ -119,7 +129,11 @@ class StreamDecoder {
   wire::Frame frame_;  // reused: parsing into it keeps its allocations
   wire::Event event_;  // events, the bulk of a stream, parse straight into this
   absl::flat_hash_map<uint64_t, std::string> strings_;
-  absl::flat_hash_map<uint64_t, StackFrame> symbols_;
+  // Frames per pc: one, or several when functions were inlined at it.
+  absl::flat_hash_map<uint64_t, std::vector<StackFrame>> symbols_;
+  // Every module the stream announced, newest last (a pc symbolized before a
+  // dlclose keeps its module).
+  std::vector<wire::Module> modules_;
   absl::flat_hash_map<uint64_t, std::unique_ptr<ResolvedStack>> stacks_;
   // The same stacks by id for ids below kDenseStackIds (the sender numbers them
   // 1, 2, ...): one array read per event instead of a hash probe that misses
@@ -155,9 +169,14 @@ struct DecodedStream {
 // Decodes one saved stream file: one stream, or several concatenated (each starts
 // with its Hello; see docs/report-schema.md). False (with out->error) on a
 // malformed stream or an unreadable file; what was decoded before the error stays
-// in *out.
-bool decode_file(const std::string& path, DecodedStream* out);
+// in *out. With a symbolizer, stacks carry file:line and inlined frames.
+bool decode_file(const std::string& path, DecodedStream* out,
+                 FrameSymbolizer* symbolizer = nullptr);
 // The same, from memory.
-bool decode_bytes(const std::string& bytes, DecodedStream* out);
+bool decode_bytes(const std::string& bytes, DecodedStream* out,
+                  FrameSymbolizer* symbolizer = nullptr);
+
+// The function name of a frame whose module file was replaced by another build.
+inline constexpr const char* kBuildIdMismatchFunction = "<file changed: build-id mismatch>";
 
 }  // namespace blockwatch::collector

@@ -58,6 +58,7 @@ bool CompiledRegex::search(const char* text) const {
 
 bool StackRule::compile(const RuleText& text, std::string* error) {
   if (!frame_.compile(text.frames, error)) return false;
+  if (!file_.compile(text.files, error)) return false;
   if (!module_.compile(
           text.module.empty() ? std::vector<std::string>{} : std::vector<std::string>{text.module},
           error)) {

@@ -8,9 +8,12 @@
 // A rule matches a stack (innermost frame first) when:
 //  - its kinds are empty or list the event's kind;
 //  - one of its frame patterns is found (regex search) in a frame's function
-//    name, and its module pattern (if any) in that frame's module path. With
-//    max_depth N > 0 only the N innermost frames that are not system frames
-//    (builtin_rules.h) are searched; 0 searches every frame;
+//    name, or one of its file patterns in the frame's source file (collector
+//    frames only: the library sees return addresses), and its module pattern
+//    (if any) in that frame's module path. With max_depth N > 0 only the N
+//    innermost physical frames that are not system frames (builtin_rules.h) are
+//    searched, functions inlined into one sharing its depth; 0 searches every
+//    frame;
 //  - none of its unless patterns is found in any frame's function name.
 //
 // Compiling allocates (not for hook paths or signal handlers); matching calls
@@ -19,6 +22,7 @@
 
 #include <regex.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -32,6 +36,7 @@ namespace blockwatch::stack_rule {
 // A rule as text: what config.proto's Rule and builtin_rules.h's Rule both say.
 struct RuleText {
   std::vector<std::string> frames;  // alternatives; none: the rule matches nothing
+  std::vector<std::string> files;   // source-file alternatives to `frames`
   std::string module;               // empty: any module
   std::vector<std::string> unless;
   std::vector<std::string> kinds;  // report names (common/kinds.h); empty: any
@@ -67,21 +72,29 @@ class StackRule {
   // The frame-pattern search on one function name; callers may cache it by name.
   bool function_matches(const char* function) const { return frame_.search(function); }
 
-  // Frames: any type with `function` and `module` std::string members.
-  // `function_matches` is called as function_matches(frame) and answers
-  // this->function_matches(frame.function.c_str()), perhaps from a cache.
+  // Frames: any type with `function` and `module` std::string members, and
+  // optionally `file` (std::string) and `inlined` (bool: a function inlined
+  // into the next frame). `function_matches` is called as
+  // function_matches(frame) and answers this->function_matches(
+  // frame.function.c_str()), perhaps from a cache.
   template <typename Frame, typename FunctionMatches>
   bool matches(std::string_view kind, const std::vector<Frame>& stack,
                FunctionMatches&& function_matches) const {
     if (!kind_listed(kind)) return false;
     uint32_t depth = 0;
+    size_t physical = 0, counted = SIZE_MAX;  // physical index of this frame, of the last counted
     bool matched = false;
     for (const Frame& frame : stack) {
+      const size_t this_physical = physical;
+      if (!is_inlined(frame)) ++physical;
       if (max_depth_ > 0) {
         if (builtin_rules::is_system_frame(frame.function, frame.module)) continue;
-        if (++depth > max_depth_) break;
+        if (counted != this_physical) {
+          counted = this_physical;
+          if (++depth > max_depth_) break;
+        }
       }
-      if (function_matches(frame) &&
+      if ((function_matches(frame) || file_matches(frame)) &&
           (!module_.compiled() || module_.search(frame.module.c_str()))) {
         matched = true;
         break;
@@ -102,8 +115,25 @@ class StackRule {
 
  private:
   bool kind_listed(std::string_view kind) const;
+  template <typename Frame>
+  static bool is_inlined(const Frame& frame) {
+    if constexpr (requires { frame.inlined; }) {
+      return frame.inlined;
+    } else {
+      return false;
+    }
+  }
+  template <typename Frame>
+  bool file_matches(const Frame& frame) const {
+    if constexpr (requires { frame.file; }) {
+      return file_.compiled() && !frame.file.empty() && file_.search(frame.file.c_str());
+    } else {
+      return false;
+    }
+  }
 
   CompiledRegex frame_;
+  CompiledRegex file_;
   CompiledRegex module_;
   CompiledRegex unless_;
   std::vector<std::string> kinds_;

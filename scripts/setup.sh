@@ -10,6 +10,7 @@ packages=(
   libboost-dev libunwind-dev libabsl-dev libprotobuf-dev protobuf-compiler zlib1g-dev
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   nlohmann-json3-dev
+  libdw-dev libdebuginfod-dev llvm-14-dev libiberty-dev debuginfod libc6-dbg
   clang libclang-rt-14-dev
   golang-go chromium nodejs
   strace procps

@@ -204,5 +204,55 @@ TEST(Classifier, ConfiguredRulesComeFirst) {
   EXPECT_NE(error.find("bad regex"), std::string::npos);
 }
 
+StackFrame at_line(const char* function, const char* file, bool inlined = false) {
+  StackFrame frame{function, "/usr/bin/app", 0, 0};
+  frame.file = file;
+  frame.line = 10;
+  frame.inlined = inlined;
+  return frame;
+}
+
+TEST(Classifier, FileRulesMatchSourceFiles) {
+  config::Config rules;
+  std::string error;
+  ASSERT_TRUE(parse_config_text(R"(
+    path { name: "model" file: "/src/model/" }
+    allow { file: "logging\\.cc$" kind: "fsync" reason: "log durability" }
+    idle { file: "event_loop\\.cc$" max_depth: 1 }
+  )",
+                                "c", &rules, &error))
+      << error;
+  auto c = StackClassifier::create(rules, &error);
+  ASSERT_NE(c, nullptr) << error;
+  std::vector<StackFrame> infer = {at_line("Infer", "/home/u/src/model/infer.cc"),
+                                   at_line("main", "/home/u/src/main.cc")};
+  EXPECT_EQ(c->classify("mutex", infer).path, "model");
+  EXPECT_TRUE(c->classify("fsync", {at_line("Flush", "/home/u/src/logging.cc")}).allowed);
+  EXPECT_FALSE(c->classify("fsync", {at_line("Flush", "/home/u/src/logging.cc.bak")}).allowed);
+  // A frame without source information never matches a file rule.
+  EXPECT_EQ(c->classify("mutex", stack({"Infer", "main"})).path, "");
+  EXPECT_TRUE(c->classify("poll", {at_line("Loop::Wait", "/s/event_loop.cc")}).idle);
+}
+
+// Functions inlined into a frame are searched at that frame's depth: the injected
+// library, which sees only return addresses, counts depth the same way.
+TEST(Classifier, InlinedFramesShareTheirFramesDepth) {
+  config::Config rules;
+  std::string error;
+  ASSERT_TRUE(parse_config_text(R"(idle { frame: "MyLoop::Run" max_depth: 1 })", "c", &rules,
+                                &error))
+      << error;
+  auto c = StackClassifier::create(rules, &error);
+  ASSERT_NE(c, nullptr) << error;
+  std::vector<StackFrame> inlined_wait = {libc("pthread_cond_wait"),
+                                          at_line("MyLoop::WaitForWork", "/s/loop.h", true),
+                                          at_line("MyLoop::Run", "/s/loop.cc"),
+                                          at_line("main", "/s/main.cc")};
+  EXPECT_TRUE(c->classify("condvar", inlined_wait).idle);
+  // The same helper as a real call is a frame of its own: MyLoop::Run is at depth 2.
+  inlined_wait[1].inlined = false;
+  EXPECT_FALSE(c->classify("condvar", inlined_wait).idle);
+}
+
 }  // namespace
 }  // namespace blockwatch::collector

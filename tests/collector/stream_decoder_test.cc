@@ -105,7 +105,28 @@ TEST(StreamDecoder, RejectsUndefinedReferencesAndKeepsEarlierEvents) {
 
   WireBuilder p;
   p.hello(1).stack(3, {0x42});
-  expect_rejected(p.bytes, "no Symbol defined");
+  expect_rejected(p.bytes, "no Symbol or Module defined");
+}
+
+// A pc no Symbol frame named, inside an announced module's executable segment, is
+// that module's offset (the collector symbolizes it; here without a symbolizer).
+TEST(StreamDecoder, ResolvesPcsWithoutSymbolFromModules) {
+  wire::Frame modules;
+  wire::Module* m = modules.mutable_modules()->add_modules();
+  m->set_path("/usr/bin/demo");
+  m->set_base(0x10000);
+  m->set_start(0x11000);
+  m->set_end(0x12000);
+  WireBuilder w;
+  w.hello(1).frame(modules).string(1, "worker-0").stack(3, {0x11234}).event(wire::KIND_SLEEP, 5, 3,
+                                                                            1);
+  DecodedStream out;
+  ASSERT_TRUE(decode_bytes(w.bytes, &out)) << out.error;
+  ASSERT_EQ(out.events.size(), 1u);
+  ASSERT_EQ(out.events[0].stack.size(), 1u);
+  EXPECT_EQ(out.events[0].stack[0].module, "/usr/bin/demo");
+  EXPECT_EQ(out.events[0].stack[0].offset, 0x1234u);
+  EXPECT_EQ(out.events[0].stack[0].function, "0x11234");
 }
 
 TEST(StreamDecoder, RejectsOversizedFrameBeforeBuffering) {

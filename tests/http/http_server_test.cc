@@ -19,7 +19,7 @@
 
 #include "collector/http_server.h"
 #include "collector/pyroscope_push.h"
-#include "tests/reports/pprof_profile.pb.h"
+#include "proto/pprof_profile.pb.h"
 #include "tests/reports/sample_report.h"
 
 namespace blockwatch::collector {
@@ -85,8 +85,8 @@ std::string gunzip(const std::string& compressed) {
   return out;
 }
 
-test::pprof::Profile parse_pprof(const std::string& gzipped) {
-  test::pprof::Profile profile;
+perftools::profiles::Profile parse_pprof(const std::string& gzipped) {
+  perftools::profiles::Profile profile;
   EXPECT_TRUE(profile.ParseFromString(gunzip(gzipped)));
   return profile;
 }
@@ -199,7 +199,7 @@ TEST_F(HttpServerTest, BlockProfileIsCumulativeOrADelta) {
   Fetched delta = fetch(port_, "/debug/pprof/block?seconds=1");
   grower.join();
   ASSERT_EQ(delta.status, 200u);
-  test::pprof::Profile profile = parse_pprof(delta.body);
+  perftools::profiles::Profile profile = parse_pprof(delta.body);
   ASSERT_EQ(profile.sample_size(), 1);
   EXPECT_EQ(profile.sample(0).value(0), 7);
   EXPECT_EQ(profile.sample(0).value(1), 7000000);
@@ -359,7 +359,7 @@ TEST(PyroscopePush, PostsTheDeltaProfileToIngest) {
   size_t start = body.find("\r\n\r\n") + 4;
   size_t end = body.find("\r\n--" + boundary + "--");
   ASSERT_NE(end, std::string::npos);
-  test::pprof::Profile profile = parse_pprof(body.substr(start, end - start));
+  perftools::profiles::Profile profile = parse_pprof(body.substr(start, end - start));
   ASSERT_EQ(profile.sample_size(), 1);  // only the fsync growth since the start
   EXPECT_EQ(profile.sample(0).value(0), 2);
   EXPECT_EQ(profile.sample(0).value(1), 4000000);

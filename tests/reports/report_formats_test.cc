@@ -14,7 +14,7 @@
 #include "collector/report_folded.h"
 #include "collector/report_junit.h"
 #include "collector/report_pprof.h"
-#include "tests/reports/pprof_profile.pb.h"
+#include "proto/pprof_profile.pb.h"
 #include "tests/reports/sample_report.h"
 
 namespace blockwatch::collector {
@@ -49,8 +49,8 @@ void expect_golden(const std::string& name, const std::string& actual) {
       << "golden " << name << " differs; BLOCKWATCH_UPDATE_GOLDEN=1 rewrites it";
 }
 
-test::pprof::Profile parse_profile(const std::string& bytes) {
-  test::pprof::Profile profile;
+perftools::profiles::Profile parse_profile(const std::string& bytes) {
+  perftools::profiles::Profile profile;
   EXPECT_TRUE(profile.ParseFromString(bytes));
   return profile;
 }
@@ -80,7 +80,7 @@ TEST(PprofReport, IsGzipOfTheEncodedProfile) {
 
 TEST(PprofReport, OneSamplePerHotspotWithBlockProfileValues) {
   Report report = test::sample_report();
-  test::pprof::Profile profile = parse_profile(encode_pprof_profile(report));
+  perftools::profiles::Profile profile = parse_profile(encode_pprof_profile(report));
   auto str = [&](int64_t index) { return profile.string_table(static_cast<int>(index)); };
   ASSERT_EQ(profile.string_table(0), "");
   ASSERT_EQ(profile.sample_type_size(), 2);
@@ -114,7 +114,7 @@ TEST(PprofReport, OneSamplePerHotspotWithBlockProfileValues) {
 }
 
 TEST(PprofReport, EmptyReportIsAValidProfile) {
-  test::pprof::Profile profile = parse_profile(encode_pprof_profile(Report{}));
+  perftools::profiles::Profile profile = parse_profile(encode_pprof_profile(Report{}));
   EXPECT_EQ(profile.sample_size(), 0);
   EXPECT_EQ(profile.sample_type_size(), 2);
 }

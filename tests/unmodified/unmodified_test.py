@@ -42,9 +42,16 @@ EXECUTOR_LOCK_FUNCTIONS = ("scheduler::do_run_one()", "scheduler::run()",
                            "Pool::worker_loop()")
 
 
+# ... nor libstdc++/libc functions inlined into the user's code (a lock_guard's
+# __gthread_mutex_lock shows as an inlined frame of the program itself).
+SYSTEM_FUNCTION_PREFIXES = ("__", "std::", "pthread_")
+
+
 def top_function(stack):
     for frame in stack:
         if os.path.basename(frame.get("module", "")).startswith(SYSTEM_MODULES):
+            continue
+        if frame["function"].startswith(SYSTEM_FUNCTION_PREFIXES):
             continue
         return frame["function"]
     return ""

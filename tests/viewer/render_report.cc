@@ -13,10 +13,8 @@
 #include <string>
 
 #include "collector/report_html.h"
-#ifdef BLOCKWATCH_HAVE_JSON_MODEL
 #include "collector/report_json.h"
 #include "collector/report_model.h"
-#endif
 
 namespace {
 
@@ -31,7 +29,6 @@ bool read_file(const std::string& path, std::string* text) {
 
 // The report as the collector would write it after reading it back.
 bool via_model(const std::string& path, std::string* json) {
-#ifdef BLOCKWATCH_HAVE_JSON_MODEL
   blockwatch::collector::Report report;
   std::string error;
   if (!blockwatch::collector::read_json_report_file(path, &report, &error)) {
@@ -42,12 +39,6 @@ bool via_model(const std::string& path, std::string* json) {
   blockwatch::collector::write_json_report(report, out);
   *json = out.str();
   return true;
-#else
-  (void)path;
-  (void)json;
-  std::cerr << "built without the collector core: no --via-model / --rewrite\n";
-  return false;
-#endif
 }
 
 }  // namespace

@@ -93,7 +93,8 @@ test('static: the report shows the fixture: summary, table, flame graph, timelin
   assert.deepEqual(kinds, report.hotspots.map((h) => h.kind), 'default order: total time, largest first');
   await settle(page);
   const names = await flameNames(page);
-  for (const want of ['SessionCache::get(SessionId const&)', 'Journal::append(std::string_view)', '[mutex]', '[fsync]', '[stall]']) {
+  for (const want of ['SessionCache::get(SessionId const&)', 'Journal::append(std::string_view) journal.cc:57',
+    'Journal::sync_locked() journal.h:31', '[mutex]', '[fsync]', '[stall]']) {
     assert.ok(names.includes(want), `flame graph shows ${want}`);
   }
   assert.match(await page.$eval('#timeline-note', (e) => e.textContent), /^\d+ threads/);
@@ -103,6 +104,11 @@ test('static: the report shows the fixture: summary, table, flame graph, timelin
   const shown = (f) => (f.function.startsWith('0x') ? `${f.module.split('/').pop()}+0x${f.offset.toString(16)}` : f.function);
   assert.deepEqual(stack, report.hotspots[1].stack.map(shown));
   assert.ok(stack.length >= 8, 'the full stack, not just the top frames');
+  // Source lines where the collector had debug info; the inlined function says so.
+  const lines = await page.$$eval('#detail-stack li', (lis) => lis.map((li) => li.textContent));
+  assert.match(lines[1], /^Journal::sync_locked\(\) journal\.h:31 inlined /);
+  assert.match(lines[2], /^Journal::append\(std::string_view\) journal\.cc:57 order_server\+0x/);
+  assert.doesNotMatch(lines[0], /:\d+ /, 'no line where there is no debug info');
   await page.screenshot({ path: join(OUT_DIR, 'report-fixture.png'), fullPage: true });
   if (process.env.BW_DOCS_SCREENSHOT) {
     await page.setViewport({ width: 1500, height: 900 });

@@ -1,6 +1,8 @@
 // The detail pane: everything known about the selected hotspot, with its full
-// symbolized stack (innermost first) and its first kept occurrences.
-import { el, formatNs, formatCount, kindColor, basename, hex, frameName, whereFrame } from './format.js';
+// symbolized stack (innermost first: file:line where the collector found debug
+// info, functions inlined into a frame marked as such) and its first kept
+// occurrences.
+import { el, formatNs, formatCount, kindColor, basename, hex, frameName, frameSource, whereFrame } from './format.js';
 
 function field(label, value) {
   if (value === undefined || value === null || value === '' || (Array.isArray(value) && !value.length)) return null;
@@ -36,7 +38,11 @@ export function renderDetail(root, h) {
     field('pids', (h.pids || []).map(String))));
   const stack = el('ol', { class: 'stack', id: 'detail-stack', start: '0' });
   for (const f of h.stack || []) {
-    stack.append(el('li', {}, el('span', { class: 'fn', text: frameName(f) }),
+    const source = frameSource(f);
+    stack.append(el('li', { class: f.inlined ? 'inlined' : '' }, el('span', { class: 'fn', text: frameName(f) }),
+      source ? el('span', { class: 'src', text: ` ${source}`, title: f.file }) : null,
+      f.inlined ? el('span', { class: 'tag', text: ' inlined' }) : null,
+      f.build_id_mismatch ? el('span', { class: 'tag', text: ' file changed since the run' }) : null,
       el('span', { class: 'mod', text: ` ${basename(f.module) || '?'}+${hex(f.offset)}`, title: f.module || '' })));
   }
   root.append(el('h4', { text: `stack (${(h.stack || []).length} frames, innermost first)` }), stack);

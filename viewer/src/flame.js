@@ -1,10 +1,12 @@
 // The flame graph of blocked and stalled time (d3-flame-graph). Roots are
-// programs, then frames outermost first, then a leaf naming the kind. The tree is
+// programs, then frames outermost first (a box per function and call line:
+// "Journal::append(...) journal.cc:57"; inlined functions are boxes of their
+// own), then a leaf naming the kind. The tree is
 // capped: the largest hotspots get their own stacks, the rest is one "other" box,
 // so a 10,000-hotspot report stays quick to build and draw.
 import { select } from 'd3-selection';
 import flamegraph from 'd3-flame-graph';
-import { basename, frameName, formatNs, kindColor } from './format.js';
+import { basename, frameName, frameSource, formatNs, kindColor } from './format.js';
 
 export const MAX_FLAME_HOTSPOTS = 2000;
 
@@ -25,6 +27,11 @@ function strip(node) {
   return node;
 }
 
+export function flameFrameName(frame) {
+  const source = frameSource(frame);
+  return source ? `${frameName(frame)} ${source}` : frameName(frame);
+}
+
 // hotspots: already filtered; sorted here by total so the cap keeps the largest.
 export function buildFlameTree(hotspots) {
   const root = { name: 'all blocked and stalled time', value: 0, children: [], _index: new Map() };
@@ -41,7 +48,7 @@ export function buildFlameTree(hotspots) {
     }
     const stack = h.stack || [];
     for (let i = stack.length - 1; i >= 0; i--) {
-      node = child(node, frameName(stack[i]), { module: basename(stack[i].module) });
+      node = child(node, flameFrameName(stack[i]), { module: basename(stack[i].module) });
       node.value += ns;
     }
     node = child(node, `[${h.kind}]`, { kind: h.kind, hotspotKey: h._key });

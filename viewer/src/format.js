@@ -61,6 +61,13 @@ export function frameName(frame) {
   return mod ? `${mod}+${hex(frame.offset)}` : fn || hex(frame.pc);
 }
 
+// A frame's source position: "journal.cc:57" (file basename and line), or ''
+// when the collector found no debug info for it.
+export function frameSource(frame) {
+  if (!frame || !frame.file) return '';
+  return frame.line ? `${basename(frame.file)}:${frame.line}` : basename(frame.file);
+}
+
 // Frames of the C and C++ runtimes and the vDSO: the call blocked there, but the code to look
 // at is the first caller outside them.
 const RUNTIME_MODULE = /^(libc|libpthread|libstdc\+\+|libc\+\+|ld-linux|linux-vdso)[.-]/;

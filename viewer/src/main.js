@@ -44,7 +44,8 @@ function prepare(report) {
 function searchText(h) {
   if (h._search === undefined) {
     h._search = [h.kind, h.path, h.exe, ...(h.threads || []), ...(h.tasks || []), ...(h.holders || []),
-      ...(h.functions || []), ...(h.stack || []).map(frameName)].join('\n').toLowerCase();
+      ...(h.functions || []), ...(h.stack || []).map(frameName),
+      ...(h.stack || []).map((f) => f.file || '')].join('\n').toLowerCase();
   }
   return h._search;
 }

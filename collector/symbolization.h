@@ -1,0 +1,46 @@
+// What a symbolizer answers for one address of a loaded object, and the
+// interface the stream decoder calls (stream_decoder.h). Plain data, no
+// dependency on elfutils: the decoder and its fuzz target build without it; the
+// libdw implementation is Symbolizer (symbolizer.h).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace blockwatch::collector {
+
+// One frame of a symbolized address: the physical function last, the functions
+// inlined into it before it, innermost first.
+struct SymbolizedFrame {
+  std::string function;  // demangled; "" when no symbol covers the address
+  std::string file;      // source file, "" when unknown
+  uint32_t line = 0;     // 0 when unknown
+  uint32_t function_line = 0;  // line where the function is declared (pprof start_line)
+  bool inlined = false;  // inlined into the next frame (same address)
+};
+
+struct Symbolization {
+  std::vector<SymbolizedFrame> frames;  // empty: nothing known about the address
+  // The file at the module's path is another build than the one that ran (it was
+  // rebuilt or upgraded while the process lived) and no copy with the right
+  // build-id was found: frames stay empty rather than naming the wrong function.
+  bool build_id_mismatch = false;
+};
+
+// What the collector knows of a loaded object (from the wire's Module).
+struct ModuleIdentity {
+  std::string path;
+  std::string build_id;  // raw bytes; empty when the object has none
+};
+
+class FrameSymbolizer {
+ public:
+  virtual ~FrameSymbolizer() = default;
+  // The frames at `address`, an offset from the module's load bias (a file
+  // virtual address). Callers pass a return address minus one, so the line is
+  // the call's, not the next statement's.
+  virtual Symbolization symbolize(const ModuleIdentity& module, uint64_t address) = 0;
+};
+
+}  // namespace blockwatch::collector

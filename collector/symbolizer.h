@@ -1,0 +1,78 @@
+// The collector's symbolizer: turns (module, offset) into function, source file,
+// line and the chain of functions inlined at that address, with elfutils' libdwfl.
+// Debug information comes from the module's file, its .gnu_debugdata
+// (MiniDebugInfo), a separate debug file found by build-id or debuglink under
+// /usr/lib/debug, or a debuginfod server (only when DEBUGINFOD_URLS is set; each
+// download is bounded by kDebuginfodDeadlineMs). A file whose build-id differs
+// from the module's is never used to name a function: the answer says so.
+//
+// Results are cached per (build-id, or path when there is none; offset); a module
+// costs its debug-info lookup once (including a failed one).
+//
+// Thread-safety: every public function takes one internal mutex; cheap on a warm
+// cache (the decoder calls it once per new pc per stream, never per event).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "collector/symbolization.h"
+
+namespace blockwatch::collector {
+
+inline constexpr int64_t kDebuginfodDeadlineMs = 10'000;
+
+class Symbolizer final : public FrameSymbolizer {
+ public:
+  struct Options {
+    // Root of separate debug files ("/usr/lib/debug"); libdwfl looks under
+    // ROOT/.build-id/xx/yyyy.debug and for the module's .gnu_debuglink there.
+    std::string debug_root = "/usr/lib/debug";
+    // Ask debuginfod servers (DEBUGINFOD_URLS) for what is not on this host.
+    bool use_debuginfod = true;
+    int64_t debuginfod_deadline_ms = kDebuginfodDeadlineMs;
+  };
+
+  Symbolizer();
+  explicit Symbolizer(Options options);
+  ~Symbolizer();
+  Symbolizer(const Symbolizer&) = delete;
+  Symbolizer& operator=(const Symbolizer&) = delete;
+
+  // The frames at `address`, an offset from the module's load bias (a file
+  // virtual address). Callers pass a return address minus one, so the line is
+  // the call's, not the next statement's.
+  Symbolization symbolize(const ModuleIdentity& module, uint64_t address) override;
+
+  // Counters for benchmarks and logs.
+  struct Stats {
+    uint64_t modules_opened = 0;     // debug-info lookups done (one per module)
+    uint64_t lookups = 0;            // symbolize() calls
+    uint64_t cache_hits = 0;
+    uint64_t debuginfod_queries = 0;
+  };
+  Stats stats() const;
+
+  // One symbolizer for the whole collector process (its caches are shared by
+  // every stream).
+  static Symbolizer& shared();
+
+  struct ModuleState;
+
+ private:
+  ModuleState* module_state(const ModuleIdentity& module);
+  Options options_;
+  mutable std::mutex mutex_;
+  absl::flat_hash_map<std::string, std::unique_ptr<ModuleState>> modules_;
+  Stats stats_;
+};
+
+// Lower-case hex of a build-id's bytes ("" for none).
+std::string build_id_hex(std::string_view build_id);
+
+}  // namespace blockwatch::collector
