@@ -1,12 +1,15 @@
 // Reads what libblockwatch.so wrote to BLOCKWATCH_OUTPUT files: varint-length
 // frames of blockwatch.wire.Frame (proto/blockwatch.proto), with the interned
-// strings, symbols and stacks resolved, so a test asserts on names. Deliberately
+// strings and stacks resolved, so a test asserts on names. Deliberately
 // independent of the collector's decoder: these tests check the library's output
-// against the .proto itself.
+// against the .proto itself. The library ships return addresses and its module
+// map; names come from the collector's symbolizer (libdw), as in a report, and
+// from the Symbol frames the library still sends for code without a file.
 #pragma once
 
 #include <google/protobuf/io/coded_stream.h>
 
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -14,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "collector/symbolizer.h"
 #include "proto/blockwatch.pb.h"
 
 namespace blockwatch::preload_test {
@@ -23,7 +27,7 @@ struct DecodedEvent {
   std::string thread_name;
   std::string task;
   std::string allow_reason;
-  std::vector<std::string> functions;  // symbolized stack, innermost first
+  std::vector<std::string> functions;  // symbolized stack, innermost first (inlined too)
 
   bool stack_contains(const std::string& function) const {
     for (const std::string& f : functions) {
@@ -44,6 +48,30 @@ struct DecodedStream {
   std::string error;  // empty when the whole file decoded
 };
 
+// The functions at return address `pc`: innermost inlined first; the pc in hex
+// when nothing names it.
+inline std::vector<std::string> functions_at(uint64_t pc,
+                                             const std::map<uint64_t, std::string>& symbols,
+                                             const std::vector<wire::Module>& modules) {
+  if (auto named = symbols.find(pc); named != symbols.end() && !named->second.empty()) {
+    return {named->second};
+  }
+  for (auto module = modules.rbegin(); module != modules.rend(); ++module) {
+    if (pc == 0 || pc - 1 < module->start() || pc - 1 >= module->end()) continue;
+    const collector::Symbolization symbolized = collector::Symbolizer::shared().symbolize(
+        {module->path(), module->build_id()}, pc - module->base() - 1);
+    std::vector<std::string> functions;
+    for (const collector::SymbolizedFrame& frame : symbolized.frames) {
+      functions.push_back(frame.function);
+    }
+    if (!functions.empty()) return functions;
+    break;
+  }
+  char hex[32];
+  std::snprintf(hex, sizeof hex, "0x%llx", static_cast<unsigned long long>(pc));
+  return {hex};
+}
+
 inline DecodedStream decode_file(const std::string& path) {
   DecodedStream out;
   out.path = path;
@@ -56,6 +84,7 @@ inline DecodedStream decode_file(const std::string& path) {
   std::map<uint64_t, std::string> strings;
   std::map<uint64_t, std::string> symbols;
   std::map<uint64_t, std::vector<uint64_t>> stacks;
+  std::vector<wire::Module> modules;
   while (input.CurrentPosition() < static_cast<int>(bytes.size())) {
     uint32_t size = 0;
     std::string frame_bytes;
@@ -69,6 +98,10 @@ inline DecodedStream decode_file(const std::string& path) {
       case wire::Frame::kHello:
         out.has_hello = true;
         out.hello = frame.hello();
+        break;
+      case wire::Frame::kModules:
+        modules.insert(modules.end(), frame.modules().modules().begin(),
+                       frame.modules().modules().end());
         break;
       case wire::Frame::kString:
         strings[frame.string().id()] = frame.string().text();
@@ -85,7 +118,11 @@ inline DecodedStream decode_file(const std::string& path) {
         event.thread_name = strings[frame.event().thread_name()];
         event.task = strings[frame.event().task()];
         event.allow_reason = strings[frame.event().allow_reason()];
-        for (uint64_t pc : stacks[frame.event().stack()]) event.functions.push_back(symbols[pc]);
+        for (uint64_t pc : stacks[frame.event().stack()]) {
+          for (std::string& function : functions_at(pc, symbols, modules)) {
+            event.functions.push_back(std::move(function));
+          }
+        }
         out.events.push_back(std::move(event));
         break;
       }

@@ -14,7 +14,7 @@ target_link_libraries(runtime_hooks_preload_gtest_program PRIVATE
 if(TARGET blockwatch AND TARGET blockwatch_stream_decoder)
   add_executable(runtime_hooks_preload_test ${CMAKE_CURRENT_LIST_DIR}/preload_check_test.cc)
   target_link_libraries(runtime_hooks_preload_test PRIVATE
-    blockwatch_stream_decoder GTest::gtest GTest::gtest_main Threads::Threads)
+    blockwatch_stream_decoder blockwatch_symbolizer GTest::gtest GTest::gtest_main Threads::Threads)
   target_compile_definitions(runtime_hooks_preload_test PRIVATE
     BW_TEST_LIBRARY="$<TARGET_FILE:blockwatch>"
     BW_TEST_LABELS_PROGRAM="$<TARGET_FILE:runtime_hooks_preload_labels_program>"

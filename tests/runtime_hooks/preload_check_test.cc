@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "collector/stream_decoder.h"
+#include "collector/symbolizer.h"
 #ifdef BW_TEST_CLI
 #include <nlohmann/json.hpp>
 #endif
@@ -84,7 +85,9 @@ DecodedStream RunUnderPreload(const std::string& program, std::vector<std::strin
   ChildResult child = RunChild({program}, env);
   EXPECT_EQ(child.exit_status, 0) << child.output;
   DecodedStream stream;
-  EXPECT_TRUE(blockwatch::collector::decode_file(stream_path, &stream)) << stream.error;
+  EXPECT_TRUE(blockwatch::collector::decode_file(stream_path, &stream,
+                                                 &blockwatch::collector::Symbolizer::shared()))
+      << stream.error;
   std::filesystem::remove(stream_path);
   return stream;
 }

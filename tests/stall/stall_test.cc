@@ -24,6 +24,7 @@
 
 #include "collector/aggregate.h"
 #include "collector/stream_decoder.h"
+#include "collector/symbolizer.h"
 
 namespace blockwatch {
 namespace {
@@ -93,12 +94,15 @@ ScenarioRun run_scenario(const std::string& scenario, std::map<std::string, std:
   for (const auto& entry : std::filesystem::directory_iterator(dir)) {
     if (entry.path().extension() != ".bwrec") continue;
     collector::StreamHandler* sink = aggregator.begin_stream();
-    collector::StreamDecoder decoder(sink, {.allow_restart = true});
+    collector::StreamDecoder decoder(
+        sink, {.allow_restart = true, .symbolizer = &collector::Symbolizer::shared()});
     const std::string bytes = read_text(entry.path());
     EXPECT_TRUE(decoder.feed(bytes.data(), bytes.size()) && decoder.finish()) << decoder.error();
     aggregator.end_stream(sink, "disconnected");
     DecodedStream stream;
-    EXPECT_TRUE(collector::decode_file(entry.path().string(), &stream)) << stream.error;
+    EXPECT_TRUE(collector::decode_file(entry.path().string(), &stream,
+                                       &collector::Symbolizer::shared()))
+        << stream.error;
     run.events.insert(run.events.end(), stream.events.begin(), stream.events.end());
     for (const ResolvedEvent& e : stream.events) {
       if (stream.hello.forked_child() && e.raw.kind() == wire::KIND_STALL)
