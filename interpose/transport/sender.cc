@@ -238,8 +238,12 @@ uint64_t Sender::define_stack(const Record& record, size_t frame_count) {
   uint64_t pcs[kMaxFrames];
   for (size_t i = 0; i < frame_count; ++i) {
     const uint64_t pc = pcs[i] = record.frames[i];
-    if (!symbols_defined_.insert(pc).second) continue;
+    // The collector symbolizes pcs of objects it can open (Modules: path,
+    // build-id, bias). Only what has no file there is named here: the vDSO and
+    // code outside any object (dladdr, no ELF parsing).
     const ModuleInfo* module = find_module(modules_, pc);
+    if (module && !module->path.empty() && module->path[0] == '/') continue;
+    if (!symbols_defined_.insert(pc).second) continue;
     encoder_.symbol(pc, symbol_name(pc), module ? module->path : std::string_view(),
                     module ? pc - module->base : 0, pending_);
   }
