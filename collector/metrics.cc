@@ -5,10 +5,12 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <map>
 #include <tuple>
+#include <vector>
 
 namespace blockwatch::collector {
 namespace {
@@ -80,6 +82,50 @@ void blocking_families(const Report& report, std::string& out) {
            format_seconds(totals.ns) + '\n';
 }
 
+// Per hotspot: the busiest kHotspotSeries by total time, so a scrape stays
+// small whatever the program does; the rest are summed in one "(other)" series.
+constexpr size_t kHotspotSeries = 50;
+
+std::string hotspot_labels(const Hotspot& hotspot) {
+  const StackFrame* frame = top_user_frame(hotspot);
+  std::string location;
+  if (frame != nullptr && !frame->file.empty()) {
+    const size_t slash = frame->file.rfind('/');
+    location = frame->file.substr(slash == std::string::npos ? 0 : slash + 1) + ':' +
+               std::to_string(frame->line);
+  }
+  return "{kind=\"" + escape_label_value(hotspot.kind) + "\",function=\"" +
+         escape_label_value(frame ? frame->function : "(no stack)") + "\",location=\"" +
+         escape_label_value(location) + "\",path=\"" + escape_label_value(hotspot.path) + "\"}";
+}
+
+void hotspot_families(const Report& report, std::string& out) {
+  std::vector<const Hotspot*> ranked;
+  for (const Hotspot& hotspot : report.hotspots) ranked.push_back(&hotspot);
+  std::sort(ranked.begin(), ranked.end(), [](const Hotspot* a, const Hotspot* b) {
+    return a->total_ns != b->total_ns ? a->total_ns > b->total_ns : a->count > b->count;
+  });
+  // Two hotspots may share labels (same top frame, other callers): sum them.
+  std::map<std::string, Totals> series;
+  Totals other;
+  for (size_t i = 0; i < ranked.size(); ++i) {
+    Totals& totals = i < kHotspotSeries ? series[hotspot_labels(*ranked[i])] : other;
+    totals.count += ranked[i]->count;
+    totals.ns += ranked[i]->total_ns;
+  }
+  if (ranked.size() > kHotspotSeries) {
+    series["{kind=\"(other)\",function=\"(other)\",location=\"\",path=\"\"}"] = other;
+  }
+  family(out, "blockwatch_hotspot_events_total", "counter",
+         "Blocking calls or stalls per hotspot (kind and the innermost user frame), busiest 50.");
+  for (const auto& [labels, totals] : series)
+    out += "blockwatch_hotspot_events_total" + labels + ' ' + std::to_string(totals.count) + '\n';
+  family(out, "blockwatch_hotspot_seconds_total", "counter",
+         "Time blocked or stalled per hotspot (kind and the innermost user frame), busiest 50.");
+  for (const auto& [labels, totals] : series)
+    out += "blockwatch_hotspot_seconds_total" + labels + ' ' + format_seconds(totals.ns) + '\n';
+}
+
 void process_families(const Report& report, std::string& out) {
   uint64_t queue_full = 0, no_collector = 0, too_deep = 0, received = 0, connected = 0;
   for (const auto& process : report.processes) {
@@ -120,6 +166,7 @@ int64_t read_resident_memory_bytes() {
 std::string render_prometheus_metrics(const Report& report, int64_t resident_memory_bytes) {
   std::string out;
   blocking_families(report, out);
+  hotspot_families(report, out);
   process_families(report, out);
   family(out, "blockwatch_collector_resident_memory_bytes", "gauge",
          "Resident memory of the collector.");

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "common/builtin_rules.h"
+
 namespace blockwatch::collector {
 
 // One frame of a stack. A return address inside inlined code gives several
@@ -100,6 +102,16 @@ struct Hotspot {
 };
 
 inline constexpr size_t kMaxOccurrences = 200;
+
+// The frame a user wrote: the innermost one that is not libc, pthread, the
+// loader, libstdc++, Rust std or blockwatch (common/builtin_rules.h); the
+// innermost frame when all are; null for an empty stack.
+inline const StackFrame* top_user_frame(const Hotspot& hotspot) {
+  for (const StackFrame& frame : hotspot.stack) {
+    if (!builtin_rules::is_system_frame(frame.function, frame.module)) return &frame;
+  }
+  return hotspot.stack.empty() ? nullptr : &hotspot.stack.front();
+}
 
 struct PathTotals {
   std::string path;            // "" = not in any path

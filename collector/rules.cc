@@ -60,10 +60,8 @@ bool breaks(const FailRule& rule, const Hotspot& h) {
 }
 
 std::string top_user_function(const Hotspot& h) {
-  for (const StackFrame& f : h.stack) {
-    if (!is_system_frame(f)) return f.function;
-  }
-  return h.stack.empty() ? "(no stack)" : h.stack.front().function;
+  const StackFrame* frame = top_user_frame(h);
+  return frame ? frame->function : "(no stack)";
 }
 
 }  // namespace

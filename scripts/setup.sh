@@ -13,7 +13,7 @@ packages=(
   libdw-dev libdebuginfod-dev llvm-14-dev libiberty-dev debuginfod libc6-dbg
   clang libclang-rt-14-dev
   golang-go chromium nodejs
-  strace procps
+  strace procps prometheus
   cargo rustc librust-tokio-dev
 )
 missing=()

@@ -148,6 +148,11 @@ TEST_F(HttpServerTest, ServesTheViewersDashboard) {
 }
 
 TEST_F(HttpServerTest, MetricsAreValidPrometheusText) {
+  for (Hotspot& hotspot : report_.hotspots) {
+    if (hotspot.kind != "fsync") continue;
+    hotspot.stack[1].file = "/src/storage/journal.cc";
+    hotspot.stack[1].line = 42;
+  }
   start();
   Fetched metrics = fetch(port_, "/metrics");
   ASSERT_EQ(metrics.status, 200u);
@@ -176,6 +181,16 @@ TEST_F(HttpServerTest, MetricsAreValidPrometheusText) {
       series["blockwatch_blocking_events_total{kind=\"sleep\",path=\"model\",allowed=\"true\"}"],
       "4");
   EXPECT_EQ(series["blockwatch_stalls_total{path=\"model\"}"], "2");
+  // Per hotspot: labelled by the innermost user frame (quotes in a name escaped).
+  EXPECT_EQ(series["blockwatch_hotspot_events_total{kind=\"mutex\",function=\"pool::Cache<int; "
+                   "\\\"k\\\" & <v>>::get()\",location=\"\",path=\"worker-pool\"}"],
+            "120");
+  EXPECT_EQ(series["blockwatch_hotspot_seconds_total{kind=\"fsync\",function=\"Journal::flush()"
+                   "\",location=\"journal.cc:42\",path=\"\"}"],
+            "0.045000000");
+  EXPECT_EQ(series["blockwatch_hotspot_seconds_total{kind=\"stall\",function=\"model::tokenize("
+                   "std::string_view)\",location=\"\",path=\"model\"}"],
+            "0.080000000");
   EXPECT_EQ(series["blockwatch_stalled_seconds_total{path=\"model\"}"], "0.080000000");
   EXPECT_EQ(series["blockwatch_dropped_records_total{reason=\"queue_full\"}"], "5");
   EXPECT_EQ(series["blockwatch_processes{state=\"connected\"}"], "1");
