@@ -46,6 +46,10 @@ def top_function(stack):
     for frame in stack:
         if os.path.basename(frame.get("module", "")).startswith(SYSTEM_MODULES):
             continue
+        # Functions of system headers inlined into the user's code (std::mutex::lock,
+        # std::lock_guard): the collector shows them as frames of their own.
+        if frame.get("inlined") and frame.get("file", "").startswith("/usr/"):
+            continue
         return frame["function"]
     return ""
 
