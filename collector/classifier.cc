@@ -119,8 +119,9 @@ bool StackClassifier::function_matches(const CompiledRule& rule,
 }
 
 bool StackClassifier::frame_matches(const CompiledRule& rule, const StackFrame& frame) const {
-  const bool named = function_matches(rule, frame.function) ||
-                     (rule.file && !frame.file.empty() && std::regex_search(frame.file, *rule.file));
+  const bool named =
+      function_matches(rule, frame.function) ||
+      (rule.file && !frame.file.empty() && std::regex_search(frame.file, *rule.file));
   return named && (!rule.module || std::regex_search(frame.module, *rule.module));
 }
 
@@ -133,7 +134,8 @@ bool StackClassifier::matches(const CompiledRule& rule, std::string_view kind,
     return false;
   }
   uint32_t depth = 0;
-  size_t physical = 0, counted = SIZE_MAX;  // physical frame index of the frame, of the last counted
+  size_t physical = 0;        // index of the current frame's physical frame
+  size_t counted = SIZE_MAX;  // the physical frame depth last counted
   bool matched = false;
   for (const StackFrame& frame : stack) {
     const size_t this_physical = physical;

@@ -185,9 +185,9 @@ std::string encode_pprof_profile(const Report& report) {
     if (!hotspot.path.empty()) labels.emplace_back("path", hotspot.path);
     labels.emplace_back("allowed", hotspot.allowed ? "true" : "false");
     if (!hotspot.exe.empty()) labels.emplace_back("exe", hotspot.exe);
-    builder.add_sample(location_ids,
-                       {static_cast<int64_t>(hotspot.count), std::max<int64_t>(hotspot.total_ns, 0)},
-                       labels);
+    builder.add_sample(
+        location_ids, {static_cast<int64_t>(hotspot.count), std::max<int64_t>(hotspot.total_ns, 0)},
+        labels);
   }
   return profile.SerializeAsString();
 }

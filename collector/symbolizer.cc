@@ -111,7 +111,8 @@ std::string qualified_name(Dwarf_Die* die, const std::string& name) {
       break;
     }
     if (tag == DW_TAG_namespace) {
-      qualified = (scope_name != nullptr ? scope_name : "(anonymous namespace)") + ("::" + qualified);
+      qualified =
+          (scope_name != nullptr ? scope_name : "(anonymous namespace)") + ("::" + qualified);
     } else if (tag == DW_TAG_class_type || tag == DW_TAG_structure_type ||
                tag == DW_TAG_union_type) {
       qualified = (scope_name != nullptr ? scope_name : "{lambda}") + ("::" + qualified);
@@ -203,8 +204,8 @@ Symbolization resolve(Dwfl_Module* module, uint64_t address) {
   Symbolization out;
   GElf_Off symbol_offset = 0;
   GElf_Sym symbol;
-  const char* raw_name = dwfl_module_addrinfo(module, address, &symbol_offset, &symbol, nullptr,
-                                              nullptr, nullptr);
+  const char* raw_name =
+      dwfl_module_addrinfo(module, address, &symbol_offset, &symbol, nullptr, nullptr, nullptr);
   const std::string symbol_name = raw_name != nullptr ? demangle(raw_name) : std::string();
   std::string file;
   int line = 0;
@@ -274,9 +275,7 @@ bool debuginfod_configured() {
 
 Symbolizer::Symbolizer() : Symbolizer(Options{}) {}
 
-Symbolizer::Symbolizer(Options options) : options_(std::move(options)) {
-  elf_version(EV_CURRENT);
-}
+Symbolizer::Symbolizer(Options options) : options_(std::move(options)) { elf_version(EV_CURRENT); }
 
 Symbolizer::~Symbolizer() = default;
 
@@ -325,8 +324,8 @@ Symbolizer::ModuleState* Symbolizer::module_state(const ModuleIdentity& module) 
   if (on_disk != FileMatch::kMatch && !module.build_id.empty()) {
     file.clear();
     const std::string hex = build_id_hex(module.build_id);
-    const std::string by_id = options_.debug_root + "/.build-id/" + hex.substr(0, 2) + "/" +
-                              hex.substr(2) + ".debug";
+    const std::string by_id =
+        options_.debug_root + "/.build-id/" + hex.substr(0, 2) + "/" + hex.substr(2) + ".debug";
     if (check_build_id(by_id, module.build_id) == FileMatch::kMatch) {
       file = by_id;
     } else if (client != nullptr) {

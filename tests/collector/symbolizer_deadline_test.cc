@@ -65,8 +65,8 @@ int main(int argc, char** argv) {
     }
     char cache[] = "/tmp/bw-debuginfod-cache-XXXXXX";
     if (mkdtemp(cache) == nullptr) return 1;
-    setenv("DEBUGINFOD_URLS", ("http://127.0.0.1:" + std::to_string(ntohs(address.sin_port))).c_str(),
-           1);
+    setenv("DEBUGINFOD_URLS",
+           ("http://127.0.0.1:" + std::to_string(ntohs(address.sin_port))).c_str(), 1);
     setenv("DEBUGINFOD_CACHE_PATH", cache, 1);
     execv("/proc/self/exe", argv);
     perror("symbolizer_deadline_test: re-exec");

@@ -117,9 +117,11 @@ TEST(Demangle, CppAndBothRustSchemes) {
                      "u7b$closure$u7d$$u7d$$GT$17h0123456789abcdefE"),
             "core::ptr::drop_in_place<std::rt::lang_start<()>::{{closure}}>");
   // A function template's return type is left out: frames start with their scope.
-  EXPECT_EQ(demangle("_ZNSt11this_thread9sleep_forIlSt5ratioILl1ELl1000EEEEvRKNSt6chrono8durationIT_T0_EE"),
-            "std::this_thread::sleep_for<long, std::ratio<1l, 1000l> >(std::chrono::duration<long, "
-            "std::ratio<1l, 1000l> > const&)");
+  EXPECT_EQ(
+      demangle(
+          "_ZNSt11this_thread9sleep_forIlSt5ratioILl1ELl1000EEEEvRKNSt6chrono8durationIT_T0_EE"),
+      "std::this_thread::sleep_for<long, std::ratio<1l, 1000l> >(std::chrono::duration<long, "
+      "std::ratio<1l, 1000l> > const&)");
   EXPECT_EQ(demangle("_ZNK5model5Cache3getEv"), "model::Cache::get() const");
   EXPECT_EQ(demangle("_ZN5model5CacheC2Ev"), "model::Cache::Cache()");
   EXPECT_EQ(demangle("epoll_wait"), "epoll_wait");
@@ -173,7 +175,8 @@ TEST(Symbolizer, BuildIdMismatchIsReportedNotNamed) {
   EXPECT_TRUE(s.frames.empty());
 
   // A file that is gone is not a mismatch: nothing is known.
-  Symbolization gone = symbolizer.symbolize({"/nonexistent/blockwatch-test", self.build_id}, 0x1000);
+  Symbolization gone =
+      symbolizer.symbolize({"/nonexistent/blockwatch-test", self.build_id}, 0x1000);
   EXPECT_FALSE(gone.build_id_mismatch);
   EXPECT_TRUE(gone.frames.empty());
 }
