@@ -2,8 +2,9 @@
 // its own planted functions, with file:line and an inlined function's chain; the
 // names come out demangled (C++, Rust v0 and legacy via asm labels); a file whose
 // build-id is not the module's is reported, never used; a stripped copy gets its
-// lines from a separate debug file found by build-id; and the stream decoder puts
-// all of it into a stack's frames.
+// lines from a separate debug file found by build-id, or its names from its
+// .gnu_debugdata (MiniDebugInfo); and the stream decoder puts all of it into a
+// stack's frames.
 #include "collector/symbolizer.h"
 
 #include <elf.h>
@@ -208,6 +209,33 @@ TEST(Symbolizer, SeparateDebugFileByBuildId) {
   EXPECT_EQ(s.frames[0].function, "planted::inlined_helper");
   EXPECT_EQ(s.frames[1].function, "planted::outer(int)");
   EXPECT_EQ(s.frames[1].line, planted::kOuterCallLine);
+  std::filesystem::remove_all(dir);
+}
+
+// MiniDebugInfo (Fedora's recipe): a stripped copy carrying, in .gnu_debugdata, an
+// xz-compressed ELF with just the function symbols .dynsym lacks. Names, no lines.
+TEST(Symbolizer, MiniDebugInfoNamesAStrippedCopy) {
+  const SelfModule self = self_module();
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / ("bw-minidebuginfo-" + std::to_string(getpid()));
+  std::filesystem::create_directories(dir);
+  const std::string d = dir.string(), exe = self.path;
+  const std::string script =
+      "set -e; cd '" + d + "'; nm -D '" + exe +
+      "' --format=posix --defined-only | awk '{print $1}' | sort > dynsyms; nm '" + exe +
+      "' --format=posix --defined-only | awk '$2 ~ /^[Tt]$/ {print $1}' | sort > funcsyms; "
+      "comm -13 dynsyms funcsyms > keep; objcopy --only-keep-debug '" + exe +
+      "' mini; objcopy -S --remove-section .gdb_index --remove-section .comment "
+      "--keep-symbols=keep mini; xz mini; strip --strip-all -o stripped '" + exe +
+      "'; objcopy --add-section .gnu_debugdata=mini.xz stripped";
+  ASSERT_EQ(std::system(script.c_str()), 0) << script;
+
+  const uint64_t pc = planted::outer(5);
+  Symbolizer symbolizer(Symbolizer::Options{.debug_root = d, .use_debuginfod = false});
+  Symbolization s = symbolizer.symbolize({d + "/stripped", self.build_id}, pc - self.bias - 1);
+  ASSERT_FALSE(s.frames.empty());
+  EXPECT_EQ(s.frames.back().function, "planted::outer(int)");
+  EXPECT_EQ(s.frames.back().line, 0u) << "MiniDebugInfo has symbols, not lines";
   std::filesystem::remove_all(dir);
 }
 
