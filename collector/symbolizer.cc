@@ -284,6 +284,10 @@ Symbolizer& Symbolizer::shared() {
   return *symbolizer;
 }
 
+int64_t Symbolizer::debuginfod_deadline_ms() const {
+  return options_.use_debuginfod ? now_ms() + options_.debuginfod_deadline_ms : 0;
+}
+
 Symbolizer::Stats Symbolizer::stats() const {
   std::lock_guard lock(mutex_);
   return stats_;
@@ -307,15 +311,17 @@ Symbolizer::ModuleState* Symbolizer::module_state(const ModuleIdentity& module) 
   state->dwfl = dwfl_begin(callbacks_for(options_.debug_root));
   if (state->dwfl == nullptr) return state;
   // libdwfl asks debuginfod itself (DEBUGINFOD_URLS) for debug info it does not
-  // find locally: bound that with the same deadline as our own queries.
+  // find locally: bound that with the same deadline as our own queries (a
+  // deadline already past when debuginfod is not to be used).
   debuginfod_client* client = nullptr;
-  if (options_.use_debuginfod && debuginfod_configured()) {
+  if (debuginfod_configured()) {
     client = dwfl_get_debuginfod_client(state->dwfl);
     if (client != nullptr) {
-      state->debuginfod_deadline_ms = now_ms() + options_.debuginfod_deadline_ms;
+      state->debuginfod_deadline_ms = debuginfod_deadline_ms();
       debuginfod_set_user_data(client, &state->debuginfod_deadline_ms);
       debuginfod_set_progressfn(client, debuginfod_progress);
     }
+    if (!options_.use_debuginfod) client = nullptr;
   }
 
   std::string file = module.path;
@@ -366,7 +372,7 @@ Symbolization Symbolizer::symbolize(const ModuleIdentity& module, uint64_t addre
   }
   Symbolization result;
   if (state->module != nullptr) {
-    state->debuginfod_deadline_ms = now_ms() + options_.debuginfod_deadline_ms;
+    state->debuginfod_deadline_ms = debuginfod_deadline_ms();  // debug info loads lazily
     result = resolve(state->module, address);
   }
   result.build_id_mismatch = state->build_id_mismatch;

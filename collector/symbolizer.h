@@ -66,6 +66,7 @@ class Symbolizer final : public FrameSymbolizer {
 
  private:
   ModuleState* module_state(const ModuleIdentity& module);
+  int64_t debuginfod_deadline_ms() const;  // for a lookup starting now
   Options options_;
   mutable std::mutex mutex_;
   absl::flat_hash_map<std::string, std::unique_ptr<ModuleState>> modules_;
