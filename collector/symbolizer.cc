@@ -13,6 +13,7 @@
 #include <elfutils/libdwfl.h>
 #include <fcntl.h>
 #include <gelf.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -40,9 +41,16 @@ enum class FileMatch { kMissing, kMatch, kMismatch };
 
 // Whether the ELF file at `path` is the build `build_id` names (any ELF file
 // matches an empty build-id: there is nothing to check).
+// Only regular files are read: a stream names paths, and opening a FIFO or a
+// device (blocking until a writer comes, or endless) must not stall the collector.
 FileMatch check_build_id(const std::string& path, const std::string& build_id) {
-  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
   if (fd < 0) return FileMatch::kMissing;
+  struct stat st;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    close(fd);
+    return FileMatch::kMissing;
+  }
   FileMatch result = FileMatch::kMismatch;
   if (Elf* elf = elf_begin(fd, ELF_C_READ_MMAP, nullptr)) {
     if (elf_kind(elf) == ELF_K_ELF) {

@@ -9,6 +9,7 @@
 
 #include <elf.h>
 #include <link.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdint>
@@ -180,6 +181,19 @@ TEST(Symbolizer, BuildIdMismatchIsReportedNotNamed) {
       symbolizer.symbolize({"/nonexistent/blockwatch-test", self.build_id}, 0x1000);
   EXPECT_FALSE(gone.build_id_mismatch);
   EXPECT_TRUE(gone.frames.empty());
+}
+
+// A stream names the paths the collector opens: a FIFO (opening it would wait for a
+// writer) or a device is never read.
+TEST(Symbolizer, OnlyRegularFilesAreOpened) {
+  const std::string fifo =
+      (std::filesystem::temp_directory_path() / ("bw-fifo-" + std::to_string(getpid()))).string();
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  Symbolizer symbolizer(Symbolizer::Options{.use_debuginfod = false});
+  EXPECT_TRUE(symbolizer.symbolize({fifo, ""}, 0x1000).frames.empty());
+  EXPECT_TRUE(symbolizer.symbolize({"/dev/zero", ""}, 0x1000).frames.empty());
+  EXPECT_TRUE(symbolizer.symbolize({"/proc/self", ""}, 0x1000).frames.empty());
+  unlink(fifo.c_str());
 }
 
 // A fully stripped copy, with its debug info only in DEBUG_ROOT/.build-id/xx/yyyy.debug.
