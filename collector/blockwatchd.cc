@@ -16,12 +16,12 @@
 #include <sstream>
 
 #include "collector/cli_common.h"
-#include "collector/ingest.h"
-#include "collector/symbolizer.h"
-#include "collector/report_json.h"
 #include "collector/http_server.h"
+#include "collector/ingest.h"
 #include "collector/pyroscope_push.h"
 #include "collector/report_html.h"
+#include "collector/report_json.h"
+#include "collector/symbolizer.h"
 
 namespace blockwatch::collector {
 namespace {

@@ -26,8 +26,8 @@ bool add_stream_file(const std::string& path, Aggregator* aggregator) {
     return false;
   }
   StreamHandler* sink = aggregator->begin_stream();
-  StreamDecoder decoder(sink, StreamDecoder::Options{.allow_restart = true,
-                                                     .symbolizer = &Symbolizer::shared()});
+  StreamDecoder decoder(
+      sink, StreamDecoder::Options{.allow_restart = true, .symbolizer = &Symbolizer::shared()});
   char chunk[64 * 1024];
   while (in) {
     in.read(chunk, sizeof chunk);

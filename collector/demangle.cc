@@ -31,8 +31,8 @@ std::string demangle(std::string_view symbol) {
   if (!full) return mangled;
   std::string_view text(full.get());
   if (demangler.isFunction()) {
-    std::unique_ptr<char, decltype(&std::free)> name(
-        demangler.getFunctionName(nullptr, nullptr), &std::free);
+    std::unique_ptr<char, decltype(&std::free)> name(demangler.getFunctionName(nullptr, nullptr),
+                                                     &std::free);
     const size_t at = name ? text.find(name.get()) : std::string_view::npos;
     if (at != std::string_view::npos) text.remove_prefix(at);
   }

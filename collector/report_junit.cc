@@ -69,6 +69,11 @@ std::string describe_hotspot(const Hotspot& hotspot) {
   for (size_t i = 0; i < hotspot.stack.size() && i < kMaxFramesPerHotspot; ++i) {
     const StackFrame& frame = hotspot.stack[i];
     text += "    at " + (frame.function.empty() ? std::string("[unknown]") : frame.function);
+    if (!frame.file.empty()) {
+      text += ' ' + frame.file.substr(frame.file.rfind('/') + 1);
+      if (frame.line > 0) text += ':' + std::to_string(frame.line);
+    }
+    if (frame.inlined) text += " [inlined]";
     if (!frame.module.empty()) {
       char offset[32];
       std::snprintf(offset, sizeof offset, "+0x%llx",

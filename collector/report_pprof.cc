@@ -54,6 +54,9 @@ class ProfileBuilder {
   uint64_t location_id(const std::vector<StackFrame>& frames, size_t first, size_t last) {
     const StackFrame& physical = frames[last];
     const uint64_t mapping = mapping_id(physical);
+    if (mapping != 0 && last > first) {
+      profile_.mutable_mapping(static_cast<int>(mapping - 1))->set_has_inline_frames(true);
+    }
     std::string key = std::to_string(mapping) + ':' + std::to_string(physical.offset);
     std::vector<std::pair<uint64_t, int64_t>> lines;  // function id, line
     for (size_t i = first; i <= last; ++i) {
@@ -110,7 +113,6 @@ class ProfileBuilder {
       mapping->set_has_filenames(true);
       mapping->set_has_line_numbers(true);
     }
-    if (frame.inlined) mapping->set_has_inline_frames(true);
     return it->second;
   }
 
@@ -183,9 +185,9 @@ std::string encode_pprof_profile(const Report& report) {
     if (!hotspot.path.empty()) labels.emplace_back("path", hotspot.path);
     labels.emplace_back("allowed", hotspot.allowed ? "true" : "false");
     if (!hotspot.exe.empty()) labels.emplace_back("exe", hotspot.exe);
-    builder.add_sample(location_ids,
-                       {static_cast<int64_t>(hotspot.count), std::max<int64_t>(hotspot.total_ns, 0)},
-                       labels);
+    builder.add_sample(
+        location_ids, {static_cast<int64_t>(hotspot.count), std::max<int64_t>(hotspot.total_ns, 0)},
+        labels);
   }
   return profile.SerializeAsString();
 }

@@ -74,12 +74,14 @@ void write_hotspot(LineWriter& w, size_t rank, const Hotspot& h, const TextRepor
                            : h.caused_by.function + ", " + h.caused_by.kind;
     w.line("   stack of the blocking call it was in (" + call + "):");
   }
+  // frames_per_hotspot counts physical frames: the functions inlined into a
+  // frame are shown with it.
   size_t shown = 0;
   for (const StackFrame& f : h.stack) {
     if (shown == o.frames_per_hotspot) break;
     if (is_system_frame(f) && shown == 0 && &f != &h.stack.back()) continue;
     w.line("   at " + frame_text(f));
-    ++shown;
+    if (!f.inlined) ++shown;
   }
   if (h.stack.empty()) w.line("   (no stack)");
 }

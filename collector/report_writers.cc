@@ -6,12 +6,12 @@
 #include <functional>
 #include <sstream>
 
-#include "collector/report_json.h"
-#include "collector/report_text.h"
 #include "collector/report_folded.h"
+#include "collector/report_html.h"
+#include "collector/report_json.h"
 #include "collector/report_junit.h"
 #include "collector/report_pprof.h"
-#include "collector/report_html.h"
+#include "collector/report_text.h"
 
 namespace blockwatch::collector {
 

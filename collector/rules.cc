@@ -86,7 +86,10 @@ std::string baseline_signature(const Hotspot& hotspot) {
   size_t taken = 0;
   for (const StackFrame& f : hotspot.stack) {
     if (taken == kBaselineFrames) break;
-    if (is_system_frame(f)) continue;
+    // Inlined functions are left out: another compiler or optimisation level
+    // inlines differently, and a baseline written before the collector showed
+    // them still matches.
+    if (is_system_frame(f) || f.inlined) continue;
     std::string name = f.function;
     if (name.rfind("0x", 0) == 0) name = f.module.substr(f.module.rfind('/') + 1) + "+?";
     signature += '\n' + name;

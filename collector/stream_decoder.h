@@ -3,10 +3,10 @@
 // StreamHandler. It resolves the stream's interning (StringDef, Symbol, Stack) so a
 // consumer sees names and symbolized stacks, never ids. Given a FrameSymbolizer,
 // it symbolizes each new pc of a stream once against the stream's Modules (file,
-// line, inlined frames; the symbolizer's name wins over the target's Symbol). A malformed stream (garbage,
-// a frame over kMaxFrameBytes, bad magic or version, Hello not first, a reference
-// to an undefined id, a truncated frame at end of stream) is rejected with a reason
-// string; everything handed to the handler before the rejection stays valid.
+// line, inlined frames; the symbolizer's name wins over the target's Symbol). A malformed stream
+// (garbage, a frame over kMaxFrameBytes, bad magic or version, Hello not first, a reference to an
+// undefined id, a truncated frame at end of stream) is rejected with a reason string; everything
+// handed to the handler before the rejection stays valid.
 #pragma once
 
 #include <cstddef>

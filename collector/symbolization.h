@@ -13,11 +13,11 @@ namespace blockwatch::collector {
 // One frame of a symbolized address: the physical function last, the functions
 // inlined into it before it, innermost first.
 struct SymbolizedFrame {
-  std::string function;  // demangled; "" when no symbol covers the address
-  std::string file;      // source file, "" when unknown
-  uint32_t line = 0;     // 0 when unknown
+  std::string function;        // demangled; "" when no symbol covers the address
+  std::string file;            // source file, "" when unknown
+  uint32_t line = 0;           // 0 when unknown
   uint32_t function_line = 0;  // line where the function is declared (pprof start_line)
-  bool inlined = false;  // inlined into the next frame (same address)
+  bool inlined = false;        // inlined into the next frame (same address)
 };
 
 struct Symbolization {

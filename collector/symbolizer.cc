@@ -13,6 +13,7 @@
 #include <elfutils/libdwfl.h>
 #include <fcntl.h>
 #include <gelf.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -40,9 +41,16 @@ enum class FileMatch { kMissing, kMatch, kMismatch };
 
 // Whether the ELF file at `path` is the build `build_id` names (any ELF file
 // matches an empty build-id: there is nothing to check).
+// Only regular files are read: a stream names paths, and opening a FIFO or a
+// device (blocking until a writer comes, or endless) must not stall the collector.
 FileMatch check_build_id(const std::string& path, const std::string& build_id) {
-  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
   if (fd < 0) return FileMatch::kMissing;
+  struct stat st;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    close(fd);
+    return FileMatch::kMissing;
+  }
   FileMatch result = FileMatch::kMismatch;
   if (Elf* elf = elf_begin(fd, ELF_C_READ_MMAP, nullptr)) {
     if (elf_kind(elf) == ELF_K_ELF) {
@@ -111,7 +119,8 @@ std::string qualified_name(Dwarf_Die* die, const std::string& name) {
       break;
     }
     if (tag == DW_TAG_namespace) {
-      qualified = (scope_name != nullptr ? scope_name : "(anonymous namespace)") + ("::" + qualified);
+      qualified =
+          (scope_name != nullptr ? scope_name : "(anonymous namespace)") + ("::" + qualified);
     } else if (tag == DW_TAG_class_type || tag == DW_TAG_structure_type ||
                tag == DW_TAG_union_type) {
       qualified = (scope_name != nullptr ? scope_name : "{lambda}") + ("::" + qualified);
@@ -203,8 +212,8 @@ Symbolization resolve(Dwfl_Module* module, uint64_t address) {
   Symbolization out;
   GElf_Off symbol_offset = 0;
   GElf_Sym symbol;
-  const char* raw_name = dwfl_module_addrinfo(module, address, &symbol_offset, &symbol, nullptr,
-                                              nullptr, nullptr);
+  const char* raw_name =
+      dwfl_module_addrinfo(module, address, &symbol_offset, &symbol, nullptr, nullptr, nullptr);
   const std::string symbol_name = raw_name != nullptr ? demangle(raw_name) : std::string();
   std::string file;
   int line = 0;
@@ -274,15 +283,17 @@ bool debuginfod_configured() {
 
 Symbolizer::Symbolizer() : Symbolizer(Options{}) {}
 
-Symbolizer::Symbolizer(Options options) : options_(std::move(options)) {
-  elf_version(EV_CURRENT);
-}
+Symbolizer::Symbolizer(Options options) : options_(std::move(options)) { elf_version(EV_CURRENT); }
 
 Symbolizer::~Symbolizer() = default;
 
 Symbolizer& Symbolizer::shared() {
   static Symbolizer* symbolizer = new Symbolizer();  // never destroyed: streams may outlive main
   return *symbolizer;
+}
+
+int64_t Symbolizer::debuginfod_deadline_ms() const {
+  return options_.use_debuginfod ? now_ms() + options_.debuginfod_deadline_ms : 0;
 }
 
 Symbolizer::Stats Symbolizer::stats() const {
@@ -308,15 +319,17 @@ Symbolizer::ModuleState* Symbolizer::module_state(const ModuleIdentity& module) 
   state->dwfl = dwfl_begin(callbacks_for(options_.debug_root));
   if (state->dwfl == nullptr) return state;
   // libdwfl asks debuginfod itself (DEBUGINFOD_URLS) for debug info it does not
-  // find locally: bound that with the same deadline as our own queries.
+  // find locally: bound that with the same deadline as our own queries (a
+  // deadline already past when debuginfod is not to be used).
   debuginfod_client* client = nullptr;
-  if (options_.use_debuginfod && debuginfod_configured()) {
+  if (debuginfod_configured()) {
     client = dwfl_get_debuginfod_client(state->dwfl);
     if (client != nullptr) {
-      state->debuginfod_deadline_ms = now_ms() + options_.debuginfod_deadline_ms;
+      state->debuginfod_deadline_ms = debuginfod_deadline_ms();
       debuginfod_set_user_data(client, &state->debuginfod_deadline_ms);
       debuginfod_set_progressfn(client, debuginfod_progress);
     }
+    if (!options_.use_debuginfod) client = nullptr;
   }
 
   std::string file = module.path;
@@ -325,8 +338,8 @@ Symbolizer::ModuleState* Symbolizer::module_state(const ModuleIdentity& module) 
   if (on_disk != FileMatch::kMatch && !module.build_id.empty()) {
     file.clear();
     const std::string hex = build_id_hex(module.build_id);
-    const std::string by_id = options_.debug_root + "/.build-id/" + hex.substr(0, 2) + "/" +
-                              hex.substr(2) + ".debug";
+    const std::string by_id =
+        options_.debug_root + "/.build-id/" + hex.substr(0, 2) + "/" + hex.substr(2) + ".debug";
     if (check_build_id(by_id, module.build_id) == FileMatch::kMatch) {
       file = by_id;
     } else if (client != nullptr) {
@@ -367,7 +380,7 @@ Symbolization Symbolizer::symbolize(const ModuleIdentity& module, uint64_t addre
   }
   Symbolization result;
   if (state->module != nullptr) {
-    state->debuginfod_deadline_ms = now_ms() + options_.debuginfod_deadline_ms;
+    state->debuginfod_deadline_ms = debuginfod_deadline_ms();  // debug info loads lazily
     result = resolve(state->module, address);
   }
   result.build_id_mismatch = state->build_id_mismatch;

@@ -51,8 +51,8 @@ class Symbolizer final : public FrameSymbolizer {
 
   // Counters for benchmarks and logs.
   struct Stats {
-    uint64_t modules_opened = 0;     // debug-info lookups done (one per module)
-    uint64_t lookups = 0;            // symbolize() calls
+    uint64_t modules_opened = 0;  // debug-info lookups done (one per module)
+    uint64_t lookups = 0;         // symbolize() calls
     uint64_t cache_hits = 0;
     uint64_t debuginfod_queries = 0;
   };
@@ -66,6 +66,7 @@ class Symbolizer final : public FrameSymbolizer {
 
  private:
   ModuleState* module_state(const ModuleIdentity& module);
+  int64_t debuginfod_deadline_ms() const;  // for a lookup starting now
   Options options_;
   mutable std::mutex mutex_;
   absl::flat_hash_map<std::string, std::unique_ptr<ModuleState>> modules_;

@@ -41,7 +41,8 @@ LoadedModule loaded_module(const char* name_part) {
   dl_iterate_phdr(
       [](dl_phdr_info* info, size_t, void* data) {
         auto* s = static_cast<Search*>(data);
-        if (std::string_view(info->dlpi_name).find(s->name_part) == std::string_view::npos) return 0;
+        if (std::string_view(info->dlpi_name).find(s->name_part) == std::string_view::npos)
+          return 0;
         s->found.path = info->dlpi_name;
         s->found.bias = info->dlpi_addr;
         for (int i = 0; i < info->dlpi_phnum; ++i) {
@@ -200,8 +201,16 @@ void BM_SymbolizeModuleCold_libc(benchmark::State& state) {
   static const LoadedModule libc = loaded_module("libc.so");
   symbolize_module_cold(state, libc);
 }
-BENCHMARK(BM_SymbolizeModuleCold_libstdcxx)->Arg(1)->Arg(1000)->Unit(benchmark::kMillisecond)->Iterations(3);
-BENCHMARK(BM_SymbolizeModuleCold_libc)->Arg(1)->Arg(1000)->Unit(benchmark::kMillisecond)->Iterations(3);
+BENCHMARK(BM_SymbolizeModuleCold_libstdcxx)
+    ->Arg(1)
+    ->Arg(1000)
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(3);
+BENCHMARK(BM_SymbolizeModuleCold_libc)
+    ->Arg(1)
+    ->Arg(1000)
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(3);
 
 size_t resident_bytes() {
   std::ifstream statm("/proc/self/statm");

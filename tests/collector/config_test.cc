@@ -153,10 +153,10 @@ TEST(Classifier, TokioBlockingPoolIsNotWorkerBlocking) {
                           "tokio::runtime::blocking::pool::Inner::run"});
   EXPECT_FALSE(c->classify("sleep", on_worker).not_worker);
   // ... unless the worker handed its scheduler away with block_in_place.
-  auto in_place = stack({"std::thread::sleep", "tokio::task::blocking::block_in_place",
-                         "app::handler::{{closure}}",
-                         "tokio::runtime::scheduler::multi_thread::worker::run",
-                         "tokio::runtime::blocking::pool::Inner::run"});
+  auto in_place =
+      stack({"std::thread::sleep", "tokio::task::blocking::block_in_place",
+             "app::handler::{{closure}}", "tokio::runtime::scheduler::multi_thread::worker::run",
+             "tokio::runtime::blocking::pool::Inner::run"});
   EXPECT_TRUE(c->classify("sleep", in_place).not_worker);
 }
 
@@ -239,15 +239,14 @@ TEST(Classifier, FileRulesMatchSourceFiles) {
 TEST(Classifier, InlinedFramesShareTheirFramesDepth) {
   config::Config rules;
   std::string error;
-  ASSERT_TRUE(parse_config_text(R"(idle { frame: "MyLoop::Run" max_depth: 1 })", "c", &rules,
-                                &error))
+  ASSERT_TRUE(
+      parse_config_text(R"(idle { frame: "MyLoop::Run" max_depth: 1 })", "c", &rules, &error))
       << error;
   auto c = StackClassifier::create(rules, &error);
   ASSERT_NE(c, nullptr) << error;
-  std::vector<StackFrame> inlined_wait = {libc("pthread_cond_wait"),
-                                          at_line("MyLoop::WaitForWork", "/s/loop.h", true),
-                                          at_line("MyLoop::Run", "/s/loop.cc"),
-                                          at_line("main", "/s/main.cc")};
+  std::vector<StackFrame> inlined_wait = {
+      libc("pthread_cond_wait"), at_line("MyLoop::WaitForWork", "/s/loop.h", true),
+      at_line("MyLoop::Run", "/s/loop.cc"), at_line("main", "/s/main.cc")};
   EXPECT_TRUE(c->classify("condvar", inlined_wait).idle);
   // The same helper as a real call is a frame of its own: MyLoop::Run is at depth 2.
   inlined_wait[1].inlined = false;

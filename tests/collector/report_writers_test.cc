@@ -123,5 +123,46 @@ TEST(Reports, StallWithABlockingCallsStackSaysSo) {
   EXPECT_EQ(bare.str().find("stack of the blocking call"), std::string::npos);
 }
 
+// Source positions: the text report prints "at f() file.cc:LINE" and marks
+// inlined functions; the JSON carries the fields only when set, and reads them
+// back.
+TEST(Reports, FramesWithSourceLines) {
+  Report r = testing::sample_report();
+  std::vector<StackFrame>& stack = r.hotspots[0].stack;
+  StackFrame inlined = stack[1];
+  inlined.function = "app::Cache::lookup()";
+  inlined.file = "/src/app/cache.h";
+  inlined.line = 31;
+  inlined.inlined = true;
+  stack[1].file = "/src/app/handler.cc";
+  stack[1].line = 88;
+  stack[1].function_line = 80;
+  stack.insert(stack.begin() + 1, inlined);
+
+  std::stringstream text;
+  write_text_report(r, text, TextReportOptions{});
+  EXPECT_NE(text.str().find("at app::Cache::lookup() cache.h:31  [inlined]\n"), std::string::npos)
+      << text.str();
+  EXPECT_NE(text.str().find("at app::SaveState() handler.cc:88\n"), std::string::npos)
+      << text.str();
+
+  std::stringstream json_text;
+  write_json_report(r, json_text);
+  nlohmann::json j = nlohmann::json::parse(json_text.str());
+  const auto& frames = j["hotspots"][0]["stack"];
+  EXPECT_EQ(frames[1]["inlined"], true);
+  EXPECT_EQ(frames[2]["file"], "/src/app/handler.cc");
+  EXPECT_EQ(frames[2]["line"], 88);
+  EXPECT_EQ(frames[2]["function_line"], 80);
+  EXPECT_FALSE(frames[2].contains("inlined")) << "unset source fields are left out";
+  EXPECT_FALSE(frames[0].contains("file"));
+  Report back;
+  std::string error;
+  ASSERT_TRUE(read_json_report(json_text, &back, &error)) << error;
+  EXPECT_TRUE(back.hotspots[0].stack[1].inlined);
+  EXPECT_EQ(back.hotspots[0].stack[2].line, 88u);
+  EXPECT_EQ(back.hotspots[0].stack[2].file, "/src/app/handler.cc");
+}
+
 }  // namespace
 }  // namespace blockwatch::collector

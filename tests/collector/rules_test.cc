@@ -66,5 +66,21 @@ TEST(Baseline, KnownHotspotsDoNotFailNewOnesDo) {
   EXPECT_FALSE(judged({"any"}, current).verdict.failed);
 }
 
+// A baseline written without inlined frames (an older collector, or a build that
+// inlined less) still knows the hotspot.
+TEST(Baseline, InlinedFramesDoNotMakeAHotspotNew) {
+  Report baseline = testing::sample_report();
+  Report current = testing::sample_report();
+  StackFrame inlined = current.hotspots[0].stack[1];
+  inlined.function = "app::helper_inlined_now()";
+  inlined.inlined = true;
+  current.hotspots[0].stack.insert(current.hotspots[0].stack.begin() + 1, inlined);
+  apply_baseline(baseline, &current);
+  EXPECT_FALSE(current.hotspots[0].is_new);
+  current.hotspots[0].stack[1].inlined = false;  // a real call is a frame of the stack
+  apply_baseline(baseline, &current);
+  EXPECT_TRUE(current.hotspots[0].is_new);
+}
+
 }  // namespace
 }  // namespace blockwatch::collector

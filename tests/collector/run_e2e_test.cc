@@ -141,8 +141,9 @@ TEST(RunEndToEnd, SourceLinesInEveryFormat) {
   ASSERT_GT(fsync_line, 0u);
   std::string dir = temp_dir();
   std::string run_cmd = "BLOCKWATCH_LIBRARY=" BLOCKWATCH_LIBRARY_PATH " " BLOCKWATCH_CLI_PATH
-                        " run --workers main --threshold 0 --report " + dir + "/r.json --report " +
-                        dir + "/r.txt --report " + dir + "/r.folded --report " + dir +
+                        " run --workers main --threshold 0 --report " +
+                        dir + "/r.json --report " + dir + "/r.txt --report " + dir +
+                        "/r.folded --report " + dir +
                         "/r.pb.gz -- " BLOCKING_PROGRAM_PATH " 0 2>/dev/null";
   ASSERT_EQ(std::system(run_cmd.c_str()), 0);
 
@@ -169,11 +170,10 @@ TEST(RunEndToEnd, SourceLinesInEveryFormat) {
   // build tree that is not this checkout (a shared compiler cache).
   const std::string source_dir = std::string(BLOCKING_PROGRAM_SOURCE)
                                      .substr(0, std::string(BLOCKING_PROGRAM_SOURCE).rfind('/'));
-  const std::string listing = command_output(std::string(BLOCKWATCH_GO_EXECUTABLE) +
-                                             " tool pprof -source_path " + source_dir +
-                                             " -list sync_a_file " + dir + "/r.pb.gz 2>&1");
-  EXPECT_NE(listing.find("sync_a_file in "), std::string::npos)
-      << listing;
+  const std::string listing =
+      command_output(std::string(BLOCKWATCH_GO_EXECUTABLE) + " tool pprof -source_path " +
+                     source_dir + " -list sync_a_file " + dir + "/r.pb.gz 2>&1");
+  EXPECT_NE(listing.find("sync_a_file in "), std::string::npos) << listing;
   EXPECT_NE(listing.find(std::to_string(fsync_line) + ":  ::fsync(fd);"), std::string::npos)
       << listing;
   std::system(("rm -rf " + dir).c_str());

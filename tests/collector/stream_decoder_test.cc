@@ -118,8 +118,11 @@ TEST(StreamDecoder, ResolvesPcsWithoutSymbolFromModules) {
   m->set_start(0x11000);
   m->set_end(0x12000);
   WireBuilder w;
-  w.hello(1).frame(modules).string(1, "worker-0").stack(3, {0x11234}).event(wire::KIND_SLEEP, 5, 3,
-                                                                            1);
+  w.hello(1)
+      .frame(modules)
+      .string(1, "worker-0")
+      .stack(3, {0x11234})
+      .event(wire::KIND_SLEEP, 5, 3, 1);
   DecodedStream out;
   ASSERT_TRUE(decode_bytes(w.bytes, &out)) << out.error;
   ASSERT_EQ(out.events.size(), 1u);

@@ -2,12 +2,14 @@
 // its own planted functions, with file:line and an inlined function's chain; the
 // names come out demangled (C++, Rust v0 and legacy via asm labels); a file whose
 // build-id is not the module's is reported, never used; a stripped copy gets its
-// lines from a separate debug file found by build-id; and the stream decoder puts
-// all of it into a stack's frames.
+// lines from a separate debug file found by build-id, or its names from its
+// .gnu_debugdata (MiniDebugInfo); and the stream decoder puts all of it into a
+// stack's frames.
 #include "collector/symbolizer.h"
 
 #include <elf.h>
 #include <link.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdint>
@@ -117,9 +119,11 @@ TEST(Demangle, CppAndBothRustSchemes) {
                      "u7b$closure$u7d$$u7d$$GT$17h0123456789abcdefE"),
             "core::ptr::drop_in_place<std::rt::lang_start<()>::{{closure}}>");
   // A function template's return type is left out: frames start with their scope.
-  EXPECT_EQ(demangle("_ZNSt11this_thread9sleep_forIlSt5ratioILl1ELl1000EEEEvRKNSt6chrono8durationIT_T0_EE"),
-            "std::this_thread::sleep_for<long, std::ratio<1l, 1000l> >(std::chrono::duration<long, "
-            "std::ratio<1l, 1000l> > const&)");
+  EXPECT_EQ(
+      demangle(
+          "_ZNSt11this_thread9sleep_forIlSt5ratioILl1ELl1000EEEEvRKNSt6chrono8durationIT_T0_EE"),
+      "std::this_thread::sleep_for<long, std::ratio<1l, 1000l> >(std::chrono::duration<long, "
+      "std::ratio<1l, 1000l> > const&)");
   EXPECT_EQ(demangle("_ZNK5model5Cache3getEv"), "model::Cache::get() const");
   EXPECT_EQ(demangle("_ZN5model5CacheC2Ev"), "model::Cache::Cache()");
   EXPECT_EQ(demangle("epoll_wait"), "epoll_wait");
@@ -173,9 +177,23 @@ TEST(Symbolizer, BuildIdMismatchIsReportedNotNamed) {
   EXPECT_TRUE(s.frames.empty());
 
   // A file that is gone is not a mismatch: nothing is known.
-  Symbolization gone = symbolizer.symbolize({"/nonexistent/blockwatch-test", self.build_id}, 0x1000);
+  Symbolization gone =
+      symbolizer.symbolize({"/nonexistent/blockwatch-test", self.build_id}, 0x1000);
   EXPECT_FALSE(gone.build_id_mismatch);
   EXPECT_TRUE(gone.frames.empty());
+}
+
+// A stream names the paths the collector opens: a FIFO (opening it would wait for a
+// writer) or a device is never read.
+TEST(Symbolizer, OnlyRegularFilesAreOpened) {
+  const std::string fifo =
+      (std::filesystem::temp_directory_path() / ("bw-fifo-" + std::to_string(getpid()))).string();
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  Symbolizer symbolizer(Symbolizer::Options{.use_debuginfod = false});
+  EXPECT_TRUE(symbolizer.symbolize({fifo, ""}, 0x1000).frames.empty());
+  EXPECT_TRUE(symbolizer.symbolize({"/dev/zero", ""}, 0x1000).frames.empty());
+  EXPECT_TRUE(symbolizer.symbolize({"/proc/self", ""}, 0x1000).frames.empty());
+  unlink(fifo.c_str());
 }
 
 // A fully stripped copy, with its debug info only in DEBUG_ROOT/.build-id/xx/yyyy.debug.
@@ -205,6 +223,33 @@ TEST(Symbolizer, SeparateDebugFileByBuildId) {
   EXPECT_EQ(s.frames[0].function, "planted::inlined_helper");
   EXPECT_EQ(s.frames[1].function, "planted::outer(int)");
   EXPECT_EQ(s.frames[1].line, planted::kOuterCallLine);
+  std::filesystem::remove_all(dir);
+}
+
+// MiniDebugInfo (Fedora's recipe): a stripped copy carrying, in .gnu_debugdata, an
+// xz-compressed ELF with just the function symbols .dynsym lacks. Names, no lines.
+TEST(Symbolizer, MiniDebugInfoNamesAStrippedCopy) {
+  const SelfModule self = self_module();
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / ("bw-minidebuginfo-" + std::to_string(getpid()));
+  std::filesystem::create_directories(dir);
+  const std::string d = dir.string(), exe = self.path;
+  const std::string script =
+      "set -e; cd '" + d + "'; nm -D '" + exe +
+      "' --format=posix --defined-only | awk '{print $1}' | sort > dynsyms; nm '" + exe +
+      "' --format=posix --defined-only | awk '$2 ~ /^[Tt]$/ {print $1}' | sort > funcsyms; "
+      "comm -13 dynsyms funcsyms > keep; objcopy --only-keep-debug '" + exe +
+      "' mini; objcopy -S --remove-section .gdb_index --remove-section .comment "
+      "--keep-symbols=keep mini; xz mini; strip --strip-all -o stripped '" + exe +
+      "'; objcopy --add-section .gnu_debugdata=mini.xz stripped";
+  ASSERT_EQ(std::system(script.c_str()), 0) << script;
+
+  const uint64_t pc = planted::outer(5);
+  Symbolizer symbolizer(Symbolizer::Options{.debug_root = d, .use_debuginfod = false});
+  Symbolization s = symbolizer.symbolize({d + "/stripped", self.build_id}, pc - self.bias - 1);
+  ASSERT_FALSE(s.frames.empty());
+  EXPECT_EQ(s.frames.back().function, "planted::outer(int)");
+  EXPECT_EQ(s.frames.back().line, 0u) << "MiniDebugInfo has symbols, not lines";
   std::filesystem::remove_all(dir);
 }
 

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <zlib.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -94,7 +95,10 @@ TEST(PprofReport, OneSamplePerHotspotWithBlockProfileValues) {
     const Hotspot& hotspot = report.hotspots[static_cast<size_t>(i)];
     EXPECT_EQ(sample.value(0), static_cast<int64_t>(hotspot.count));
     EXPECT_EQ(sample.value(1), hotspot.total_ns);
-    ASSERT_EQ(sample.location_id_size(), static_cast<int>(hotspot.stack.size()));
+    // One location per physical frame: inlined functions are Lines of the next one.
+    const auto physical = std::count_if(hotspot.stack.begin(), hotspot.stack.end(),
+                                        [](const StackFrame& f) { return !f.inlined; });
+    ASSERT_EQ(sample.location_id_size(), static_cast<int>(physical));
     // Leaf first, as pprof expects: the first location names the innermost frame.
     const auto& leaf = profile.location(static_cast<int>(sample.location_id(0) - 1));
     ASSERT_EQ(leaf.id(), sample.location_id(0));
@@ -111,6 +115,32 @@ TEST(PprofReport, OneSamplePerHotspotWithBlockProfileValues) {
   const auto& unknown = profile.location(static_cast<int>(profile.sample(0).location_id(2) - 1));
   EXPECT_EQ(str(profile.function(static_cast<int>(unknown.line(0).function_id() - 1)).name()),
             "demo_server+0x5000");
+}
+
+// The fsync hotspot's Journal::flush() frame had Journal::sync_locked() inlined
+// at its call: one Location, two Lines (innermost first), with files and lines.
+TEST(PprofReport, InlinedFunctionsAreLinesOfOneLocation) {
+  Report report = test::sample_report();
+  perftools::profiles::Profile profile = parse_profile(encode_pprof_profile(report));
+  auto str = [&](int64_t index) { return profile.string_table(static_cast<int>(index)); };
+  const auto& sample = profile.sample(1);
+  ASSERT_EQ(report.hotspots[1].kind, "fsync");
+  const auto& location = profile.location(static_cast<int>(sample.location_id(1) - 1));
+  ASSERT_EQ(location.line_size(), 2);
+  auto function_of = [&](const perftools::profiles::Line& line) {
+    return profile.function(static_cast<int>(line.function_id() - 1));
+  };
+  EXPECT_EQ(str(function_of(location.line(0)).name()), "Journal::sync_locked()");
+  EXPECT_EQ(location.line(0).line(), 31);
+  EXPECT_EQ(str(function_of(location.line(0)).filename()), "/src/journal.h");
+  EXPECT_EQ(str(function_of(location.line(1)).name()), "Journal::flush()");
+  EXPECT_EQ(location.line(1).line(), 57);
+  EXPECT_EQ(str(function_of(location.line(1)).filename()), "/src/journal.cc");
+  EXPECT_EQ(function_of(location.line(1)).start_line(), 50);
+  const auto& mapping = profile.mapping(static_cast<int>(location.mapping_id() - 1));
+  EXPECT_TRUE(mapping.has_filenames());
+  EXPECT_TRUE(mapping.has_line_numbers());
+  EXPECT_TRUE(mapping.has_inline_frames());
 }
 
 TEST(PprofReport, EmptyReportIsAValidProfile) {
@@ -145,7 +175,9 @@ TEST(FoldedReport, MatchesGolden) {
 
 TEST(FoldedReport, RootFirstKindPrefixedAndParseable) {
   std::string folded = render(write_folded_report, test::sample_report());
-  EXPECT_NE(folded.find("[fsync];main;Loop::run_once();Journal::flush();fsync 45000000\n"),
+  // The inlined Journal::sync_locked() is a frame of its own.
+  EXPECT_NE(folded.find("[fsync];main;Loop::run_once();Journal::flush();Journal::sync_locked();"
+                        "fsync 45000000\n"),
             std::string::npos);
   EXPECT_NE(folded.find("[sleep];[allowed];model::retry();nanosleep 8000000\n"), std::string::npos);
   std::istringstream lines(folded);
@@ -165,7 +197,7 @@ TEST(FoldedReport, MergesEqualStacks) {
   Report report = test::sample_report();
   report.hotspots.push_back(report.hotspots[1]);
   std::string folded = render(write_folded_report, report);
-  EXPECT_NE(folded.find("Journal::flush();fsync 90000000\n"), std::string::npos);
+  EXPECT_NE(folded.find("Journal::sync_locked();fsync 90000000\n"), std::string::npos);
 }
 
 TEST(JunitReport, MatchesGolden) {

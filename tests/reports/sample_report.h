@@ -12,6 +12,18 @@ inline collector::StackFrame frame(const char* function, const char* module, uin
   return {function, module, offset, 0x7f0000000000 + offset};
 }
 
+// A frame with debug info: source file and line; `inlined` into the next frame.
+inline collector::StackFrame frame_at(const char* function, const char* module, uint64_t offset,
+                                      const char* file, uint32_t line, uint32_t function_line,
+                                      bool inlined = false) {
+  collector::StackFrame f = frame(function, module, offset);
+  f.file = file;
+  f.line = line;
+  f.function_line = function_line;
+  f.inlined = inlined;
+  return f;
+}
+
 inline collector::Hotspot hotspot(const char* kind, uint64_t count, int64_t total_ns,
                                   int64_t max_ns) {
   collector::Hotspot hotspot;
@@ -63,10 +75,14 @@ inline collector::Report sample_report() {
   fsync.functions = {"fsync"};
   fsync.exe = server.exe;
   fsync.pids = {4242};
-  fsync.stack = {frame("fsync", "/usr/lib/x86_64-linux-gnu/libc.so.6", 0xf7a20),
-                 frame("Journal::flush()", "/usr/bin/demo_server", 0x3100),
-                 frame("Loop::run_once()", "/usr/bin/demo_server", 0x2200),
-                 frame("main", "/usr/bin/demo_server", 0x1100)};
+  // With source lines; Journal::sync_locked() was inlined into Journal::flush().
+  fsync.stack = {
+      frame("fsync", "/usr/lib/x86_64-linux-gnu/libc.so.6", 0xf7a20),
+      frame_at("Journal::sync_locked()", "/usr/bin/demo_server", 0x3100, "/src/journal.h", 31, 29,
+               true),
+      frame_at("Journal::flush()", "/usr/bin/demo_server", 0x3100, "/src/journal.cc", 57, 50),
+      frame_at("Loop::run_once()", "/usr/bin/demo_server", 0x2200, "/src/loop.cc", 12, 10),
+      frame_at("main", "/usr/bin/demo_server", 0x1100, "/src/main.cc", 5, 3)};
 
   Hotspot mutex = hotspot("mutex", 120, 30000000, 900000);
   mutex.threads = {"pool-1", "pool-2"};
