@@ -52,14 +52,20 @@ namespace model {
 
 std::mutex weights_mutex;
 std::atomic<bool> first_reload_started{false};
+std::atomic<bool> request_needs_weights{false};
 std::atomic<bool> service_done{false};
 volatile double weights_checksum = 0;
 
 // The reloader (not a worker) swaps in new weights while holding the lock for
-// 60 ms: any request arriving meanwhile blocks its worker on the mutex.
-DEMO_NOINLINE void ReloadWeights() {
+// 60 ms: any request arriving meanwhile blocks its worker on the mutex. The first
+// reload holds on until a request needs the weights, so that every run, on a fast
+// or a loaded machine, shows that contention (tests check for it).
+DEMO_NOINLINE void ReloadWeights(bool wait_for_a_request) {
   std::lock_guard<std::mutex> lock(weights_mutex);
   first_reload_started = true;
+  while (wait_for_a_request && !request_needs_weights && !service_done) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
   std::this_thread::sleep_for(std::chrono::milliseconds(60));
   weights_checksum = weights_checksum + 1;
 }
@@ -67,7 +73,7 @@ DEMO_NOINLINE void ReloadWeights() {
 void ReloaderMain() {
   pthread_setname_np(pthread_self(), "reloader");
   for (int i = 0; i < 3 && !service_done; ++i) {
-    ReloadWeights();
+    ReloadWeights(i == 0);
     std::this_thread::sleep_for(std::chrono::milliseconds(150));
   }
 }
@@ -94,6 +100,7 @@ DEMO_NOINLINE void LoadVocabulary() {
 }
 
 DEMO_NOINLINE double Infer(int tokens) {
+  request_needs_weights = true;
   std::lock_guard<std::mutex> lock(weights_mutex);  // contended with ReloadWeights
   return weights_checksum * tokens;
 }
