@@ -13,6 +13,7 @@
 //! Each planted function is #[inline(never)] with a name the test looks for in
 //! stacks. argv[1]: a directory for the fsync job's scratch file.
 
+use std::arch::asm;
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -30,17 +31,26 @@ const POOL_SLEEP: Duration = Duration::from_millis(30);
 
 static CONTENDED: Mutex<u64> = Mutex::new(0);
 
-// Burns CPU until `duration` has passed. Volatile accesses keep the arithmetic
-// (std::hint::black_box is not stable in Debian's rustc 1.63).
+// Burns CPU until `duration` has passed. The loop body calls nothing: the stall
+// sampler walks frame pointers, and a sample taken in a callee's prologue or
+// epilogue, or inside std code built without frame pointers, loses the caller's
+// frame, so the planted function would be missing from the stall's stack. A
+// newer rustc (a rustup toolchain) calls std's shared copies of generics even
+// for `0..n` or `ptr::read_volatile` at opt-level 0; integer operators and an
+// empty asm! (which keeps the state opaque) stay inline with any toolchain. The
+// clock is read once per 20,000 rounds.
 #[inline(always)]
 fn spin(duration: Duration) -> u64 {
     let start = Instant::now();
     let mut state: u64 = 1;
     while start.elapsed() < duration {
-        for _ in 0..20_000 {
-            let value = unsafe { std::ptr::read_volatile(&state) };
-            let next = value.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            unsafe { std::ptr::write_volatile(&mut state, next) };
+        let mut round: u32 = 0;
+        while round < 20_000 {
+            state ^= state << 13; // xorshift64
+            state ^= state >> 7;
+            state ^= state << 17;
+            unsafe { asm!("/* {0} */", inout(reg) state) };
+            round += 1;
         }
     }
     state
