@@ -265,9 +265,10 @@ void start_live_services(boost::asio::io_context& io, Aggregator& aggregator,
 #endif
 }
 
-// Runs until SIGINT or SIGTERM, then lets closed connections end their streams.
-void serve_until_signal(boost::asio::io_context& io, IngestServer& server, LiveServices& services) {
-  boost::asio::signal_set signals(io, SIGINT, SIGTERM);
+// Runs until SIGINT or SIGTERM (caught by `signals`, set up before blockwatchd
+// said it was listening), then lets closed connections end their streams.
+void serve_until_signal(boost::asio::io_context& io, boost::asio::signal_set& signals,
+                        IngestServer& server, LiveServices& services) {
   signals.async_wait([&](const boost::system::error_code&, int) {
     server.close();
     services.stop();
@@ -290,6 +291,9 @@ int daemon_main(const std::vector<std::string>& args) {
   }
 
   boost::asio::io_context io;
+  // Before any listener: a SIGTERM right after "listening on" must stop the
+  // daemon cleanly (reports written), not kill it with the default action.
+  boost::asio::signal_set signals(io, SIGINT, SIGTERM);
   Aggregator aggregator(pipeline.classifier);
   IngestOptions ingest_options;
   ingest_options.save_dir = o.save_dir;
@@ -303,7 +307,7 @@ int daemon_main(const std::vector<std::string>& args) {
     return 2;
   }
   std::cerr << started.str() << std::flush;
-  serve_until_signal(io, server, services);
+  serve_until_signal(io, signals, server, services);
   Report report = aggregator.report();
   finish_report(pipeline, &report);
   return write_reports(pipeline, report, nullptr) ? 0 : 2;

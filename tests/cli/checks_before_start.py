@@ -147,7 +147,7 @@ def check_daemon(blockwatchd, tmp):
     assert "listening on unix:" in first, first
     daemon.send_signal(signal.SIGTERM)
     rest = daemon.communicate(timeout=60)[1]
-    assert daemon.returncode == 0 and os.path.exists(report), (daemon.returncode, rest)
+    assert daemon.returncode == 0 and os.path.exists(report), (daemon.returncode, first, rest)
 
 
 def main():
