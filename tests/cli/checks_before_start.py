@@ -27,12 +27,14 @@ def lines_of(stderr):
 
 
 def unwritable_directory(tmp):
-    """A directory this process cannot create files in (root ignores modes)."""
-    if os.geteuid() == 0:
-        return "/sys"  # sysfs refuses file creation even to root
-    path = os.path.join(tmp, "read-only")
-    os.mkdir(path, 0o500)
-    return path
+    """A directory this process cannot create files in (root ignores modes: then
+    sysfs, which refuses file creation even to root)."""
+    if os.geteuid() != 0:
+        path = os.path.join(tmp, "read-only")
+        os.mkdir(path, 0o500)
+        return path
+    assert os.path.ismount("/sys"), "no sysfs: no directory root cannot write"
+    return "/sys"
 
 
 def config_file(tmp, name, text):
