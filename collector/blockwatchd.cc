@@ -5,12 +5,14 @@
 // --pyroscope-url pushes blocked time to Grafana Pyroscope (collector/pyroscope_push.h).
 // On SIGINT or SIGTERM it closes every stream and writes the --report files.
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <iostream>
 #include <optional>
 #include <sstream>
@@ -47,7 +49,10 @@ BLOCKWATCH_COLLECTOR=unix:PATH and LD_PRELOAD=libblockwatch.so.
   --pyroscope-name NAME   Pyroscope application name, may carry labels
                           (default blockwatch.block; e.g. blockwatch.block{env=staging})
   --pyroscope-interval DUR  time between pushes (default 15s)
-  --report FILE           written when blockwatchd stops (SIGINT/SIGTERM)
+  --report FILE           written when blockwatchd stops (SIGINT/SIGTERM); its format
+                          and directory are checked at start
+Exit status: 2 on a bad option, config or report path (found before listening) or
+when a report could not be written at the end; 0 otherwise.
 )";
 }
 
@@ -135,20 +140,31 @@ std::optional<int> parse_daemon_args(const std::vector<std::string>& args, Daemo
 // Config, rules and baseline, and the --save directory.
 void prepare_daemon(const DaemonOptions& o, Pipeline* pipeline, std::string* error) {
   if (error->empty()) prepare_pipeline(o.flags, o.config_path, pipeline, error);
-  if (error->empty() && !o.save_dir.empty() && ::mkdir(o.save_dir.c_str(), 0700) != 0 &&
-      errno != EEXIST) {
-    *error = o.save_dir + ": cannot create";
+  // Checked now, not when blockwatchd stops hours later.
+  if (error->empty()) check_report_paths(pipeline->settings.reports, false, error);
+  if (error->empty() && !o.save_dir.empty()) {
+    struct stat st;
+    if (::mkdir(o.save_dir.c_str(), 0700) != 0 && errno != EEXIST) {
+      *error = "--save " + o.save_dir + ": cannot create: " + std::strerror(errno);
+    } else if (::stat(o.save_dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+      *error = "--save " + o.save_dir + ": not a directory";
+    } else if (::access(o.save_dir.c_str(), W_OK | X_OK) != 0) {
+      *error = "--save " + o.save_dir + ": cannot write: " + std::strerror(errno);
+    }
   }
 }
 
-void start_listeners(const DaemonOptions& o, IngestServer& server, std::string* error) {
+// Each listener's address goes to `log`; printed once every service has started,
+// so a setup error is the only line blockwatchd prints.
+void start_listeners(const DaemonOptions& o, IngestServer& server, std::ostream& log,
+                     std::string* error) {
   for (const auto& path : o.unix_paths) {
     if (!server.listen_unix(path, error)) return;
-    std::cerr << "blockwatchd: listening on unix:" << path << '\n';
+    log << "blockwatchd: listening on unix:" << path << '\n';
   }
   for (const auto& [host, port] : o.tcp) {
     if (!server.listen_tcp(host, port, error)) return;
-    std::cerr << "blockwatchd: listening on tcp:" << host << ":" << server.tcp_port() << '\n';
+    log << "blockwatchd: listening on tcp:" << host << ":" << server.tcp_port() << '\n';
   }
 }
 
@@ -177,7 +193,7 @@ struct LiveServices {
 
 std::shared_ptr<HttpServer> start_http(boost::asio::io_context& io, Aggregator& aggregator,
                                        const Pipeline& pipeline, const std::string& address,
-                                       std::string* error) {
+                                       std::ostream& log, std::string* error) {
   HttpContent content;
   content.snapshot = [&aggregator] {
     Report r;
@@ -189,7 +205,7 @@ std::shared_ptr<HttpServer> start_http(boost::asio::io_context& io, Aggregator& 
   content.html_page = [] { return live_dashboard_html(); };
   try {
     auto http = start_http_server(io, parse_http_listen_address(address), content);
-    std::cerr << "blockwatchd: http on " << http->local_endpoint() << '\n';
+    log << "blockwatchd: http on " << http->local_endpoint() << '\n';
     return http;
   } catch (const std::exception& e) {
     *error = "--http " + address + ": " + e.what();
@@ -199,7 +215,7 @@ std::shared_ptr<HttpServer> start_http(boost::asio::io_context& io, Aggregator& 
 
 std::shared_ptr<PyroscopePusher> start_pyroscope(boost::asio::io_context& io,
                                                  Aggregator& aggregator, const DaemonOptions& o,
-                                                 std::string* error) {
+                                                 std::ostream& log, std::string* error) {
   PyroscopePushOptions push_options;
   push_options.url = o.pyroscope_url;
   push_options.application_name = o.pyroscope_name;
@@ -210,8 +226,8 @@ std::shared_ptr<PyroscopePusher> start_pyroscope(boost::asio::io_context& io,
       std::lock_guard lock(aggregator.mutex());
       return aggregator.report();
     });
-    std::cerr << "blockwatchd: pushing to Pyroscope at " << o.pyroscope_url << " as "
-              << o.pyroscope_name << '\n';
+    log << "blockwatchd: pushing to Pyroscope at " << o.pyroscope_url << " as " << o.pyroscope_name
+        << '\n';
     return pyroscope;
   } catch (const std::exception& e) {
     *error = "--pyroscope-url " + o.pyroscope_url + ": " + e.what();
@@ -221,18 +237,19 @@ std::shared_ptr<PyroscopePusher> start_pyroscope(boost::asio::io_context& io,
 
 void start_live_services(boost::asio::io_context& io, Aggregator& aggregator,
                          const Pipeline& pipeline, const DaemonOptions& o, LiveServices* services,
-                         std::string* error) {
+                         std::ostream& log, std::string* error) {
   if (error->empty() && !o.http.empty()) {
-    services->http = start_http(io, aggregator, pipeline, o.http, error);
+    services->http = start_http(io, aggregator, pipeline, o.http, log, error);
   }
   if (error->empty() && !o.pyroscope_url.empty()) {
-    services->pyroscope = start_pyroscope(io, aggregator, o, error);
+    services->pyroscope = start_pyroscope(io, aggregator, o, log, error);
   }
 }
 
-// Runs until SIGINT or SIGTERM, then lets closed connections end their streams.
-void serve_until_signal(boost::asio::io_context& io, IngestServer& server, LiveServices& services) {
-  boost::asio::signal_set signals(io, SIGINT, SIGTERM);
+// Runs until SIGINT or SIGTERM (caught by `signals`, set up before blockwatchd
+// said it was listening), then lets closed connections end their streams.
+void serve_until_signal(boost::asio::io_context& io, boost::asio::signal_set& signals,
+                        IngestServer& server, LiveServices& services) {
   signals.async_wait([&](const boost::system::error_code&, int) {
     server.close();
     services.stop();
@@ -255,23 +272,27 @@ int daemon_main(const std::vector<std::string>& args) {
   }
 
   boost::asio::io_context io;
+  // Before any listener: a SIGTERM right after "listening on" must stop the
+  // daemon cleanly (reports written), not kill it with the default action.
+  boost::asio::signal_set signals(io, SIGINT, SIGTERM);
   Aggregator aggregator(pipeline.classifier);
   IngestOptions ingest_options;
   ingest_options.symbolizer = &Symbolizer::shared();
   ingest_options.save_dir = o.save_dir;
   IngestServer server(io, aggregator, ingest_options);
-  start_listeners(o, server, &error);
+  std::ostringstream started;
+  start_listeners(o, server, started, &error);
   LiveServices services;
-  start_live_services(io, aggregator, pipeline, o, &services, &error);
+  start_live_services(io, aggregator, pipeline, o, &services, started, &error);
   if (!error.empty()) {
     std::cerr << "blockwatchd: " << error << '\n';
     return 2;
   }
-  serve_until_signal(io, server, services);
+  std::cerr << started.str() << std::flush;
+  serve_until_signal(io, signals, server, services);
   Report report = aggregator.report();
   finish_report(pipeline, &report);
-  write_reports(pipeline, report, nullptr);
-  return 0;
+  return write_reports(pipeline, report, nullptr) ? 0 : 2;
 }
 
 }  // namespace

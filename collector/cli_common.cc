@@ -1,7 +1,13 @@
 // Common flag parsing and the report pipeline of the CLI (see cli_common.h).
 #include "collector/cli_common.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <iostream>
 
 #include "collector/report_json.h"
@@ -15,7 +21,8 @@ bool take_flag_value(const std::vector<std::string>& args, size_t* index, const 
   const std::string& arg = args[*index];
   std::string flag(name);
   if (arg == flag) {
-    if (*index + 1 >= args.size()) {
+    // "--threshold -- CMD": the separator is not a value.
+    if (*index + 1 >= args.size() || args[*index + 1] == "--") {
       *error = flag + " needs a value";
       return true;
     }
@@ -70,6 +77,67 @@ bool prepare_pipeline(const FlagSettings& flags, const std::string& config_path,
       return false;
     }
     pipeline->baseline = std::move(baseline);
+  }
+  return true;
+}
+
+namespace {
+
+// One report path: known format, and writable (see check_report_paths).
+bool check_report_path(const std::string& path, bool raw_streams_available, std::string* error) {
+  std::string format;
+  for (const std::string& extension : report_extensions()) {
+    if (path.size() > extension.size() && path.ends_with(extension)) format = extension;
+  }
+  if (format.empty()) {
+    std::string known;
+    for (const auto& extension : report_extensions()) known += " " + extension;
+    *error = "--report " + path + ": unknown report format (known:" + known + ")";
+    return false;
+  }
+  if (format == ".bwrec" && !raw_streams_available) {
+    *error = "--report " + path +
+             ": raw streams (.bwrec) are written by `blockwatch run` and `blockwatchd --save`";
+    return false;
+  }
+  struct stat st;
+  if (::stat(path.c_str(), &st) == 0) {
+    if (!S_ISREG(st.st_mode)) {
+      *error = "--report " + path + ": not a regular file";
+      return false;
+    }
+    int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0) {
+      *error = "--report " + path + ": cannot write: " + std::strerror(errno);
+      return false;
+    }
+    ::close(fd);
+    return true;
+  }
+  // A probe, not a permission guess: root, read-only file systems and ACLs all
+  // answer the real question.
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    const int open_errno = errno;
+    *error = "--report " + path + ": cannot create: " + std::strerror(open_errno);
+    const size_t slash = path.rfind('/');
+    const std::string directory = slash == std::string::npos ? "." : path.substr(0, slash + 1);
+    if (open_errno == ENOENT && ::stat(directory.c_str(), &st) != 0) {
+      *error += " (directory " + directory + " does not exist)";
+    }
+    return false;
+  }
+  ::close(fd);
+  ::unlink(path.c_str());
+  return true;
+}
+
+}  // namespace
+
+bool check_report_paths(const std::vector<std::string>& paths, bool raw_streams_available,
+                        std::string* error) {
+  for (const std::string& path : paths) {
+    if (!check_report_path(path, raw_streams_available, error)) return false;
   }
   return true;
 }

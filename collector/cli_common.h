@@ -44,6 +44,14 @@ bool prepare_pipeline(const FlagSettings& flags, const std::string& config_path,
 // Applies the baseline and the fail rules to `report` (sets is_new and verdict).
 void finish_report(const Pipeline& pipeline, Report* report);
 
+// Checks, before any work starts, that every report path can be written: its
+// extension names a format this build writes (.bwrec only where the raw streams
+// exist: `raw_streams_available`), and it is a regular file that can be opened, or
+// created in an existing writable directory (a probe file is created and removed).
+// False with *error naming the first bad path, in one line.
+bool check_report_paths(const std::vector<std::string>& paths, bool raw_streams_available,
+                        std::string* error);
+
 // Writes each requested report, then the text report to stderr listing them.
 // Returns false if any file could not be written (each error printed).
 bool write_reports(const Pipeline& pipeline, const Report& report, const std::string* raw_streams);

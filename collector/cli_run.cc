@@ -2,7 +2,8 @@
 // Unix socket (a fresh 0700 directory), CMD started with the injected library
 // preloaded, SIGINT/SIGTERM forwarded to it, every connected process's stream
 // drained (bounded), then the reports. Exit status: CMD's, or 3 when CMD succeeded
-// but a --fail-on rule was broken (2: blockwatch's own usage or setup error).
+// but a --fail-on rule was broken (2: blockwatch's own usage or setup error, found
+// before CMD starts, or a report that could not be written after it succeeded).
 // While CMD runs, a terminal's stderr shows a one-line live status.
 #include <elf.h>
 #include <fcntl.h>
@@ -266,7 +267,8 @@ void print_run_help() {
 
 Runs CMD with the blockwatch library preloaded and an in-process collector, then
 writes the hotspot report. Exit status: CMD's, or 3 when CMD succeeded but a
---fail-on rule was broken.
+--fail-on rule was broken. Bad options, config or report paths (unknown format,
+missing or unwritable directory) are found before CMD starts: exit 2, CMD not run.
 
 options:
   --workers SEL           which threads are workers: main, name:REGEX (comma-separated)
@@ -314,6 +316,8 @@ int run_command(const std::vector<std::string>& args) {
   if (error.empty() && command.empty()) error = "no command given (blockwatch run -- CMD ...)";
   Pipeline pipeline;
   if (error.empty()) prepare_pipeline(flags, config_path, &pipeline, &error);
+  // Before CMD starts: a report that cannot be written must not cost a whole run.
+  if (error.empty()) check_report_paths(pipeline.settings.reports, true, &error);
   std::string library = find_library();
   if (error.empty() && library.empty()) {
     error = "cannot find libblockwatch.so next to blockwatch; set BLOCKWATCH_LIBRARY";
@@ -396,9 +400,10 @@ int report_run(const Pipeline& pipeline, Aggregator& aggregator, const IngestSer
                  "library was not loaded (static or setuid binary?) or was disabled\n";
   }
   std::string raw = record ? server.recorded_streams() : std::string();
-  write_reports(pipeline, report, record ? &raw : nullptr);
-  if (child_status == 0 && report.verdict.failed) return 3;
-  return child_status;
+  const bool written = write_reports(pipeline, report, record ? &raw : nullptr);
+  if (child_status != 0) return child_status;
+  if (!written) return 2;  // checked writable before CMD started, yet the write failed
+  return report.verdict.failed ? 3 : 0;
 }
 
 }  // namespace

@@ -6,7 +6,7 @@
 //   - a std::mutex contended with a non-worker "reloader" thread (model::Infer)
 //   - an fsync of an audit log on the loop (pool::AppendAuditLog)
 //   - a 5 ms sleep as a retry backoff (pool::BackoffBeforeRetry)
-//   - a ~40 ms CPU step, a stall (model::Tokenize on long prompts)
+//   - a 40 ms CPU step (thread CPU time), a stall (model::Tokenize on long prompts)
 // and one legitimate wait: the first request loads the vocabulary (a 3 ms sleep
 // standing in for a file read) inside blockwatch::AllowBlocking, and
 // examples/demo.bwconfig allows it by frame for the plain build.
@@ -21,6 +21,7 @@
 //                       name:pool-.*`
 #include <fcntl.h>
 #include <pthread.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -52,14 +53,20 @@ namespace model {
 
 std::mutex weights_mutex;
 std::atomic<bool> first_reload_started{false};
+std::atomic<bool> request_needs_weights{false};
 std::atomic<bool> service_done{false};
 volatile double weights_checksum = 0;
 
 // The reloader (not a worker) swaps in new weights while holding the lock for
-// 60 ms: any request arriving meanwhile blocks its worker on the mutex.
-DEMO_NOINLINE void ReloadWeights() {
+// 60 ms: any request arriving meanwhile blocks its worker on the mutex. The first
+// reload holds on until a request needs the weights, so that every run, on a fast
+// or a loaded machine, shows that contention (tests check for it).
+DEMO_NOINLINE void ReloadWeights(bool wait_for_a_request) {
   std::lock_guard<std::mutex> lock(weights_mutex);
   first_reload_started = true;
+  while (wait_for_a_request && !request_needs_weights && !service_done) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
   std::this_thread::sleep_for(std::chrono::milliseconds(60));
   weights_checksum = weights_checksum + 1;
 }
@@ -67,22 +74,46 @@ DEMO_NOINLINE void ReloadWeights() {
 void ReloaderMain() {
   pthread_setname_np(pthread_self(), "reloader");
   for (int i = 0; i < 3 && !service_done; ++i) {
-    ReloadWeights();
+    ReloadWeights(i == 0);
     std::this_thread::sleep_for(std::chrono::milliseconds(150));
   }
 }
 
-// A tokenizer that runs ~40 ms on CPU for long prompts: a stall of its worker.
+const std::string kPrompt = "tell me about blocking worker threads";
+
+unsigned HashRounds(const std::string& prompt, long rounds, unsigned tokens) {
+  for (long round = 0; round < rounds; ++round) {
+    for (char c : prompt) tokens = tokens * 31 + static_cast<unsigned char>(c);
+  }
+  return tokens;
+}
+
+// How many hashing rounds make 40 ms of CPU on this machine, measured once at
+// start in the thread's own CPU time, which does not depend on the machine's
+// load. Tokenize then reads no clock: every stall sample lands in its own code,
+// and on a loaded machine it is still 40 ms of work (in more wall time).
+long g_rounds_per_40ms = 0;
+
+void CalibrateTokenizer() {
+  auto cpu_ns = [] {
+    timespec now{};
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now);
+    return now.tv_sec * 1'000'000'000LL + now.tv_nsec;
+  };
+  volatile unsigned sink = 0;
+  long rounds = 0;
+  const long long start = cpu_ns();
+  long long spent = 0;
+  while ((spent = cpu_ns() - start) < 10'000'000) {
+    sink = HashRounds(kPrompt, 2000, sink);
+    rounds += 2000;
+  }
+  g_rounds_per_40ms = static_cast<long>(static_cast<double>(rounds) * 40e6 / spent);
+}
+
+// A tokenizer that runs 40 ms on CPU for long prompts: a stall of its worker.
 DEMO_NOINLINE int Tokenize(const std::string& prompt, bool long_prompt) {
-  const auto until =
-      std::chrono::steady_clock::now() + std::chrono::milliseconds(long_prompt ? 40 : 0);
-  unsigned tokens = 0;
-  do {
-    // Mostly hashing, rarely the clock: a stall sample should land in this frame.
-    for (int round = 0; round < 2000; ++round) {
-      for (char c : prompt) tokens = tokens * 31 + static_cast<unsigned char>(c);
-    }
-  } while (std::chrono::steady_clock::now() < until);
+  const unsigned tokens = HashRounds(prompt, long_prompt ? g_rounds_per_40ms : 2000, 0);
   return static_cast<int>(tokens % 1000);
 }
 
@@ -94,6 +125,7 @@ DEMO_NOINLINE void LoadVocabulary() {
 }
 
 DEMO_NOINLINE double Infer(int tokens) {
+  request_needs_weights = true;
   std::lock_guard<std::mutex> lock(weights_mutex);  // contended with ReloadWeights
   return weights_checksum * tokens;
 }
@@ -119,7 +151,7 @@ DEMO_NOINLINE void BackoffBeforeRetry() {
 DEMO_NOINLINE void HandleRequest(int request_id) {
   const bool long_prompt = request_id % 6 == 5;
   std::call_once(model::vocabulary_loaded, model::LoadVocabulary);
-  int tokens = model::Tokenize("tell me about blocking worker threads", long_prompt);
+  int tokens = model::Tokenize(model::kPrompt, long_prompt);
   volatile double answer = model::Infer(tokens);
   (void)answer;
   if (request_id % 4 == 3) BackoffBeforeRetry();
@@ -162,6 +194,7 @@ int main(int argc, char** argv) {
     std::perror("mkstemp");
     return 1;
   }
+  model::CalibrateTokenizer();
   const auto start = std::chrono::steady_clock::now();
 
   std::thread reloader(model::ReloaderMain);

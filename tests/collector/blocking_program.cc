@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -17,12 +18,20 @@ namespace {
 
 std::mutex g_mutex;
 
+// The holder takes the lock, waits until main is about to lock it, then holds it
+// 40 ms more: main's wait does not depend on how soon a loaded machine runs
+// either thread (a fixed 10 ms head start for the holder did). Main waits for the
+// holder with sched_yield, which blocks nothing (main is the worker).
 __attribute__((noinline)) void contend_on_mutex() {
-  std::thread holder([] {
+  std::atomic<bool> held{false}, main_locking{false};
+  std::thread holder([&] {
     std::lock_guard lock(g_mutex);
+    held = true;
+    while (!main_locking) std::this_thread::yield();
     std::this_thread::sleep_for(std::chrono::milliseconds(40));
   });
-  std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  while (!held) std::this_thread::yield();
+  main_locking = true;
   { std::lock_guard lock(g_mutex); }
   holder.join();
 }

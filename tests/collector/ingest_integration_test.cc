@@ -3,6 +3,7 @@
 // version, out of order) close only their own connection with a logged reason;
 // the collector keeps serving the others and loses nothing already received; a
 // client SIGKILLed mid-stream keeps what it flushed; the socket directory is 0700.
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -14,7 +15,9 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
@@ -33,6 +36,29 @@ std::string read_file(const std::string& path) {
   return text.str();
 }
 
+// Polls `condition` until it holds or 30 s passed (a bound for a stuck run, not
+// a guess at how long the machine takes). Returns the condition's last value.
+bool wait_until(const std::function<bool()>& condition) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (!condition()) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return true;
+}
+
+// The size of what blockwatchd --save kept of process `pid`'s stream (0 if none
+// yet). It saves each frame after decoding it: a clean stream is all processed
+// once its saved copy is as long as what was sent.
+uintmax_t saved_bytes(const std::string& dir, int pid) {
+  std::error_code ec;
+  const std::string suffix = "-pid" + std::to_string(pid) + ".bwrec";
+  for (const auto& entry : std::filesystem::directory_iterator(dir + "/saved", ec)) {
+    if (entry.path().string().ends_with(suffix)) return entry.file_size(ec);
+  }
+  return 0;
+}
+
 class Collector {
  public:
   explicit Collector(const std::string& dir) : dir_(dir) {
@@ -49,9 +75,7 @@ class Collector {
               static_cast<char*>(nullptr));
       ::_exit(127);
     }
-    for (int i = 0; i < 500 && ::access(socket_path.c_str(), F_OK) != 0; ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
+    wait_until([&] { return ::access(socket_path.c_str(), F_OK) == 0; });
   }
   // SIGTERM, wait, parse the JSON report it wrote.
   nlohmann::json stop() {
@@ -150,26 +174,43 @@ TEST(IngestIntegration, BadStreamsCloseOnlyTheirConnection) {
     ::close(fd);
   }
 
-  // A client killed mid-stream: what it flushed is kept.
+  // A client killed mid-stream: what it flushed is kept. It says when its bytes
+  // are sent (a fixed wait raced with its start on a loaded machine).
+  int sent_pipe[2];
+  ASSERT_EQ(::pipe2(sent_pipe, O_CLOEXEC), 0);
   pid_t killed = ::fork();
   if (killed == 0) {
     int fd = connect_to(collector.socket_path);
     WireBuilder w = good_stream(300, "killed::f()");
     send_all(fd, w.bytes + WireBuilder().event(wire::KIND_FSYNC, 1, 1, 1).bytes.substr(0, 3));
+    (void)!::write(sent_pipe[1], "s", 1);
     ::pause();
     ::_exit(0);
   }
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  ::close(sent_pipe[1]);
+  char sent = 0;
+  ASSERT_EQ(::read(sent_pipe[0], &sent, 1), 1);
+  ::close(sent_pipe[0]);
   ::kill(killed, SIGKILL);
   ::waitpid(killed, nullptr, 0);
 
   // The steady client finishes after all that, and a new one still gets served.
-  send_all(steady, WireBuilder().event(wire::KIND_SLEEP, 3'000'000, 1, 1).goodbye().bytes);
+  const std::string steady_end =
+      WireBuilder().event(wire::KIND_SLEEP, 3'000'000, 1, 1).goodbye().bytes;
+  send_all(steady, steady_end);
   ::close(steady);
   int late = connect_to(collector.socket_path);
-  send_all(late, good_stream(400, "late::f()").goodbye().bytes);
+  const std::string late_stream = good_stream(400, "late::f()").goodbye().bytes;
+  send_all(late, late_stream);
   ::close(late);
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  // Stopped only once both streams were read to their Goodbye: SIGTERM closes
+  // every connection, and a fixed wait was a guess at the machine's speed.
+  const uintmax_t steady_size = good_stream(100, "steady::run()").bytes.size() + steady_end.size();
+  EXPECT_TRUE(wait_until([&] { return saved_bytes(dir, 100) == steady_size; }));
+  EXPECT_TRUE(wait_until([&] { return saved_bytes(dir, 400) == late_stream.size(); }));
+  // The killed client's complete frames (its cut last frame is not saved).
+  const uintmax_t killed_size = good_stream(300, "killed::f()").bytes.size();
+  EXPECT_TRUE(wait_until([&] { return saved_bytes(dir, 300) == killed_size; }));
 
   nlohmann::json report = collector.stop();
   std::string log = read_file(collector.log_path);

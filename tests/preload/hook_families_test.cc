@@ -66,10 +66,24 @@ TEST(HookFamilies, RwlockReadAndWriteHaveTheirKinds) {
   EXPECT_GE(writes[0].event.duration_ns(), 1 * kMs);
 }
 
+// A condvar site's events less the warm-up wait (target_locks.cc): its deadline
+// has passed, so it returns at once, but a loaded machine may preempt it past the
+// 1 ms threshold, and then it is reported too, before the planted waits. Only an
+// event beyond `planted`, first, and of `warm_up_function`, is dropped.
+std::vector<DecodedEvent> without_warm_up(std::vector<DecodedEvent> events, size_t planted,
+                                          const std::string& warm_up_function) {
+  if (events.size() == planted + 1 && events[0].event.function() == warm_up_function) {
+    events.erase(events.begin());
+  }
+  return events;
+}
+
 TEST(HookFamilies, CondvarWaitsAreTimed) {
   const RunResult run = run_target("condvar", kWorkerRule);
   ASSERT_TRUE(run.exited_with(0)) << run.stderr_text;
-  const auto events = at_site(of_kind(run.events(), wire::KIND_CONDVAR), "condvar_site");
+  const auto events =
+      without_warm_up(at_site(of_kind(run.events(), wire::KIND_CONDVAR), "condvar_site"), 2,
+                      "pthread_cond_timedwait");
   ASSERT_EQ(events.size(), 2u) << describe(run.events());
   EXPECT_EQ(events[0].event.function(), "pthread_cond_timedwait");
   EXPECT_EQ(events[1].event.function(), "pthread_cond_clockwait");
@@ -82,7 +96,8 @@ TEST(HookFamilies, OldAbiCondvarReachesTheOldImplementationThroughOurShim) {
   const RunResult run = run_target("condvar_old_abi", kWorkerRule);
   ASSERT_TRUE(run.exited_with(0)) << run.stderr_text;
   EXPECT_THAT(run.stdout_text, HasSubstr("libblockwatch"));
-  const auto events = of_kind(run.events(), wire::KIND_CONDVAR);
+  const auto events =
+      without_warm_up(of_kind(run.events(), wire::KIND_CONDVAR), 1, "pthread_cond_timedwait");
   ASSERT_EQ(events.size(), 1u) << describe(run.events());
   EXPECT_EQ(events[0].event.function(), "pthread_cond_timedwait");
 }

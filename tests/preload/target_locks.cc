@@ -21,13 +21,16 @@ namespace {
 pthread_mutex_t g_mutex = PTHREAD_MUTEX_INITIALIZER;
 std::atomic<int> g_holder_tid{0};
 
-// Holds g_mutex for `hold_ms` on another thread while `body` runs.
+// Holds g_mutex on another thread while `body` runs: until body's thread blocks
+// on it, then `hold_ms` more.
 void with_mutex_held(int hold_ms, const std::function<void()>& body) {
   std::atomic<bool> locked{false};
+  const pid_t waiter = gettid();
   std::thread holder([&] {
     pthread_mutex_lock(&g_mutex);
     g_holder_tid = gettid();
     locked = true;
+    wait_until_in_futex(waiter);
     sleep_ms(hold_ms);
     pthread_mutex_unlock(&g_mutex);
   });
@@ -64,9 +67,11 @@ void scenario_mutex_timed() { run_named_thread("worker-1", timed_lock_site); }
 mtx_t g_c11_mutex;
 __attribute__((noinline)) void c11_lock_site() {
   std::atomic<bool> locked{false};
+  const pid_t waiter = gettid();
   std::thread holder([&] {
     mtx_lock(&g_c11_mutex);
     locked = true;
+    wait_until_in_futex(waiter);
     sleep_ms(30);
     mtx_unlock(&g_c11_mutex);
   });
@@ -84,14 +89,17 @@ void scenario_c11_mutex() {
 pthread_rwlock_t g_rwlock = PTHREAD_RWLOCK_INITIALIZER;
 __attribute__((noinline)) void rwlock_site() {
   std::atomic<int> phase{0};
+  const pid_t worker = gettid();
   std::thread writer([&] {
     pthread_rwlock_wrlock(&g_rwlock);
     phase = 1;
+    wait_until_in_futex(worker);
     sleep_ms(30);
     pthread_rwlock_unlock(&g_rwlock);
     while (phase != 2) sched_yield();
     pthread_rwlock_rdlock(&g_rwlock);  // a reader blocks the worker's write lock
     phase = 3;
+    wait_until_in_futex(worker);
     sleep_ms(30);
     pthread_rwlock_unlock(&g_rwlock);
   });
@@ -200,9 +208,11 @@ FutexMutex g_futex_mutex;
 
 __attribute__((noinline)) void rust_like_lock_site() {
   std::atomic<bool> locked{false};
+  const pid_t waiter = gettid();
   std::thread holder([&] {
     g_futex_mutex.lock();
     locked = true;
+    wait_until_in_futex(waiter);
     sleep_ms(30);
     g_futex_mutex.unlock();
   });
@@ -215,7 +225,9 @@ __attribute__((noinline)) void rust_like_lock_site() {
 // libstdc++ blocks std::atomic::wait and std::future::wait with syscall(SYS_futex).
 __attribute__((noinline)) void atomic_wait_site() {
   std::atomic<int> flag{0};
+  const pid_t waiter = gettid();
   std::thread notifier([&] {
+    wait_until_in_futex(waiter);
     sleep_ms(30);
     flag = 1;
     flag.notify_one();
@@ -227,7 +239,9 @@ __attribute__((noinline)) void atomic_wait_site() {
 __attribute__((noinline)) void future_wait_site() {
   std::promise<int> promise;
   std::future<int> future = promise.get_future();
+  const pid_t waiter = gettid();
   std::thread fulfiller([&] {
+    wait_until_in_futex(waiter);
     sleep_ms(30);
     promise.set_value(42);
   });

@@ -1,9 +1,11 @@
 // What every preload_target scenario file (target_*.cc) shares: the CHECK that
 // turns a changed return value or errno into exit status 3, small timing
-// helpers, the named-thread runner, and the scenario table main() dispatches on.
-// Each scenario family registers itself through one add_*_scenarios function.
+// helpers, a wait for another thread to block, the named-thread runner, and the scenario table
+// main() dispatches on. Each scenario family registers itself through one add_*_scenarios function.
 #pragma once
 #include <pthread.h>
+#include <sched.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -35,6 +37,26 @@ inline Scenario ignoring_self(void (*scenario)()) {
 }
 
 inline void sleep_ms(int ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); }
+
+// Returns once thread `tid` of this process sits in the futex syscall (the
+// number /proc/self/task/TID/syscall starts with), or after 10 s. A helper that
+// holds a lock or owes a wake-up waits for this before its planted delay, so the
+// waiter really blocks: a fixed head start is a guess a loaded machine breaks
+// (libstdc++'s atomic::wait first spins with sched_yield, and each yield may
+// hand a busy neighbour a whole time slice).
+inline void wait_until_in_futex(pid_t tid) {
+  const std::string path = "/proc/self/task/" + std::to_string(tid) + "/syscall";
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (std::chrono::steady_clock::now() < deadline) {
+    long number = -1;
+    if (FILE* file = fopen(path.c_str(), "re")) {
+      if (fscanf(file, "%ld", &number) != 1) number = -1;
+      fclose(file);
+    }
+    if (number == SYS_futex) return;
+    sched_yield();
+  }
+}
 
 inline timespec deadline_in_ms(clockid_t clock, int ms) {
   timespec t;

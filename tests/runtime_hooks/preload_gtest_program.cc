@@ -4,10 +4,13 @@
 // BLOCKWATCH_GTEST_WORKER=main.
 #include <gtest/gtest.h>
 #include <pthread.h>
+#include <time.h>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
+
 #include <chrono>
+#include <cstdint>
 #include <thread>
 
 #include "blockwatch/asio.hpp"
@@ -46,16 +49,24 @@ TEST(Listener, IdleAsioWorkersPass) {
   blockwatch::asio::run_workers(io, 2, "gtidle");
 }
 
+int64_t thread_cpu_ns() {
+  timespec now{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now);
+  return int64_t{now.tv_sec} * 1'000'000'000 + now.tv_nsec;
+}
+
 // A worker task spinning 80 ms on CPU: a stall when BLOCKWATCH_STALL_THRESHOLD is
-// set (the checker runs this test alone, with a 20 ms threshold).
+// set (the checker runs this test alone, with a 20 ms threshold). 80 ms of the
+// thread's own CPU time: on a loaded machine that is longer in wall time, so the
+// watchdog, itself waiting for a CPU, still sees the task running.
 TEST(Listener, StallsOnWorker) {
   std::thread worker([] {
     pthread_setname_np(pthread_self(), "gtstall");
     blockwatch::WorkerScope scope;
     blockwatch::TaskScope task("spin task");
-    const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(80);
+    const int64_t until_ns = thread_cpu_ns() + 80'000'000;
     volatile unsigned spins = 0;
-    while (std::chrono::steady_clock::now() < until) {
+    while (thread_cpu_ns() < until_ns) {
       for (int i = 0; i < 10000; ++i) spins = spins + 1;
     }
   });

@@ -38,6 +38,8 @@ TOKIO_IDLE = re.compile(r"tokio::runtime::(park::|scheduler::multi_thread::park:
                         r"scheduler::multi_thread::worker::Context::park|time::Driver::park|"
                         r"io::driver::Driver::turn)|mio::poll::Poll::poll")
 
+LEGACY_MANGLED = re.compile(r"_ZN")  # C++ and legacy Rust mangling
+
 failures = []
 
 
@@ -54,6 +56,12 @@ def functions(hotspot):
 
 def has_function(hotspot, name):
     return any(name in function for function in functions(hotspot))
+
+
+def waited_for_a_cpu(hotspot):
+    """A stall that spent at least half its time runnable but not running: the
+    machine's load stretched a turn, not the program (stall_test's rule too)."""
+    return hotspot["kind"] == "stall" and 2 * hotspot.get("runqueue_ns", 0) >= hotspot["total_ns"]
 
 
 def overlaps_one_of(occurrence, others):
@@ -97,13 +105,18 @@ def check_recorded(raw):
     its own business: it may demote a pool thread at its first idle wait.)"""
     hotspots = raw["hotspots"]
     all_functions = [f for h in hotspots for f in functions(h)]
-    check(any(f == "tokio_target::planted_mutex_contention" for f in all_functions),
+    check(any(f.startswith("tokio_target::") and f.endswith("::planted_mutex_contention")
+              for f in all_functions),
           "recorded: planted functions demangled (tokio_target::planted_*)", all_functions[:40])
     check(any(f.startswith("tokio::runtime::scheduler::multi_thread::worker::") for f in
               all_functions), "recorded: tokio frames demangled (tokio::runtime::...)",
           all_functions[:40])
-    check(not any(re.match(r"_ZN|_R[A-Z]", f) for f in all_functions),
-          "recorded: no mangled Rust names", [f for f in all_functions if re.match(r"_ZN|_R", f)])
+    # Legacy-mangled names (_ZN..E, what Debian's rustc and this crate use) must be
+    # demangled. A newer toolchain's std comes with v0 names (_R...): accepted
+    # mangled or demangled, so the test holds with or without a v0 demangler.
+    check(not any(LEGACY_MANGLED.match(f) for f in all_functions),
+          "recorded: no legacy-mangled Rust names",
+          [f for f in all_functions if LEGACY_MANGLED.match(f)])
     futex = [h for h in hotspots
              if h["kind"] == "futex" and has_function(h, "planted_mutex_contention")]
     check(futex, "recorded: (a) the std::sync::Mutex futex wait (std calls syscall(SYS_futex))",
@@ -125,6 +138,13 @@ def check_report(report):
           processes)
     check(processes[0]["dropped"] == 0, "nothing dropped", processes)
     hotspots = [h for h in report["hotspots"] if h["kind"] != "hang"]
+    # Unplanted stalls of a loaded machine: noted, not judged.
+    load = [h for h in hotspots if waited_for_a_cpu(h)
+            and not any(has_function(h, p) for p in PLANTED)]
+    for h in load:
+        print(f"note: a stall that mostly waited for a CPU ({h['runqueue_ns']} of "
+              f"{h['total_ns']} ns), left out", file=sys.stderr)
+    hotspots = [h for h in hotspots if h not in load]
     stalls = [h for h in hotspots if h["kind"] == "stall"]
     blocking = [h for h in hotspots if h["kind"] != "stall"]
 

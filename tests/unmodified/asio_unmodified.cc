@@ -3,7 +3,8 @@
 // fires every 35 ms with an empty handler, so between handlers the threads park
 // in Asio's own idle waits (one in epoll, the others on the scheduler's condvar)
 // far longer than the stall threshold. Planted on the workers: one handler
-// blocked on a contended std::mutex (~25 ms), one that sleeps (~15 ms), and one
+// blocked on a contended std::mutex (the main thread holds it until the handler
+// is about to lock, then ~25 ms more), one that sleeps (~15 ms), and one
 // 150 ms CPU loop (the only stall). A non-worker thread blocks too and must not
 // appear. Run by unmodified_test.py under `blockwatch run --workers name:...`.
 #include <pthread.h>
@@ -25,9 +26,11 @@ using Clock = std::chrono::steady_clock;
 std::mutex g_contended;
 std::atomic<int> g_timer_handlers{0};
 std::atomic<bool> g_stop_timer{false};
+std::atomic<bool> g_handler_locking{false};
 
 extern "C" __attribute__((noinline)) void planted_mutex_handler() {
-  std::lock_guard<std::mutex> lock(g_contended);  // held 25 ms by the main thread
+  g_handler_locking.store(true);
+  std::lock_guard<std::mutex> lock(g_contended);  // held 25 ms more by the main thread
   __asm__ volatile("" ::: "memory");
 }
 
@@ -84,8 +87,11 @@ int main() {
   std::thread other(non_worker_main);
   pause_ms(150);  // idle: timers only
   {
+    // Held until the handler is about to lock, then 25 ms more: the contention
+    // does not depend on how soon a loaded machine runs the handler.
     std::unique_lock<std::mutex> hold(g_contended);
     boost::asio::post(io, planted_mutex_handler);
+    while (!g_handler_locking.load()) pause_ms(1);
     pause_ms(25);
   }
   pause_ms(150);

@@ -3,22 +3,25 @@
 //! share tokio's default name, `tokio-runtime-worker`, so a `--workers` name rule
 //! selects both; only the stack tells them apart. Between idle periods (every
 //! worker parked for longer than the stall threshold) it plants, in this order:
-//!   (a) an async task locking a std::sync::Mutex that another thread holds 30 ms
+//!   (a) an async task locking a std::sync::Mutex that another thread holds until
+//!       the task is about to lock it, then 30 ms more
 //!       (std's futex mutex waits with syscall(SYS_futex));
 //!   (b) an async task calling std::thread::sleep(20 ms) on a worker;
-//!   (c) an async task running a 60 ms CPU loop (one stall);
+//!   (c) an async task running a 60 ms CPU loop (thread CPU time; one stall);
 //!   (d) spawn_blocking jobs that sleep, fsync and busy-loop, and a sleep inside
 //!       tokio::task::block_in_place (the worker hands its queue to a new worker
 //!       and becomes a blocking thread): legitimate, must not be reported.
 //! Each planted function is #[inline(never)] with a name the test looks for in
 //! stacks. argv[1]: a directory for the fsync job's scratch file.
 
+use std::arch::asm;
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Mutex};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 // Longer than the test's 20 ms stall threshold, so a parked worker that is not
 // recognised as idle would show up as a stall.
@@ -29,26 +32,78 @@ const CPU_LOOP: Duration = Duration::from_millis(60);
 const POOL_SLEEP: Duration = Duration::from_millis(30);
 
 static CONTENDED: Mutex<u64> = Mutex::new(0);
+// Set by the task right before it locks CONTENDED: the holder keeps the lock
+// until then, so the task waits however late a loaded machine runs it.
+static ABOUT_TO_LOCK: AtomicBool = AtomicBool::new(false);
 
-// Burns CPU until `duration` has passed. Volatile accesses keep the arithmetic
-// (std::hint::black_box is not stable in Debian's rustc 1.63).
+// Burns CPU for `duration` of this thread's CPU time: a number of rounds measured
+// once at start (calibrate_spin), so that on a loaded machine it is still that
+// much work, in more wall time, and the stall sampler (which needs the thread on
+// a CPU) samples it while it runs. The loop reads no clock and calls nothing:
+// the sampler walks frame pointers, and a sample taken in a callee's prologue or
+// epilogue, or inside std code built without frame pointers, loses the caller's
+// frame, so the planted function would be missing from the stall's stack. A
+// newer rustc (a rustup toolchain) calls std's shared copies of generics even
+// for `0..n` or `ptr::read_volatile` at opt-level 0; integer operators and an
+// empty asm! (which keeps the state opaque) stay inline with any toolchain.
 #[inline(always)]
 fn spin(duration: Duration) -> u64 {
-    let start = Instant::now();
-    let mut state: u64 = 1;
-    while start.elapsed() < duration {
-        for _ in 0..20_000 {
-            let value = unsafe { std::ptr::read_volatile(&state) };
-            let next = value.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            unsafe { std::ptr::write_volatile(&mut state, next) };
-        }
+    let rounds = SPIN_ROUNDS_PER_MS.load(Ordering::Relaxed) * duration.as_millis() as u64;
+    spin_rounds(rounds, 1)
+}
+
+#[inline(always)]
+fn spin_rounds(rounds: u64, mut state: u64) -> u64 {
+    let mut round: u64 = 0;
+    while round < rounds {
+        state ^= state << 13; // xorshift64
+        state ^= state >> 7;
+        state ^= state << 17;
+        unsafe { asm!("/* {0} */", inout(reg) state) };
+        round += 1;
     }
     state
+}
+
+static SPIN_ROUNDS_PER_MS: AtomicU64 = AtomicU64::new(0);
+static SPIN_RESULT: AtomicU64 = AtomicU64::new(0); // keeps the calibration's work
+
+// This thread's CPU time. std has no thread CPU clock; glibc's clock_gettime has.
+#[repr(C)]
+struct Timespec {
+    tv_sec: i64,
+    tv_nsec: i64,
+}
+extern "C" {
+    fn clock_gettime(clock: i32, now: *mut Timespec) -> i32;
+}
+const CLOCK_THREAD_CPUTIME_ID: i32 = 3;
+
+fn thread_cpu_ns() -> u64 {
+    let mut now = Timespec { tv_sec: 0, tv_nsec: 0 };
+    unsafe { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &mut now) };
+    now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64
+}
+
+// Measures the spin rounds per millisecond of CPU, over 10 ms of CPU.
+fn calibrate_spin() {
+    let start = thread_cpu_ns();
+    let mut rounds: u64 = 0;
+    let mut state: u64 = 1;
+    let mut spent = 0;
+    while spent < 10_000_000 {
+        state = spin_rounds(20_000, state);
+        rounds += 20_000;
+        spent = thread_cpu_ns() - start;
+    }
+    SPIN_ROUNDS_PER_MS.store((rounds * 1_000_000 / spent).max(1), Ordering::Relaxed);
+    SPIN_RESULT.store(state, Ordering::Relaxed);
 }
 
 /// (a) Blocks a worker on a contended std::sync::Mutex (a futex wait).
 #[inline(never)]
 fn planted_mutex_contention() -> u64 {
+    ABOUT_TO_LOCK.store(true, Ordering::SeqCst);
     let guard = CONTENDED.lock().unwrap();
     *guard + 1
 }
@@ -96,8 +151,8 @@ async fn idle() {
     tokio::time::sleep(IDLE).await;
 }
 
-// (a): the holder is a plain thread (not a worker), so its own 30 ms hold is not
-// reported; the worker's task waits for the rest of the 30 ms.
+// (a): the holder is a plain thread (not a worker), so its own hold is not
+// reported; the worker's task waits about 30 ms for it.
 async fn phase_mutex_contention() {
     let (locked_tx, locked_rx) = mpsc::channel();
     let holder = thread::Builder::new()
@@ -105,6 +160,9 @@ async fn phase_mutex_contention() {
         .spawn(move || {
             let guard = CONTENDED.lock().unwrap();
             locked_tx.send(()).unwrap();
+            while !ABOUT_TO_LOCK.load(Ordering::SeqCst) {
+                thread::sleep(Duration::from_millis(1));
+            }
             thread::sleep(LOCK_HELD);
             drop(guard);
         })
@@ -145,6 +203,7 @@ async fn run_phases(dir: PathBuf) {
 }
 
 fn main() {
+    calibrate_spin();
     let dir = std::env::args_os().nth(1).map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
     // Default thread names: workers and blocking pool are both `tokio-runtime-worker`.
     let runtime = tokio::runtime::Builder::new_multi_thread()
