@@ -13,6 +13,7 @@ packages=(
   clang libclang-rt-14-dev
   golang-go chromium nodejs
   strace procps
+  dpkg-dev file
   cargo rustc librust-tokio-dev
 )
 missing=()
