@@ -13,7 +13,7 @@ fail() { echo "deb test: $*" >&2; exit 1; }
 
 cpack --config "$build_dir/CPackConfig.cmake" -G DEB -B "$work/out" >/dev/null
 debs=("$work"/out/blockwatch_*.deb)
-[ ${#debs[@]} -eq 1 ] && [ -f "${debs[0]}" ] || fail "expected one blockwatch_*.deb, got ${debs[*]}"
+if [ ${#debs[@]} -ne 1 ] || [ ! -f "${debs[0]}" ]; then fail "expected one blockwatch_*.deb, got ${debs[*]}"; fi
 deb=${debs[0]}
 
 [ "$(dpkg-deb -f "$deb" Package)" = blockwatch ] || fail "Package: $(dpkg-deb -f "$deb" Package)"
