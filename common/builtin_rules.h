@@ -1,13 +1,12 @@
 // The built-in stack rules, as plain data shared by the collector
 // (collector/classifier.cc: std::regex, ECMAScript) and the injected library
 // (interpose/core/wait_classifier.cc: regcomp, POSIX ERE), so both decide "this wait
-// is the executor's idle wait" from one table. Lives in proto/ because that is
-// the only folder the two sides share (DESIGN.md); it needs no protobuf.
+// is the executor's idle wait" from one table.
 //
 // Every pattern must mean the same in ECMAScript and in glibc's ERE: literals,
 // `.`, `*`, `|`, `^`, `$`, `\b` (glibc supports it), and no `(?:`, lazy
 // quantifiers or escapes other than `\b`. builtin_rules_test.cc compiles each
-// pattern both ways.
+// pattern both ways and checks they agree on sample frame names.
 #pragma once
 
 #include <cstdint>
