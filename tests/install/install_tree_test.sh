@@ -27,7 +27,7 @@ for file in bin/blockwatch bin/blockwatchd lib/blockwatch/libblockwatch.so \
 done
 
 cmake -S "$consumer_dir" -B "$work/build" -DCMAKE_PREFIX_PATH="$prefix" \
-  -DCMAKE_CXX_COMPILER="$cxx" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+  -DCMAKE_CXX_COMPILER="$cxx" >/dev/null  # no build type, as users often leave it
 cmake --build "$work/build" >/dev/null
 pc_flags=$(PKG_CONFIG_PATH="$prefix/share/pkgconfig" pkg-config --cflags --libs blockwatch-hooks)
 case "$pc_flags" in *"$prefix"*) ;; *) fail "pkg-config points elsewhere: $pc_flags" ;; esac
