@@ -35,9 +35,10 @@ int rwlock_on_worker(pthread_rwlock_t* lock, uint8_t kind, const char* function,
 // A worker takes a free lock by try_fn right in the exported function, as
 // pthread_mutex_lock does (shims/mutex.cc): outside strict mode an uncontended
 // acquisition is neither timed nor reported, so it needs no out-of-line path.
-// rwlock_on_worker tries first too, so the result is the same as before (abstime
-// is not looked at when the lock is free). Only success returns here; EBUSY,
-// EAGAIN and EDEADLK go to the slow path, which decides as before.
+// rwlock_on_worker tries first too, so this gives the result the slow path would
+// (abstime is not looked at when the lock is free). Only success returns here;
+// any other result (EBUSY, EAGAIN) goes to the slow path, which tries again,
+// lets the real call decide, and times it when the lock was busy.
 #define BW_RWLOCK_HOOK(name, kind, try_fn, params, args)                                          \
   namespace {                                                                                     \
   BW_SLOW_PATH int name##_slow params {                                                           \
