@@ -37,8 +37,8 @@ int rwlock_on_worker(pthread_rwlock_t* lock, uint8_t kind, const char* function,
 // acquisition is neither timed nor reported, so it needs no out-of-line path.
 // rwlock_on_worker tries first too, so this gives the result the slow path would
 // (abstime is not looked at when the lock is free). Only success returns here;
-// any other result (EBUSY, EAGAIN) goes to the slow path, which tries again,
-// lets the real call decide, and times it when the lock was busy.
+// any other result (EBUSY, EAGAIN) goes to the slow path, where the real call
+// decides (on a worker after one more try, and timed when the lock is busy).
 #define BW_RWLOCK_HOOK(name, kind, try_fn, params, args)                                          \
   namespace {                                                                                     \
   BW_SLOW_PATH int name##_slow params {                                                           \
