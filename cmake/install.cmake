@@ -33,11 +33,11 @@ set(CPACK_PACKAGE_CONTACT "blockwatch maintainers <blockwatch@localhost>")
 set(CPACK_PACKAGE_DESCRIPTION_SUMMARY
   "catch executor worker threads blocking and stalling (LD_PRELOAD)")
 string(CONCAT CPACK_PACKAGE_DESCRIPTION
-  "blockwatch preloads a library into a program and reports the calls that block "
-  "its executor worker threads (locks, condition variables, sleeps, I/O) and the "
-  "stalls of its tasks, with stacks. Includes the blockwatch CLI, the blockwatchd "
-  "collector, the injected library, and the runtime hooks' headers with a CMake "
-  "package and a pkg-config file.")
+  "blockwatch preloads a library into a program and reports the calls that\n"
+  "block its executor worker threads (locks, condition variables, sleeps, I/O)\n"
+  "and the stalls of its tasks, with stacks. Includes the blockwatch CLI, the\n"
+  "blockwatchd collector, the injected library, and the runtime hooks' headers\n"
+  "with a CMake package and a pkg-config file.")
 set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SECTION devel)
