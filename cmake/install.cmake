@@ -2,6 +2,7 @@
 # define (included last from the top-level CMakeLists.txt, so every target exists):
 #   bin/blockwatch, bin/blockwatchd         the CLI and the long-lived collector
 #   lib/blockwatch/libblockwatch.so         the injected library, where the CLI looks
+#                                           (lib/ is CMAKE_INSTALL_LIBDIR)
 #   include/blockwatch/, lib/cmake/blockwatch/, share/pkgconfig/blockwatch-hooks.pc
 #                                           the runtime hooks (runtime_hooks/CMakeLists.txt,
 #                                           component blockwatch_hooks)
@@ -29,7 +30,10 @@ install(FILES ${PROJECT_SOURCE_DIR}/README.md
 
 set(CPACK_PACKAGE_NAME blockwatch)
 set(CPACK_PACKAGE_VENDOR "blockwatch")
-set(CPACK_PACKAGE_CONTACT "blockwatch maintainers <blockwatch@localhost>")
+# Debian requires a Maintainer; whoever publishes the package sets a real one.
+set(BLOCKWATCH_PACKAGE_MAINTAINER "blockwatch maintainers <blockwatch@localhost>"
+  CACHE STRING "Maintainer field of the Debian package")
+set(CPACK_PACKAGE_CONTACT "${BLOCKWATCH_PACKAGE_MAINTAINER}")
 set(CPACK_PACKAGE_DESCRIPTION_SUMMARY
   "catch executor worker threads blocking and stalling (LD_PRELOAD)")
 string(CONCAT CPACK_PACKAGE_DESCRIPTION
