@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `cpack -G DEB` from the build, then checks the package without installing it
-# into the system: its control fields (Depends found by dpkg-shlibdeps, each an
-# installed Debian package here), its file list, and — unpacked into a throwaway
+# into the system: its control fields (Depends found by dpkg-shlibdeps: each an
+# installed Debian package here, and together covering every library the packaged
+# binaries need), its file list, and — unpacked into a throwaway
 # root with dpkg-deb -x — that its own blockwatch CLI finds its own library and
 # reports a planted blocking call in a C program built with its pkg-config file.
 # Usage: deb_package_test.sh BUILD_DIR CONSUMER_SOURCE_DIR CC
@@ -22,15 +23,32 @@ deb=${debs[0]}
 depends=$(dpkg-deb -f "$deb" Depends)
 # The package names in Depends, one a line ("libc6 (>= 2.34), libunwind8" -> two).
 names=$(tr ',' '\n' <<<"$depends" | awk '{print $1}')
-# What the binaries link (see ldd): found by dpkg-shlibdeps, never listed by hand.
-for needed in libc6 libstdc++6 libprotobuf32 libunwind8 libabsl20220623; do
-  grep -qxF "$needed" <<<"$names" || fail "Depends lacks $needed: $depends"
-done
-# Every dependency names a package of this Debian release (installed here, since
+# Every Depends names a package of this Debian release (installed here, since
 # the build linked against it).
 for name in $names; do
   dpkg-query -W -f='${Status}' "$name" 2>/dev/null | grep -q 'install ok installed' ||
     fail "Depends names $name, which is not an installed Debian package"
+done
+
+dpkg-deb -x "$deb" "$work/root"
+usr=$work/root/usr
+# ... and every library the packaged binaries need (their DT_NEEDED) comes from a
+# package in Depends. The list is read from the binaries, so it follows the build.
+# With merged /usr, dpkg knows a library under /lib or /usr/lib: ask for both.
+owner_of() {  # soname -> package
+  local path
+  path=$(ldconfig -p | awk -v s="$1" '$1 == s && /x86-64/ {print $NF; exit}')
+  [ -n "$path" ] || return 1
+  { dpkg -S "$path" 2>/dev/null || dpkg -S "/usr${path#/usr}" 2>/dev/null ||
+    dpkg -S "${path#/usr}" 2>/dev/null; } | head -1 | cut -d: -f1
+}
+for elf in "$usr/bin/blockwatch" "$usr/bin/blockwatchd" "$usr/lib/blockwatch/libblockwatch.so"; do
+  for soname in $(objdump -p "$elf" | awk '$1 == "NEEDED" {print $2}'); do
+    package=$(owner_of "$soname")
+    [ -n "$package" ] || fail "$soname (needed by $elf) comes from no installed package"
+    grep -qxF "$package" <<<"$names" ||
+      fail "$(basename "$elf") needs $soname from $package, which Depends lacks: $depends"
+  done
 done
 
 contents=$(dpkg-deb -c "$deb" | awk '{print $6}')
@@ -40,8 +58,6 @@ for file in ./usr/bin/blockwatch ./usr/bin/blockwatchd ./usr/lib/blockwatch/libb
   grep -qx "$file" <<<"$contents" || fail "the package lacks $file"
 done
 
-dpkg-deb -x "$deb" "$work/root"
-usr=$work/root/usr
 pc_flags=$(PKG_CONFIG_PATH="$usr/share/pkgconfig" pkg-config --cflags --libs blockwatch-hooks)
 # shellcheck disable=SC2086  # pc_flags is a list of flags
 "$cc" -std=c99 -g -O1 "$consumer_dir/planted_c.c" $pc_flags -o "$work/planted_c"
