@@ -3,10 +3,10 @@
 // (interpose/core/wait_classifier.cc: regcomp, POSIX ERE), so both decide "this wait
 // is the executor's idle wait" from one table.
 //
-// Every pattern must mean the same in ECMAScript and in glibc's ERE: literals,
-// `.`, `*`, `|`, `^`, `$`, `\b` (glibc supports it), and no `(?:`, lazy
-// quantifiers or escapes other than `\b`. builtin_rules_test.cc compiles each
-// pattern both ways and checks they agree on sample frame names.
+// Patterns are glibc's POSIX ERE (regcomp) and must mean the same in ECMAScript:
+// literals, `.`, `*`, `|`, `^`, `$`, `\b` (glibc supports it), and no `(?:`,
+// lazy quantifiers or escapes other than `\b`. builtin_rules_test.cc checks each
+// on sample frame names, in both dialects.
 #pragma once
 
 #include <cstdint>
