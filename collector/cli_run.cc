@@ -56,8 +56,14 @@ std::string self_dir() {
   return exe.substr(0, exe.rfind('/'));
 }
 
+// Where `cmake --install` puts the injected library, relative to this binary's
+// directory: decided by cmake/install.cmake, which defines it for this target.
+#ifndef BLOCKWATCH_LIBRARY_FROM_BINDIR
+#error "BLOCKWATCH_LIBRARY_FROM_BINDIR comes from cmake/install.cmake"
+#endif
+
 // BLOCKWATCH_LIBRARY, else next to this binary, the build tree's interpose/, or the
-// installed lib/blockwatch/.
+// installed one (BLOCKWATCH_LIBRARY_FROM_BINDIR).
 std::string find_library() {
   if (const char* env = std::getenv("BLOCKWATCH_LIBRARY"); env != nullptr && *env != '\0') {
     return env;
@@ -65,7 +71,7 @@ std::string find_library() {
   std::string dir = self_dir();
   for (const std::string& candidate :
        {dir + "/libblockwatch.so", dir + "/../interpose/libblockwatch.so",
-        dir + "/../lib/blockwatch/libblockwatch.so"}) {
+        dir + "/" BLOCKWATCH_LIBRARY_FROM_BINDIR}) {
     if (is_file(candidate)) return candidate;
   }
   return "";

@@ -1,13 +1,12 @@
 // The built-in stack rules, as plain data shared by the collector
-// (collector/classifier.cc: std::regex, ECMAScript) and the injected library
-// (interpose/core/wait_classifier.cc: regcomp, POSIX ERE), so both decide "this wait
-// is the executor's idle wait" from one table. Lives in proto/ because that is
-// the only folder the two sides share (DESIGN.md); it needs no protobuf.
+// (collector/classifier.cc) and the injected library
+// (interpose/core/wait_classifier.cc), which apply them with the one matcher of
+// common/stack_rule.h, so both decide "this wait is the executor's idle wait"
+// from one table in one way.
 //
-// Every pattern must mean the same in ECMAScript and in glibc's ERE: literals,
-// `.`, `*`, `|`, `^`, `$`, `\b` (glibc supports it), and no `(?:`, lazy
-// quantifiers or escapes other than `\b`. builtin_rules_test.cc compiles each
-// pattern both ways.
+// Patterns are glibc's POSIX ERE (regcomp): literals, `.`, `*`, `|`, `^`, `$`,
+// `\b` (glibc supports it). builtin_rules_test.cc checks each on sample frame
+// names.
 #pragma once
 
 #include <cstdint>

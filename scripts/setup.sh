@@ -14,6 +14,7 @@ packages=(
   clang libclang-rt-14-dev
   golang-go chromium nodejs
   strace procps prometheus
+  dpkg-dev file
   cargo rustc librust-tokio-dev
 )
 missing=()

@@ -8,7 +8,7 @@
 //      another library interposes the same function after blockwatch.
 // dlsym may call into the program (its malloc/free, and from there write or
 // pthread_mutex_lock): such a nested hook finds the entry step 1 filled and
-// passes through to libc. The per-thread `resolving` flag keeps a nested call
+// passes through to libc. The per-thread `tls_resolving` flag keeps a nested call
 // from starting a resolution of its own. An entry thus changes at most twice:
 // null, libc's, the next definition; a racing reader sees any of them, each a
 // working function.

@@ -1,8 +1,8 @@
 // The real-function table: one X-macro list declares every function blockwatch
 // interposes, as a typed pointer to the next definition (normally glibc's),
 // resolved with dlsym(RTLD_NEXT) or, where glibc exports several versions,
-// dlvsym. Hooks read `real().name`; nothing else in the library names a real
-// symbol by hand.
+// dlvsym. Hooks read it through BW_REAL(field) / BW_PASS_THROUGH_IF_NOT_WORKER
+// (shims/hook_path.h); nothing else in the library names a real symbol by hand.
 //
 // Hook-path code. Reading a pointer is a plain load. Resolution runs once in the
 // library constructor, and lazily when a hook runs before it: first straight from
@@ -120,12 +120,5 @@ extern RealSymbols g_real_symbols;
 // thread is already inside a resolution: the caller must use its fallback.
 // Not async-signal-safe (dlsym); locks nothing of ours.
 bool resolve_real_symbols();
-
-// The table, resolved on first use. A field may still be null only while this
-// thread is inside dlsym (see above) or when libc lacks the symbol.
-inline const RealSymbols& real() {
-  if (__builtin_expect(g_real_symbols._exit == nullptr, 0)) resolve_real_symbols();
-  return g_real_symbols;
-}
 
 }  // namespace blockwatch::interpose

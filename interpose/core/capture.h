@@ -15,7 +15,7 @@ namespace blockwatch::interpose {
 
 // What the hook knows about the call it timed.
 struct BlockingCall {
-  uint8_t kind = 0;                // blockwatch.wire.Kind
+  uint8_t kind = 0;                // kinds::kKind* (common/kinds.h)
   const char* function = nullptr;  // static storage: "pthread_mutex_lock", ...
   uint64_t address = 0;            // lock / condvar / semaphore / futex
   int32_t fd = -1;                 // I/O kinds

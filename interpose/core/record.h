@@ -16,7 +16,7 @@ inline constexpr int kThreadNameBytes = 16;  // as pthread_setname_np
 inline constexpr int kLabelBytes = 64;       // task labels and allow reasons
 
 struct Record {
-  uint8_t kind = 0;     // blockwatch.wire.Kind
+  uint8_t kind = 0;     // kinds::kKind* (common/kinds.h)
   uint8_t fd_type = 0;  // blockwatch.wire.FdType
   uint8_t in_task = 0;
   uint8_t stall_sample = 0;  // stalls: 1, 2 or 4

@@ -12,8 +12,8 @@
 //    and a loop turn ends when it returns, as for epoll_wait. Unknown: the
 //    addresses are parked in the thread's slot for the watchdog, and the cache is
 //    asked again when the wait returns, so even the first park of a call site
-//    ends its turn. "not_worker" (tokio's blocking pool, named like the
-//    workers): the thread stops being a worker for good.
+//    ends its turn. A wait a "not_worker" rule matches (tokio's blocking pool
+//    waiting for a job) is idle too; the thread stays a worker (see .cc).
 //  - watchdog side (wait_classify_pending): the watchdog thread symbolizes a
 //    parked stack (its own ElfSymbolizer), runs the rules (regexec) and stores the
 //    verdict, before it decides whether that slot is busy.

@@ -1,7 +1,7 @@
 // The agent: takes records from hooks and gets them out of the process (queue,
 // sender thread, wire encoder, collector connection, symbolization, modules).
-// Implemented in agent*.cc / queue.* / sender.* / wire_encoder.*; the hook side
-// calls only what is declared here.
+// Implemented in transport/: agent.cc, record_queue.cc, sender.cc, output_channel.cc,
+// symbols.cc, wire_encoder.cc; the hook side calls only what is declared here.
 #pragma once
 
 #include "interpose/core/record.h"

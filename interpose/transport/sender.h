@@ -3,8 +3,8 @@
 // in-process observer (bw_set_event_callback), encodes frames and writes them to
 // the collector socket or output file, never making a target thread wait.
 //
-// The sender thread is created with every signal blocked and marks itself with
-// agent_is_own_thread() (agent.h) so the hooks pass its calls straight through. It
+// The sender thread is created with every signal blocked and marks itself as
+// blockwatch's own (mark_current_thread_internal) so the hooks pass its calls through. It
 // may allocate (it is our thread) but holds no lock a target thread could need:
 // everything shared with target threads is an atomic.
 #pragma once

@@ -68,6 +68,12 @@ void scenario_strict() {
       pthread_mutex_lock(&mutex);  // never contended: reported only in strict mode
       pthread_mutex_unlock(&mutex);
     }
+    // The rwlock hooks take a free lock inline too: strict mode must still see it.
+    pthread_rwlock_t rwlock = PTHREAD_RWLOCK_INITIALIZER;
+    pthread_rwlock_rdlock(&rwlock);
+    pthread_rwlock_unlock(&rwlock);
+    pthread_rwlock_wrlock(&rwlock);
+    pthread_rwlock_unlock(&rwlock);
   });
 }
 
