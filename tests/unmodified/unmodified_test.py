@@ -7,7 +7,16 @@ report: exactly the planted blocking hotspots (by top function), exactly one
 stall with its sampled stack inside the planted CPU loop, no stall without a
 stack or inside the executor's idle wait, nothing from non-worker threads.
 
-usage: unmodified_test.py BLOCKWATCH_CLI PROGRAM {asio|pool}
+Task boundaries from the task-entry probe (issue 9), asio_tasks with one
+worker and `--fail-on stall>=30ms`:
+  asio_burst   100 handlers of 0.5 ms at once: no stall, the run passes
+  asio_busy    a busy queue with one 120 ms handler: exactly one stall, scope
+               "task", its stack in planted_long_handler; the run fails
+  asio_burst_no_probes  BLOCKWATCH_PROBES=off: the burst is one loop turn, so
+               exactly one stall of scope "turn"; `stall>=` does not fail on
+               it, `turn-stall>=` does
+
+usage: unmodified_test.py BLOCKWATCH_CLI PROGRAM SCENARIO
 """
 import json
 import os
@@ -87,8 +96,80 @@ def check(report, scenario):
     return failures
 
 
+TASK_SCENARIOS = {
+    "asio_burst": {"args": ["burst"], "probes": True, "stalls": 0, "exit": 0},
+    "asio_busy": {"args": ["busy"], "probes": True, "stalls": 1, "scope": "task",
+                  "stall_function": "planted_long_handler", "exit": 3},
+    "asio_burst_no_probes": {"args": ["burst"], "probes": False, "stalls": 1, "scope": "turn",
+                             "exit": 0},
+}
+TASK_ENTRY = "boost::asio::detail::scheduler::do_run_one"
+
+
+def check_task_scenario(report, scenario):
+    failures = []
+    process = report["processes"][0]
+    installed = [p for p in process.get("task_probes", []) if p["installed"]]
+    if scenario["probes"]:
+        if [p["rule"] for p in installed] != [TASK_ENTRY]:
+            failures.append(f"task probes {process.get('task_probes')}, want {TASK_ENTRY} installed")
+    elif installed or "BLOCKWATCH_PROBES=off" not in process.get("task_probes_note", ""):
+        failures.append(f"probes off, yet {installed} / note {process.get('task_probes_note')!r}")
+    hotspots = report["hotspots"]
+    others = [h for h in hotspots if h["kind"] != "stall"]
+    if others:
+        failures.append(f"unexpected hotspots {[(h['kind'], top_function(h['stack'])) for h in others]}")
+    stalls = [h for h in hotspots if h["kind"] == "stall"]
+    count = sum(h["count"] for h in stalls)
+    if count != scenario["stalls"]:
+        failures.append(f"{count} stalls, want {scenario['stalls']}: "
+                        f"{[(h['scope'], h['max_ns'], top_function(h['stack'])) for h in stalls]}")
+    for stall in stalls:
+        if stall.get("scope") != scenario["scope"]:
+            failures.append(f"stall scope {stall.get('scope')!r}, want {scenario['scope']!r}")
+        function = scenario.get("stall_function")
+        if function and function not in [f["function"] for f in stall["stack"]]:
+            failures.append(f"the stall's stack misses {function}: {stall['stack']}")
+    return failures
+
+
+def run_task_scenario(cli, program, name):
+    scenario = TASK_SCENARIOS[name]
+    env = dict(os.environ)
+    if not scenario["probes"]:
+        env["BLOCKWATCH_PROBES"] = "off"
+    with tempfile.TemporaryDirectory() as directory:
+        report_path = os.path.join(directory, "report.json")
+        command = [cli, "run", "--workers", "name:pool-.*", "--stall-threshold", "30ms",
+                   "--fail-on", "stall>=30ms", "--report", report_path, "--", program,
+                   *scenario["args"]]
+        run = subprocess.run(command, capture_output=True, text=True, timeout=60, env=env)
+        with open(report_path) as f:
+            report = json.load(f)
+        failures = check_task_scenario(report, scenario)
+        if run.returncode != scenario["exit"]:
+            failures.append(f"blockwatch run exited {run.returncode}, want {scenario['exit']}")
+        if scenario.get("scope") == "turn":
+            # The same report judged by a rule that asks for turn stalls fails.
+            rerun = subprocess.run([cli, "report", report_path, "--fail-on", "turn-stall>=30ms"],
+                                   capture_output=True, text=True, timeout=60)
+            if rerun.returncode != 3:
+                failures.append(f"turn-stall>=30ms: exit {rerun.returncode}, want 3")
+            if "may span several tasks" not in run.stderr:
+                failures.append("the text report does not say a turn stall may span several tasks")
+    if failures:
+        print(run.stderr)
+        for failure in failures:
+            print("FAIL:", failure)
+        return 1
+    print(f"ok: {name}")
+    return 0
+
+
 def main():
     cli, program, name = sys.argv[1], sys.argv[2], sys.argv[3]
+    if name in TASK_SCENARIOS:
+        return run_task_scenario(cli, program, name)
     scenario = SCENARIOS[name]
     with tempfile.TemporaryDirectory() as directory:
         report_path = os.path.join(directory, "report.json")
