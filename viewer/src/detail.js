@@ -1,6 +1,6 @@
 // The detail pane: everything known about the selected hotspot, with its full
 // symbolized stack (innermost first) and its first kept occurrences.
-import { el, formatNs, formatCount, kindColor, basename, hex, frameName, whereFrame } from './format.js';
+import { el, formatNs, formatCount, kindColor, kindLabel, scopeText, basename, hex, frameName, whereFrame } from './format.js';
 
 function field(label, value) {
   if (value === undefined || value === null || value === '' || (Array.isArray(value) && !value.length)) return null;
@@ -15,13 +15,14 @@ export function renderDetail(root, h) {
     return;
   }
   root.append(el('h3', {}, el('span', { class: 'swatch', style: `background:${kindColor(h.kind)}` }),
-    `${h.kind} in ${whereFrame(h)}`));
+    `${kindLabel(h)} in ${whereFrame(h)}`));
   const stallSplit = h.kind === 'stall'
     ? `on CPU ${formatNs(h.cpu_ns)}, run queue ${formatNs(h.runqueue_ns)}, off CPU ${formatNs(h.offcpu_ns)}` : '';
   root.append(el('div', { class: 'fields' },
     field('count', formatCount(h.count)),
     field('total', formatNs(h.total_ns)),
     field('p50 / p99 / max', `${formatNs(h.p50_ns)} / ${formatNs(h.p99_ns)} / ${formatNs(h.max_ns)}`),
+    field('stall of', scopeText(h)),
     field('stalled time', stallSplit),
     field('calls', h.functions),
     field('stack from', h.stack_source === 'blocking_call' && h.caused_by

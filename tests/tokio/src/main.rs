@@ -12,6 +12,13 @@
 //!       and becomes a blocking thread): legitimate, must not be reported.
 //! Each planted function is #[inline(never)] with a name the test looks for in
 //! stacks. argv[1]: a directory for the fsync job's scratch file.
+//!
+//! `tokio_target tasks multi|current`: task boundaries from the task-entry
+//! probe (issue 9), on a one-worker multi-thread runtime or a current-thread
+//! runtime driven by a thread named `tokio-ct`. Idle, then a burst of 200 tasks
+//! of 0.5 ms CPU spawned at once (100 ms of back-to-back short tasks: no
+//! stall), idle, then a busy queue: 20 short tasks, one 120 ms task
+//! (planted_long_task: exactly one stall) and 20 short tasks, idle.
 
 use std::fs::File;
 use std::io::Write;
@@ -34,10 +41,17 @@ static CONTENDED: Mutex<u64> = Mutex::new(0);
 // (std::hint::black_box is not stable in Debian's rustc 1.63).
 #[inline(always)]
 fn spin(duration: Duration) -> u64 {
+    spin_checking_every(duration, 20_000)
+}
+
+// The same with the clock read every `iterations` (this unoptimised build runs
+// 20 000 iterations in milliseconds: too coarse for a 0.5 ms task).
+#[inline(always)]
+fn spin_checking_every(duration: Duration, iterations: u32) -> u64 {
     let start = Instant::now();
     let mut state: u64 = 1;
     while start.elapsed() < duration {
-        for _ in 0..20_000 {
+        for _ in 0..iterations {
             let value = unsafe { std::ptr::read_volatile(&state) };
             let next = value.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             unsafe { std::ptr::write_volatile(&mut state, next) };
@@ -90,6 +104,61 @@ fn blocking_pool_cpu_job() -> u64 {
 #[inline(never)]
 fn blocking_pool_in_place_job() {
     thread::sleep(POOL_SLEEP);
+}
+
+const SHORT_TASK: Duration = Duration::from_micros(500);
+const LONG_TASK: Duration = Duration::from_millis(120);
+
+#[inline(never)]
+fn planted_short_task() -> u64 {
+    spin_checking_every(SHORT_TASK, 100)
+}
+
+#[inline(never)]
+fn planted_long_task() -> u64 {
+    spin(LONG_TASK)
+}
+
+async fn spawn_and_wait(tasks: Vec<fn() -> u64>) {
+    let handles: Vec<_> = tasks.into_iter().map(|task| tokio::spawn(async move { task() })).collect();
+    for handle in handles {
+        handle.await.unwrap();
+    }
+}
+
+async fn run_task_phases() {
+    idle().await;
+    spawn_and_wait(vec![planted_short_task as fn() -> u64; 200]).await;
+    idle().await;
+    let mut busy = vec![planted_short_task as fn() -> u64; 20];
+    busy.push(planted_long_task);
+    busy.extend(vec![planted_short_task as fn() -> u64; 20]);
+    spawn_and_wait(busy).await;
+    idle().await;
+}
+
+fn task_scenario(flavor: &str) {
+    if flavor == "current" {
+        let driver = thread::Builder::new()
+            .name("tokio-ct".into())
+            .spawn(|| {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_time()
+                    .build()
+                    .expect("build tokio runtime");
+                runtime.block_on(run_task_phases());
+            })
+            .expect("spawn the current-thread runtime's thread");
+        driver.join().unwrap();
+    } else {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_time()
+            .build()
+            .expect("build tokio runtime");
+        runtime.block_on(run_task_phases());
+    }
+    println!("tokio_target: task phases done");
 }
 
 async fn idle() {
@@ -145,6 +214,11 @@ async fn run_phases(dir: PathBuf) {
 }
 
 fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.len() > 2 && args[1] == "tasks" {
+        task_scenario(&args[2]);
+        return;
+    }
     let dir = std::env::args_os().nth(1).map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
     // Default thread names: workers and blocking pool are both `tokio-runtime-worker`.
     let runtime = tokio::runtime::Builder::new_multi_thread()
