@@ -16,7 +16,12 @@ worker and `--fail-on stall>=30ms`:
                exactly one stall of scope "turn"; `stall>=` does not fail on
                it, `turn-stall>=` does
 
-usage: unmodified_test.py BLOCKWATCH_CLI PROGRAM SCENARIO
+demo_plain: the demo service without blockwatch code (examples/), all its
+requests posted at once (a busy queue, no idle wait between handlers) under
+examples/demo.bwconfig and `--workers name:pool-.*`: its long-prompt Tokenize
+calls are reported as task stalls with model::Tokenize in the stack.
+
+usage: unmodified_test.py BLOCKWATCH_CLI PROGRAM SCENARIO [CONFIG]
 """
 import json
 import os
@@ -188,8 +193,34 @@ def run_task_scenario(cli, program, name):
     return 0
 
 
+def run_demo_plain(cli, program, config):
+    with tempfile.TemporaryDirectory() as directory:
+        report_path = os.path.join(directory, "report.json")
+        command = [cli, "run", "--config", config, "--workers", "name:pool-.*",
+                   "--report", report_path, "--", program]
+        run = subprocess.run(command, capture_output=True, text=True, timeout=60)
+        with open(report_path) as f:
+            report = json.load(f)
+    stalls = [h for h in report["hotspots"] if h["kind"] == "stall"]
+    tokenize = [h for h in stalls if "model::Tokenize()" in [f["function"] for f in h["stack"]]]
+    failures = []
+    if not tokenize:
+        failures.append(f"no stall in model::Tokenize: {[(h['scope'], h['stack'][:3]) for h in stalls]}")
+    if any(h["scope"] != "task" for h in tokenize):
+        failures.append("a Tokenize stall not of scope task")
+    if failures:
+        print(run.stderr)
+        for failure in failures:
+            print("FAIL:", failure)
+        return 1
+    print(f"ok: demo_plain: {sum(h['count'] for h in tokenize)} Tokenize task stall(s)")
+    return 0
+
+
 def main():
     cli, program, name = sys.argv[1], sys.argv[2], sys.argv[3]
+    if name == "demo_plain":
+        return run_demo_plain(cli, program, sys.argv[4])
     if name in TASK_SCENARIOS:
         return run_task_scenario(cli, program, name)
     scenario = SCENARIOS[name]
