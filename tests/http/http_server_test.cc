@@ -176,7 +176,7 @@ TEST_F(HttpServerTest, MetricsAreValidPrometheusText) {
       series["blockwatch_blocking_events_total{kind=\"sleep\",path=\"model\",allowed=\"true\"}"],
       "4");
   EXPECT_EQ(series["blockwatch_stalls_total{path=\"model\",scope=\"\"}"], "2");
-  EXPECT_EQ(series["blockwatch_stalled_seconds_total{path=\"model\"}"], "0.080000000");
+  EXPECT_EQ(series["blockwatch_stalled_seconds_total{path=\"model\",scope=\"\"}"], "0.080000000");
   EXPECT_EQ(series["blockwatch_dropped_records_total{reason=\"queue_full\"}"], "5");
   EXPECT_EQ(series["blockwatch_processes{state=\"connected\"}"], "1");
   EXPECT_EQ(series["blockwatch_processes{state=\"ended\"}"], "1");
