@@ -54,9 +54,12 @@ struct ScanContext {
   std::vector<Candidate>* out = nullptr;
 };
 
-// The rule's last name component without template arguments ("do_run_one"):
-// mangled names contain it verbatim, so only those few symbols are demangled.
+// What every matching mangled name contains: the rule's last name component
+// without template arguments, with its length prefix as Itanium C++ and Rust
+// legacy mangling write it ("10do_run_one", "4poll"), so only a few symbols are
+// demangled. A rule that is itself a mangled name is its own key.
 std::string filter_key(const std::string& rule) {
+  if (rule.rfind("_Z", 0) == 0) return rule;
   std::string name = rule.substr(0, rule.find('('));
   while (!name.empty() && name.back() == '>') {
     int depth = 0;
@@ -69,7 +72,8 @@ std::string filter_key(const std::string& rule) {
     name.resize(i);
   }
   const size_t colon = name.rfind("::");
-  return colon == std::string::npos ? name : name.substr(colon + 2);
+  if (colon != std::string::npos) name = name.substr(colon + 2);
+  return std::to_string(name.size()) + name;
 }
 
 void visit_symbol(void* context, const char* name, uint64_t address, uint64_t size) {
