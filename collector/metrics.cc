@@ -46,7 +46,7 @@ struct Totals {
 
 void blocking_families(const Report& report, std::string& out) {
   std::map<std::tuple<std::string, std::string, bool>, Totals> blocking;  // kind, path, allowed
-  std::map<std::pair<std::string, std::string>, Totals> stalls;  // path, scope
+  std::map<std::pair<std::string, std::string>, Totals> stalls;           // path, scope
   for (const auto& hotspot : report.hotspots) {
     Totals& totals = hotspot.kind == "stall"
                          ? stalls[{hotspot.path, hotspot.scope}]
@@ -78,8 +78,8 @@ void blocking_families(const Report& report, std::string& out) {
   family(out, "blockwatch_stalls_total", "counter",
          "Tasks (scope=task) or loop turns (scope=turn) past the stall threshold.");
   for (const auto& [key, totals] : stalls)
-    out += "blockwatch_stalls_total" + stall_labels(key) + ' ' + std::to_string(totals.count) +
-           '\n';
+    out +=
+        "blockwatch_stalls_total" + stall_labels(key) + ' ' + std::to_string(totals.count) + '\n';
   family(out, "blockwatch_stalled_seconds_total", "counter",
          "Duration of the stalled tasks or loop turns.");
   for (const auto& [key, totals] : stalls)

@@ -87,9 +87,8 @@ void write_task_probes(LineWriter& w, const Report& report) {
     for (const TaskProbe& probe : p.task_probes) {
       if (probe.installed) add_unique(&installed, probe.rule);
     }
-    const bool refusals =
-        std::any_of(p.task_probes.begin(), p.task_probes.end(),
-                    [](const TaskProbe& probe) { return !probe.installed; });
+    const bool refusals = std::any_of(p.task_probes.begin(), p.task_probes.end(),
+                                      [](const TaskProbe& probe) { return !probe.installed; });
     if (installed.empty() && !refusals && p.task_probes_note.empty()) continue;
     const std::string who = basename(p.exe) + " (pid " + std::to_string(p.pid) + ")";
     w.line("task probes in " + who + ": " +

@@ -124,11 +124,10 @@ void evaluate_rules(const std::vector<FailRule>& rules, Report* report) {
     }
     if (broken == 0) continue;
     report->verdict.failed = true;
-    report->verdict.reasons.push_back(rule.text + ": " + std::to_string(broken) +
-                                      (broken == 1 ? " hotspot" : " hotspots") + ", worst " +
-                                      hotspot_kind_label(*worst) + " " +
-                                      format_duration(worst->max_ns) + " in " +
-                                      top_user_function(*worst));
+    report->verdict.reasons.push_back(
+        rule.text + ": " + std::to_string(broken) + (broken == 1 ? " hotspot" : " hotspots") +
+        ", worst " + hotspot_kind_label(*worst) + " " + format_duration(worst->max_ns) + " in " +
+        top_user_function(*worst));
   }
 }
 

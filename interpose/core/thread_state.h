@@ -128,8 +128,7 @@ void mark_loop_turn(bool idle_now);
 // allocation, no lock, async-signal-safe; touches no vector register (the
 // probe runs at a function's entry, where xmm0-7 may hold its arguments).
 inline void probe_task_entry(ThreadSlot& slot) {
-  slot.task_seq.store(slot.task_seq.load(std::memory_order_relaxed) + 1,
-                      std::memory_order_release);
+  slot.task_seq.store(slot.task_seq.load(std::memory_order_relaxed) + 1, std::memory_order_release);
   if (!slot.probed.load(std::memory_order_relaxed)) {
     slot.probed.store(true, std::memory_order_release);
   }

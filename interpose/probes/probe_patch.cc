@@ -44,8 +44,8 @@ const char* check_branch_targets(const ZydisDecoder& decoder, const uint8_t* fun
     ZyanU64 target = 0;
     for (int i = 0; i < instruction.operand_count_visible; ++i) {
       if (operands[i].type == ZYDIS_OPERAND_TYPE_IMMEDIATE &&
-          ZYAN_SUCCESS(ZydisCalcAbsoluteAddress(&instruction, &operands[i], address + offset,
-                                                &target)) &&
+          ZYAN_SUCCESS(
+              ZydisCalcAbsoluteAddress(&instruction, &operands[i], address + offset, &target)) &&
           target > address && target < address + displaced) {
         return "a branch in the function lands inside the bytes the probe replaces";
       }
@@ -56,8 +56,8 @@ const char* check_branch_targets(const ZydisDecoder& decoder, const uint8_t* fun
 
 }  // namespace
 
-const char* plan_probe(const uint8_t* function, size_t size, uint64_t address,
-                       uint64_t new_address, ProbePlan* plan) {
+const char* plan_probe(const uint8_t* function, size_t size, uint64_t address, uint64_t new_address,
+                       ProbePlan* plan) {
   *plan = ProbePlan{};
   if (size < kProbeJumpBytes) return "the function is shorter than the probe's jump";
   const ZydisDecoder decoder = make_decoder();
@@ -83,10 +83,10 @@ const char* plan_probe(const uint8_t* function, size_t size, uint64_t address,
     if (instruction.attributes & ZYDIS_ATTRIB_IS_RELATIVE) {
       // A rip-relative memory operand: same target, seen from the new place.
       if (instruction.raw.disp.size != 32) return "a rip-relative operand that cannot be moved";
-      const int64_t target = static_cast<int64_t>(address + offset + instruction.length) +
-                             instruction.raw.disp.value;
-      const int64_t moved = target - static_cast<int64_t>(new_address + plan->relocated_size +
-                                                           instruction.length);
+      const int64_t target =
+          static_cast<int64_t>(address + offset + instruction.length) + instruction.raw.disp.value;
+      const int64_t moved =
+          target - static_cast<int64_t>(new_address + plan->relocated_size + instruction.length);
       if (!fits_int32(moved)) return "a rip-relative operand out of reach of the trampoline";
       const int32_t displacement = static_cast<int32_t>(moved);
       std::memcpy(out + instruction.raw.disp.offset, &displacement, sizeof displacement);
@@ -103,8 +103,8 @@ size_t trampoline_max_bytes() {
          kProbeJumpBytes;
 }
 
-size_t build_trampoline(uint8_t* out, size_t out_capacity, uint64_t out_address,
-                        uint32_t probe_id, uint64_t address, const ProbePlan& plan) {
+size_t build_trampoline(uint8_t* out, size_t out_capacity, uint64_t out_address, uint32_t probe_id,
+                        uint64_t address, const ProbePlan& plan) {
   const size_t stub_bytes = static_cast<size_t>(bw_probe_stub_end - bw_probe_stub_begin);
   const size_t total = stub_bytes + plan.relocated_size + kProbeJumpBytes;
   if (total > out_capacity) return 0;

@@ -32,16 +32,16 @@ struct ProbePlan {
 // has any branch landing inside the bytes the jump replaces, or has a
 // rip-relative operand whose target is out of reach from `new_address`.
 // nullptr: `plan` is filled. Pure: reads only the given bytes.
-const char* plan_probe(const uint8_t* function, size_t size, uint64_t address,
-                       uint64_t new_address, ProbePlan* plan);
+const char* plan_probe(const uint8_t* function, size_t size, uint64_t address, uint64_t new_address,
+                       ProbePlan* plan);
 
 // The trampoline for a probe: save the argument registers, call the hook with
 // `probe_id`, restore them, run the relocated instructions, jump back to
 // `address + plan.displaced_bytes`. Written to `out` (which will execute at
 // `out_address`, within +-2 GiB of `address`); returns the bytes written, 0 when
 // `out_capacity` is too small or a jump is out of reach.
-size_t build_trampoline(uint8_t* out, size_t out_capacity, uint64_t out_address,
-                        uint32_t probe_id, uint64_t address, const ProbePlan& plan);
+size_t build_trampoline(uint8_t* out, size_t out_capacity, uint64_t out_address, uint32_t probe_id,
+                        uint64_t address, const ProbePlan& plan);
 
 // Bytes a trampoline takes at most (build_trampoline's `out_capacity`).
 size_t trampoline_max_bytes();

@@ -76,9 +76,9 @@ TEST(ProbePatch, RefusesWhatCannotBeMoved) {
   EXPECT_NE(plan_probe(loop_into_entry, bytes(loop_into_entry, loop_into_entry_end), 0x400000,
                        0x401000, &plan),
             nullptr);
-  EXPECT_NE(plan_probe(branch_first, bytes(branch_first, branch_first_end), 0x400000, 0x401000,
-                       &plan),
-            nullptr);
+  EXPECT_NE(
+      plan_probe(branch_first, bytes(branch_first, branch_first_end), 0x400000, 0x401000, &plan),
+      nullptr);
   // A rip-relative target more than 2 GiB away from the trampoline.
   EXPECT_NE(plan_probe(rip_relative, bytes(rip_relative, rip_relative_end), 0x400000,
                        0x400000 + (uint64_t{3} << 30), &plan),
@@ -88,9 +88,9 @@ TEST(ProbePatch, RefusesWhatCannotBeMoved) {
 TEST(ProbePatch, RipRelativeOperandKeepsItsTarget) {
   ProbePlan plan;
   const uint64_t address = 0x400000, moved_to = 0x500000;
-  ASSERT_EQ(plan_probe(rip_relative, bytes(rip_relative, rip_relative_end), address, moved_to,
-                       &plan),
-            nullptr);
+  ASSERT_EQ(
+      plan_probe(rip_relative, bytes(rip_relative, rip_relative_end), address, moved_to, &plan),
+      nullptr);
   ASSERT_EQ(plan.relocated_size, 7u);  // lea rax,[rip+disp32]
   int32_t displacement = 0;
   std::memcpy(&displacement, plan.relocated + 3, sizeof displacement);
@@ -100,8 +100,8 @@ TEST(ProbePatch, RipRelativeOperandKeepsItsTarget) {
 // A probed function of this program, called through its trampoline: the hook
 // runs (it finds the thread unclassified and blockwatch not initialised, so it
 // does nothing) and every argument register, integer and vector, arrives.
-extern "C" __attribute__((noinline)) double probed_sum(int a, long b, double c, double d,
-                                                       int e, int f, int g, double h) {
+extern "C" __attribute__((noinline)) double probed_sum(int a, long b, double c, double d, int e,
+                                                       int f, int g, double h) {
   __asm__ volatile("" ::: "memory");
   return a + b + c + d + e + f + g + h;
 }
@@ -128,8 +128,8 @@ TEST(ProbePatch, TrampolineRunsTheFunctionWithItsArguments) {
   const int32_t rel = static_cast<int32_t>(out - (address + kProbeJumpBytes));
   function[0] = 0xE9;
   std::memcpy(function + 1, &rel, sizeof rel);
-  auto* probed = reinterpret_cast<double (*)(int, long, double, double, int, int, int, double)>(
-      function);
+  auto* probed =
+      reinterpret_cast<double (*)(int, long, double, double, int, int, int, double)>(function);
   EXPECT_DOUBLE_EQ(probed(1, 2, 0.5, 0.25, 3, 4, 5, 0.125), 15.875);
   munmap(area, 2 * page);
 }

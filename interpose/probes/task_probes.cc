@@ -180,9 +180,8 @@ const char* write_jump(uint64_t address, size_t displaced, uint64_t trampoline) 
     return "the code's pages could not be made writable";
   }
   auto* code = reinterpret_cast<uint8_t*>(address);
-  const int32_t rel =
-      static_cast<int32_t>(static_cast<int64_t>(trampoline) -
-                           static_cast<int64_t>(address + kProbeJumpBytes));
+  const int32_t rel = static_cast<int32_t>(static_cast<int64_t>(trampoline) -
+                                           static_cast<int64_t>(address + kProbeJumpBytes));
   code[0] = 0xE9;  // jmp rel32
   std::memcpy(code + 1, &rel, sizeof rel);
   std::memset(code + kProbeJumpBytes, 0xCC, displaced - kProbeJumpBytes);  // int3
@@ -273,8 +272,9 @@ void task_probes_install_at_start() {
     statuses().push_back(std::move(status));
   }
   seal_pools();
-  note() = "libraries loaded later with dlopen are not probed (their code may already run on "
-           "another thread)";
+  note() =
+      "libraries loaded later with dlopen are not probed (their code may already run on "
+      "another thread)";
 }
 
 const std::vector<TaskProbeStatus>& task_probe_statuses() { return statuses(); }

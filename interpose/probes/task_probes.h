@@ -22,7 +22,7 @@ struct TaskProbeStatus {
   std::string function;  // demangled symbol, empty for a rule-level note
   std::string module;    // object path
   bool installed = false;
-  std::string refused;   // why not, when !installed
+  std::string refused;  // why not, when !installed
 };
 
 // Library constructor, before agent_start (no thread of ours exists yet):

@@ -464,8 +464,7 @@ void watchdog_after_fork_child() {
 // --- pure logic ---------------------------------------------------------------------
 
 bool slot_is_busy(const SlotView& view) {
-  return view.worker &&
-         (view.in_task || ((view.key.loop_turns > 0 || view.probed) && !view.idle));
+  return view.worker && (view.in_task || ((view.key.loop_turns > 0 || view.probed) && !view.idle));
 }
 
 uint8_t stall_scope_of(const SlotView& view) {

@@ -31,8 +31,8 @@ BENCHMARK(BM_AsioEmptyPost)->Repetitions(5)->ReportAggregatesOnly(false);
 
 std::map<std::string, double> measure(const std::vector<std::string>& args, const char* library,
                                       const char* probes) {
-  return bench::run_under_preload(
-      args, library, {{"BLOCKWATCH_WORKERS", "main"}, {"BLOCKWATCH_PROBES", probes}});
+  return bench::run_under_preload(args, library,
+                                  {{"BLOCKWATCH_WORKERS", "main"}, {"BLOCKWATCH_PROBES", probes}});
 }
 
 }  // namespace
@@ -54,9 +54,10 @@ int main(int argc, char** argv) {
   }
   const double plain = reporter.ns_per_iteration[name];
   const double probed = with_probes.at(name), unprobed = without_probes.at(name);
-  std::printf("\nempty Asio handler, CPU ns: no preload %.1f, preload without probes %.1f "
-              "(%.2fx), preload with probes %.1f (%.2fx)\n",
-              plain, unprobed, unprobed / plain, probed, probed / plain);
+  std::printf(
+      "\nempty Asio handler, CPU ns: no preload %.1f, preload without probes %.1f "
+      "(%.2fx), preload with probes %.1f (%.2fx)\n",
+      plain, unprobed, unprobed / plain, probed, probed / plain);
   std::printf("task-entry probe: %.1f ns per task entry (goal <= 5 ns)\n", probed - unprobed);
   return 0;
 }
