@@ -57,7 +57,8 @@ struct ScanContext {
 // What every matching mangled name contains: the rule's last name component
 // without template arguments, with its length prefix as Itanium C++ and Rust
 // legacy mangling write it ("10do_run_one", "4poll"), so only a few symbols are
-// demangled. A rule that is itself a mangled name is its own key.
+// demangled. A rule without "::" (a C function) and a rule that is itself a
+// mangled name are their own key.
 std::string filter_key(const std::string& rule) {
   if (rule.rfind("_Z", 0) == 0) return rule;
   std::string name = rule.substr(0, rule.find('('));
@@ -72,7 +73,8 @@ std::string filter_key(const std::string& rule) {
     name.resize(i);
   }
   const size_t colon = name.rfind("::");
-  if (colon != std::string::npos) name = name.substr(colon + 2);
+  if (colon == std::string::npos) return name;  // C, or a global C++ function
+  name = name.substr(colon + 2);
   return std::to_string(name.size()) + name;
 }
 

@@ -6,6 +6,10 @@
 //   busy   idle, then 20 short handlers, one 120 ms CPU handler and 20 short
 //          handlers posted at once (a busy queue: no idle wait between them):
 //          exactly one task stall, in planted_long_handler
+//   custom not Asio: the worker runs its own loop over 100 short jobs, one
+//          120 ms job and 20 short jobs, calling custom_run_one once per job,
+//          and never waits: only a task_entry rule naming custom_run_one gives
+//          it task boundaries (then: one task stall); without one, no stall
 //   posts  (benchmark) argv[2] empty handlers posted and run in batches of
 //          1000, timed; prints "ns_per_handler=N"
 #include <pthread.h>
@@ -44,6 +48,30 @@ extern "C" __attribute__((noinline)) void planted_long_handler() {
 
 extern "C" __attribute__((noinline)) void empty_handler() { g_done.fetch_add(1); }
 
+std::atomic<int> g_jobs_started{0};
+
+// The custom executor's once-per-job function: what a task_entry rule names. It
+// starts with a rip-relative atomic add (the probe moves and re-targets it); a
+// compare-and-branch first would make the probe refuse the function.
+extern "C" __attribute__((noinline)) void custom_run_one(int job) {
+  g_jobs_started.fetch_add(1, std::memory_order_relaxed);
+  if (job == 100) {
+    planted_long_handler();
+  } else {
+    planted_short_handler();
+  }
+}
+
+int run_custom_loop() {
+  std::thread worker([] {
+    pthread_setname_np(pthread_self(), "pool-0");
+    for (int job = 0; job < 121; ++job) custom_run_one(job);
+  });
+  worker.join();
+  std::printf("handlers=%d\n", g_done.load());
+  return 0;
+}
+
 void pause_ms(int ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); }
 
 void wait_for(int count) {
@@ -67,6 +95,7 @@ int run_posts(boost::asio::io_context& io, long count) {
 
 int main(int argc, char** argv) {
   const char* mode = argc > 1 ? argv[1] : "burst";
+  if (std::strcmp(mode, "custom") == 0) return run_custom_loop();
   boost::asio::io_context io(1);
   auto work = boost::asio::make_work_guard(io);
   std::thread worker([&io] {

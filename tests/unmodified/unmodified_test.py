@@ -15,6 +15,9 @@ worker and `--fail-on stall>=30ms`:
   asio_burst_no_probes  BLOCKWATCH_PROBES=off: the burst is one loop turn, so
                exactly one stall of scope "turn"; `stall>=` does not fail on
                it, `turn-stall>=` does
+  custom_entry  a loop of the program's own that never waits, with a config
+               `task_entry: "custom_run_one"`: exactly one task stall, in the
+               long job (custom_no_entry: the same without the rule, no stall)
 
 demo_plain: the demo service without blockwatch code (examples/), all its
 requests posted at once (a busy queue, no idle wait between handlers) under
@@ -107,6 +110,15 @@ TASK_SCENARIOS = {
                   "stall_function": "planted_long_handler", "exit": 3},
     "asio_burst_no_probes": {"args": ["burst"], "probes": False, "stalls": 1, "scope": "turn",
                              "exit": 0},
+    # A loop of the program's own, given task boundaries by a config task_entry
+    # rule (passed to the library as BLOCKWATCH_TASK_ENTRY by blockwatch run).
+    "custom_entry": {"args": ["custom"], "probes": True, "entry": "custom_run_one",
+                     "config": 'task_entry: "custom_run_one"\n', "stalls": 1, "scope": "task",
+                     "stall_function": "planted_long_handler", "exit": 3},
+    # The same loop without the rule: it never waits and has no task boundary,
+    # so nothing is ever busy and no stall can be reported.
+    "custom_no_entry": {"args": ["custom"], "probes": True, "entry": None, "stalls": 0,
+                        "exit": 0},
 }
 TASK_ENTRY = "boost::asio::detail::scheduler::do_run_one"
 # More CPU than one short handler can use, less than the burst (50 ms of CPU).
@@ -126,8 +138,9 @@ def check_task_scenario(report, scenario):
     process = report["processes"][0]
     installed = [p for p in process.get("task_probes", []) if p["installed"]]
     if scenario["probes"]:
-        if [p["rule"] for p in installed] != [TASK_ENTRY]:
-            failures.append(f"task probes {process.get('task_probes')}, want {TASK_ENTRY} installed")
+        want = [TASK_ENTRY] + ([scenario["entry"]] if scenario.get("entry") else [])
+        if [p["rule"] for p in installed] != want:
+            failures.append(f"task probes {process.get('task_probes')}, want {want} installed")
     elif installed or "BLOCKWATCH_PROBES=off" not in process.get("task_probes_note", ""):
         failures.append(f"probes off, yet {installed} / note {process.get('task_probes_note')!r}")
     hotspots = report["hotspots"]
@@ -167,7 +180,13 @@ def run_task_scenario(cli, program, name):
         env["BLOCKWATCH_PROBES"] = "off"
     with tempfile.TemporaryDirectory() as directory:
         report_path = os.path.join(directory, "report.json")
-        command = [cli, "run", "--workers", "name:pool-.*", "--stall-threshold", "30ms",
+        config = []
+        if "config" in scenario:
+            config_path = os.path.join(directory, "entry.bwconfig")
+            with open(config_path, "w") as f:
+                f.write(scenario["config"])
+            config = ["--config", config_path]
+        command = [cli, "run", *config, "--workers", "name:pool-.*", "--stall-threshold", "30ms",
                    "--fail-on", "stall>=30ms", "--report", report_path, "--", program,
                    *scenario["args"]]
         run = subprocess.run(command, capture_output=True, text=True, timeout=60, env=env)
