@@ -93,8 +93,16 @@ void write_task_probes(LineWriter& w, const Report& report) {
     const std::string who = basename(p.exe) + " (pid " + std::to_string(p.pid) + ")";
     w.line("task probes in " + who + ": " +
            (installed.empty() ? std::string("none installed") : join(installed, 3)));
+    // Once per function and reason: a Rust generic has one copy per type.
+    std::vector<std::string> refusals_seen;
     for (const TaskProbe& probe : p.task_probes) {
-      if (!probe.installed) w.line("   refused " + probe.function + ": " + probe.refused);
+      if (probe.installed) continue;
+      const std::string line = "   refused " + probe.function + ": " + probe.refused;
+      if (std::find(refusals_seen.begin(), refusals_seen.end(), line) != refusals_seen.end()) {
+        continue;
+      }
+      refusals_seen.push_back(line);
+      w.line(line);
     }
     if (!p.task_probes_note.empty()) w.line("   " + p.task_probes_note);
   }
