@@ -28,12 +28,15 @@ namespace {
 using Clock = std::chrono::steady_clock;
 std::atomic<int> g_done{0};
 
+// Reads the clock rarely (every ~20 us), so a stall sample lands in the
+// handler's own code, not in clock_gettime (whose caller a frame-pointer walk
+// loses).
 void spin_for(std::chrono::microseconds duration) {
   const auto end = Clock::now() + duration;
   volatile uint64_t spins = 0;
-  while (Clock::now() < end) {
-    for (int i = 0; i < 1000; ++i) spins = spins + 1;
-  }
+  do {
+    for (int i = 0; i < 20'000; ++i) spins = spins + 1;
+  } while (Clock::now() < end);
 }
 
 extern "C" __attribute__((noinline)) void planted_short_handler() {

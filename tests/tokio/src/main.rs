@@ -37,24 +37,27 @@ const POOL_SLEEP: Duration = Duration::from_millis(30);
 
 static CONTENDED: Mutex<u64> = Mutex::new(0);
 
-// Burns CPU until `duration` has passed. Volatile accesses keep the arithmetic
-// (std::hint::black_box is not stable in Debian's rustc 1.63).
+// Burns CPU until `duration` has passed. This crate is built unoptimised, so
+// nothing is optimised away; the inner loop is plain integer operators, which
+// compile inline even at opt-level 0 (methods, `for` over a range and
+// read_volatile would each be a call, and a stall sampled at a callee's first
+// instruction loses its caller, the planted function, in the frame-pointer walk).
 #[inline(always)]
 fn spin(duration: Duration) -> u64 {
     spin_checking_every(duration, 20_000)
 }
 
-// The same with the clock read every `iterations` (this unoptimised build runs
-// 20 000 iterations in milliseconds: too coarse for a 0.5 ms task).
+// The same with the clock read every `iterations` (20 000 iterations take
+// milliseconds here: too coarse for a 0.5 ms task).
 #[inline(always)]
 fn spin_checking_every(duration: Duration, iterations: u32) -> u64 {
     let start = Instant::now();
     let mut state: u64 = 1;
     while start.elapsed() < duration {
-        for _ in 0..iterations {
-            let value = unsafe { std::ptr::read_volatile(&state) };
-            let next = value.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            unsafe { std::ptr::write_volatile(&mut state, next) };
+        let mut i: u32 = 0;
+        while i < iterations {
+            state = (state ^ (state << 13)) ^ (state >> 7) ^ 0x9e37_79b9;
+            i += 1;
         }
     }
     state
