@@ -13,6 +13,7 @@
 #include <cmath>
 
 #include "collector/aggregate_internal.h"
+#include "common/kinds.h"
 
 namespace blockwatch::collector {
 
@@ -143,6 +144,12 @@ void Aggregator::Sink::on_hello(const wire::Hello& hello) {
   p.threshold_ns = hello.threshold_ns();
   p.stall_threshold_ns = hello.stall_threshold_ns();
   p.forked_child = hello.forked_child();
+  p.task_probes.clear();
+  for (const wire::TaskProbe& probe : hello.task_probes()) {
+    p.task_probes.push_back(
+        {probe.rule(), probe.function(), probe.module(), probe.installed(), probe.refused()});
+  }
+  p.task_probes_note = hello.task_probes_note();
   p.connected = true;
   state->link_stalls = hello.stall_threshold_ns() > 0;
   process = state.get();
@@ -164,6 +171,7 @@ Aggregator::HotspotAccumulator* Aggregator::Sink::new_hotspot(
   auto acc = std::make_unique<HotspotAccumulator>();
   Hotspot& h = acc->hotspot;
   h.kind = kind;
+  h.scope = kinds::stall_scope_name(key.stall_scope);
   h.exe = process->info.exe;
   h.pids.push_back(process->info.pid);
   if (frames != nullptr) h.stack = *frames;
@@ -183,7 +191,10 @@ Aggregator::HotspotAccumulator* Aggregator::Sink::new_hotspot(
 
 Aggregator::HotspotAccumulator* Aggregator::Sink::hotspot_for(const wire::Event& event,
                                                               const EventRefs& refs) {
-  const HotspotKey key{event.stack(), event.kind(), !refs.allow_reason->empty(), false};
+  const uint8_t stall_scope =
+      event.kind() == wire::KIND_STALL ? static_cast<uint8_t>(event.stall_scope()) : 0;
+  const HotspotKey key{event.stack(), event.kind(), !refs.allow_reason->empty(), false,
+                       stall_scope};
   StackSlot* slot = nullptr;
   if (key.stack_id < kDenseStackIds) {
     auto& slots = process->by_stack_id;
@@ -192,7 +203,7 @@ Aggregator::HotspotAccumulator* Aggregator::Sink::hotspot_for(const wire::Event&
     }
     slot = &slots[key.stack_id];
     if (slot->acc != nullptr && slot->kind == key.kind &&
-        slot->allowed_by_scope == key.allowed_by_scope) {
+        slot->allowed_by_scope == key.allowed_by_scope && slot->stall_scope == key.stall_scope) {
       return slot->acc;
     }
   }
@@ -203,7 +214,7 @@ Aggregator::HotspotAccumulator* Aggregator::Sink::hotspot_for(const wire::Event&
     acc = new_hotspot(key, kind_name(event.kind()),
                       refs.stack != nullptr ? &refs.stack->frames : nullptr, *refs.allow_reason);
   }
-  if (slot != nullptr) *slot = StackSlot{acc, key.kind, key.allowed_by_scope};
+  if (slot != nullptr) *slot = StackSlot{acc, key.kind, key.allowed_by_scope, key.stall_scope};
   return acc;
 }
 

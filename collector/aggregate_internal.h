@@ -27,10 +27,14 @@ struct HotspotKey {
   int kind;
   bool allowed_by_scope;
   bool stack_borrowed;  // a stall shown with the stack of the blocking call it was in
+  // Stalls: wire::StallScope (a task's and a turn's stalls never share a
+  // hotspot: only task stalls fail `stall>=`). 0 for every other kind.
+  uint8_t stall_scope = 0;
   bool operator==(const HotspotKey&) const = default;
   template <typename H>
   friend H AbslHashValue(H h, const HotspotKey& k) {
-    return H::combine(std::move(h), k.stack_id, k.kind, k.allowed_by_scope, k.stack_borrowed);
+    return H::combine(std::move(h), k.stack_id, k.kind, k.allowed_by_scope, k.stack_borrowed,
+                      k.stall_scope);
   }
 };
 
@@ -82,6 +86,7 @@ struct StallRecord {
   bool borrowed = false;   // shown with the stack of a blocking call that covers it
   bool pending = false;    // in ProcessState::pending_stalls
   bool allowed_by_scope = false;
+  uint8_t stall_scope = 0;  // wire::StallScope of its samples
   int tid = 0;
   uint64_t thread_id = 0;
   uint64_t task_id = 0;
@@ -114,6 +119,7 @@ struct StackSlot {
   Aggregator::HotspotAccumulator* acc = nullptr;
   int32_t kind = 0;
   bool allowed_by_scope = false;
+  uint8_t stall_scope = 0;
 };
 inline constexpr uint64_t kDenseStackIds = uint64_t{1} << 20;  // 16 MiB at most per process
 

@@ -130,6 +130,7 @@ void Aggregator::Sink::on_stall_sample(const wire::Event& event, const EventRefs
   stall->has_stack = has_stack;
   stall->borrowed = false;
   stall->allowed_by_scope = !refs.allow_reason->empty();
+  stall->stall_scope = static_cast<uint8_t>(event.stall_scope());
   stall->tid = event.tid();
   stall->thread_id = event.thread_name();
   stall->task_id = event.task();
@@ -258,7 +259,8 @@ const RecentCall* Aggregator::Sink::find_recent_call(const StallRecord& stall) c
 // Moves a stall from the no-stack hotspot to (stall, the call's stack), linked to
 // the call's kind and function.
 void Aggregator::Sink::borrow_stack(StallRecord* stall, const RecentCall& call) {
-  const HotspotKey key{call.stack_id, wire::KIND_STALL, stall->allowed_by_scope, true};
+  const HotspotKey key{call.stack_id, wire::KIND_STALL, stall->allowed_by_scope, true,
+                       stall->stall_scope};
   HotspotAccumulator* acc = nullptr;
   if (auto found = process->hotspots.find(key); found != process->hotspots.end()) {
     acc = found->second.get();

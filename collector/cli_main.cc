@@ -18,7 +18,8 @@ usage:
   blockwatch --version
 
   SEL: main, name:REGEX (comma-separated). DUR: 0, 250us, 1ms, 2s.
-  RULE: any, blocking>=DUR, stall>=DUR, kind:KIND, path:NAME[>=DUR] (repeatable).
+  RULE: any, blocking>=DUR, stall>=DUR, turn-stall>=DUR, kind:KIND, path:NAME[>=DUR]
+  (repeatable).
   Report formats by extension: .txt .json .html .pb.gz .folded .xml .bwrec.
   `blockwatch run --help` and `blockwatch report --help` say more; the long-lived
   collector is `blockwatchd`.

@@ -153,6 +153,14 @@ std::vector<std::string> child_environment(const std::string& library,
   if (!settings.rules.pool_wait().empty()) {
     env.push_back("BLOCKWATCH_POOL_WAIT=" + settings.rules.pool_wait());
   }
+  // The config file's task entries, unless the environment names its own.
+  if (getenv("BLOCKWATCH_TASK_ENTRY") == nullptr && settings.rules.task_entry_size() > 0) {
+    std::string entries;
+    for (const std::string& entry : settings.rules.task_entry()) {
+      entries += (entries.empty() ? "" : ";") + entry;
+    }
+    env.push_back("BLOCKWATCH_TASK_ENTRY=" + entries);
+  }
   return env;
 }
 
@@ -279,16 +287,20 @@ missing or unwritable directory) are found before CMD starts: exit 2, CMD not ru
 options:
   --workers SEL           which threads are workers: main, name:REGEX (comma-separated)
   --threshold DUR         report blocking calls at least this long (0 = every call; 1ms)
-  --stall-threshold DUR   report tasks/loop turns running longer (0 = off)
+  --stall-threshold DUR   report a task (or, where task boundaries are unknown, a
+                          loop turn) running longer (0 = off)
   --config FILE           protobuf text config (docs/config.md)
   --report FILE           write a report; format by extension, repeatable:
                           .txt .json .html .pb.gz (pprof) .folded .xml (JUnit) .bwrec (raw)
-  --fail-on RULE          any | blocking>=DUR | stall>=DUR | kind:KIND | path:NAME[>=DUR]
+  --fail-on RULE          any | blocking>=DUR | stall>=DUR | turn-stall>=DUR | kind:KIND |
+                          path:NAME[>=DUR]   (stall: one task; turn-stall: a loop turn)
   --baseline FILE.json    hotspots in this earlier report do not fail the run
 When stderr is a terminal, a live status line (processes, events, stalls, dropped)
 is shown while CMD runs and erased before the report.
 environment: BLOCKWATCH_LIBRARY (the library to preload), BLOCKWATCH_WORKERS,
-  BLOCKWATCH_THRESHOLD, BLOCKWATCH_STALL_THRESHOLD, BLOCKWATCH_FAIL_ON (flags win).
+  BLOCKWATCH_THRESHOLD, BLOCKWATCH_STALL_THRESHOLD, BLOCKWATCH_FAIL_ON (flags win),
+  BLOCKWATCH_TASK_ENTRY (task-entry functions, ';'-separated; else the config's),
+  BLOCKWATCH_PROBES=off (no task-entry probes).
 )";
 }
 

@@ -48,10 +48,10 @@ struct Totals {
 
 void blocking_families(const Report& report, std::string& out) {
   std::map<std::tuple<std::string, std::string, bool>, Totals> blocking;  // kind, path, allowed
-  std::map<std::string, Totals> stalls;                                   // by path
+  std::map<std::pair<std::string, std::string>, Totals> stalls;           // path, scope
   for (const auto& hotspot : report.hotspots) {
     Totals& totals = hotspot.kind == "stall"
-                         ? stalls[hotspot.path]
+                         ? stalls[{hotspot.path, hotspot.scope}]
                          : blocking[{hotspot.kind, hotspot.path, hotspot.allowed}];
     totals.count += hotspot.count;
     totals.ns += hotspot.total_ns;
@@ -71,14 +71,21 @@ void blocking_families(const Report& report, std::string& out) {
   for (const auto& [key, totals] : blocking)
     out +=
         "blockwatch_blocked_seconds_total" + labels(key) + ' ' + format_seconds(totals.ns) + '\n';
+  // scope="task": one task ran too long; "turn": a loop turn (task boundaries
+  // unknown), which may hold many short tasks; "" when the library did not say.
+  auto stall_labels = [](const std::pair<std::string, std::string>& key) {
+    return "{path=\"" + escape_label_value(key.first) + "\",scope=\"" +
+           escape_label_value(key.second) + "\"}";
+  };
   family(out, "blockwatch_stalls_total", "counter",
-         "Tasks or loop turns past the stall threshold.");
-  for (const auto& [path, totals] : stalls)
-    out += "blockwatch_stalls_total{path=\"" + escape_label_value(path) + "\"} " +
-           std::to_string(totals.count) + '\n';
-  family(out, "blockwatch_stalled_seconds_total", "counter", "Duration of the stalled tasks.");
-  for (const auto& [path, totals] : stalls)
-    out += "blockwatch_stalled_seconds_total{path=\"" + escape_label_value(path) + "\"} " +
+         "Tasks (scope=task) or loop turns (scope=turn) past the stall threshold.");
+  for (const auto& [key, totals] : stalls)
+    out +=
+        "blockwatch_stalls_total" + stall_labels(key) + ' ' + std::to_string(totals.count) + '\n';
+  family(out, "blockwatch_stalled_seconds_total", "counter",
+         "Duration of the stalled tasks or loop turns.");
+  for (const auto& [key, totals] : stalls)
+    out += "blockwatch_stalled_seconds_total" + stall_labels(key) + ' ' +
            format_seconds(totals.ns) + '\n';
 }
 

@@ -39,11 +39,12 @@ void get_if(const json& j, const char* key, T* value) {
   X(pid) X(ppid) X(exe) X(argv) X(hostname) X(start_unix_ns) X(threshold_ns)          \
   X(stall_threshold_ns) X(forked_child) X(connected) X(said_goodbye) X(end_reason)    \
   X(exit_status) X(events) X(dropped) X(dropped_queue_full) X(dropped_no_collector)   \
-  X(dropped_too_deep) X(stalls_suppressed)
+  X(dropped_too_deep) X(stalls_suppressed) X(task_probes) X(task_probes_note)
+#define BW_TASK_PROBE_FIELDS(X) X(rule) X(function) X(module) X(installed) X(refused)
 #define BW_BLOCKING_CALL_FIELDS(X) X(kind) X(function)
 #define BW_OCCURRENCE_FIELDS(X) X(pid) X(tid) X(thread) X(start_unix_ns) X(duration_ns) X(task)
 #define BW_HOTSPOT_FIELDS(X)                                                           \
-  X(kind) X(count) X(total_ns) X(max_ns) X(p50_ns) X(p99_ns) X(threads) X(holders)     \
+  X(kind) X(scope) X(count) X(total_ns) X(max_ns) X(p50_ns) X(p99_ns) X(threads) X(holders)     \
   X(tasks) X(functions) X(fd_types) X(path) X(allowed) X(allow_reason) X(exe) X(pids)  \
   X(stack) X(stack_source) X(caused_by) X(cpu_ns) X(runqueue_ns) X(offcpu_ns) X(occurrences) \
   X(is_new)
@@ -61,6 +62,7 @@ void from_json(const json& j, StackFrame& value) {
   BW_STACK_FRAME_FIELDS(BW_JSON_READ_FIELD)
   BW_STACK_FRAME_SOURCE_FIELDS(BW_JSON_READ_FIELD)
 }
+BW_JSON_STRUCT(TaskProbe, BW_TASK_PROBE_FIELDS)
 BW_JSON_STRUCT(ProcessInfo, BW_PROCESS_INFO_FIELDS)
 BW_JSON_STRUCT(BlockingCall, BW_BLOCKING_CALL_FIELDS)
 BW_JSON_STRUCT(Occurrence, BW_OCCURRENCE_FIELDS)

@@ -30,6 +30,15 @@ struct StackFrame {
   bool build_id_mismatch = false;
 };
 
+// A task-entry probe the injected library installed or refused (wire TaskProbe).
+struct TaskProbe {
+  std::string rule;      // the task-entry rule
+  std::string function;  // the demangled symbol it matched
+  std::string module;
+  bool installed = false;
+  std::string refused;   // why not
+};
+
 struct ProcessInfo {
   int pid = 0;
   int ppid = 0;
@@ -50,6 +59,8 @@ struct ProcessInfo {
   uint64_t dropped_no_collector = 0;
   uint64_t dropped_too_deep = 0;
   uint64_t stalls_suppressed = 0;
+  std::vector<TaskProbe> task_probes;  // task-entry probes at start
+  std::string task_probes_note;        // probes off, not installed, or what they miss
 };
 
 // One occurrence kept for the timeline (capped per hotspot; count is exact).
@@ -71,6 +82,10 @@ struct BlockingCall {
 
 struct Hotspot {
   std::string kind;            // DESIGN.md kind names: "mutex", "fsync", "stall", ...
+  // Stalls: "task" (one task ran too long: its boundaries were known) or "turn"
+  // (only loop turns were known: the turn may hold many short tasks). "" for
+  // other kinds, and for stalls from libraries or reports that did not say.
+  std::string scope;
   uint64_t count = 0;
   int64_t total_ns = 0;
   int64_t max_ns = 0;

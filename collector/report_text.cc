@@ -36,6 +36,10 @@ std::string join(const std::vector<std::string>& names, size_t max_names) {
   return text;
 }
 
+void add_unique(std::vector<std::string>* names, const std::string& name) {
+  if (std::find(names->begin(), names->end(), name) == names->end()) names->push_back(name);
+}
+
 std::string basename(const std::string& path) {
   size_t slash = path.rfind('/');
   return slash == std::string::npos ? path : path.substr(slash + 1);
@@ -56,12 +60,17 @@ std::string frame_text(const StackFrame& f) {
 }
 
 void write_hotspot(LineWriter& w, size_t rank, const Hotspot& h, const TextReportOptions& o) {
-  std::string head = "#" + std::to_string(rank) + " " + h.kind + "  " + std::to_string(h.count) +
+  const bool turn_stall = h.kind == "stall" && h.scope == "turn";
+  const std::string kind = turn_stall ? std::string("turn stall") : h.kind;
+  std::string head = "#" + std::to_string(rank) + " " + kind + "  " + std::to_string(h.count) +
                      "x  total " + format_duration(h.total_ns) + "  max " +
                      format_duration(h.max_ns) + "  p99 " + format_duration(h.p99_ns);
   if (!h.path.empty()) head += "  [" + h.path + "]";
   if (!h.is_new) head += "  (in baseline)";
   w.line(head);
+  if (turn_stall) {
+    w.line("   a loop turn, not one task: it may span several tasks (task boundaries unknown)");
+  }
   if (h.allowed) w.line("   allowed: " + h.allow_reason);
   std::string who = "   threads: " + join(h.threads, 4);
   if (!h.holders.empty()) who += "   held by: " + join(h.holders, 3);
@@ -84,6 +93,35 @@ void write_hotspot(LineWriter& w, size_t rank, const Hotspot& h, const TextRepor
     if (!f.inlined) ++shown;
   }
   if (h.stack.empty()) w.line("   (no stack)");
+}
+
+// Per process, only when there is something to say: what was probed, what was
+// refused and why, and what probes never cover.
+void write_task_probes(LineWriter& w, const Report& report) {
+  for (const ProcessInfo& p : report.processes) {
+    std::vector<std::string> installed;
+    for (const TaskProbe& probe : p.task_probes) {
+      if (probe.installed) add_unique(&installed, probe.rule);
+    }
+    const bool refusals = std::any_of(p.task_probes.begin(), p.task_probes.end(),
+                                      [](const TaskProbe& probe) { return !probe.installed; });
+    if (installed.empty() && !refusals && p.task_probes_note.empty()) continue;
+    const std::string who = basename(p.exe) + " (pid " + std::to_string(p.pid) + ")";
+    w.line("task probes in " + who + ": " +
+           (installed.empty() ? std::string("none installed") : join(installed, 3)));
+    // Once per function and reason: a Rust generic has one copy per type.
+    std::vector<std::string> refusals_seen;
+    for (const TaskProbe& probe : p.task_probes) {
+      if (probe.installed) continue;
+      const std::string line = "   refused " + probe.function + ": " + probe.refused;
+      if (std::find(refusals_seen.begin(), refusals_seen.end(), line) != refusals_seen.end()) {
+        continue;
+      }
+      refusals_seen.push_back(line);
+      w.line(line);
+    }
+    if (!p.task_probes_note.empty()) w.line("   " + p.task_probes_note);
+  }
 }
 
 }  // namespace
@@ -114,6 +152,7 @@ void write_text_report(const Report& report, std::ostream& out, const TextReport
              "), " + std::to_string(p.stalls) + " stalls (" + format_duration(p.stalled_ns) + ")");
     }
   }
+  write_task_probes(w, report);
   if (report.dropped > 0) {
     w.line("");
     w.line("dropped: " + std::to_string(report.dropped) +

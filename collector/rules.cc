@@ -27,6 +27,8 @@ bool parse_one(const std::string& text, FailRule* rule, std::string* error) {
     rule->type = FailRule::Type::kBlocking;
   } else if (head == "stall") {
     rule->type = FailRule::Type::kStall;
+  } else if (head == "turn-stall") {
+    rule->type = FailRule::Type::kTurnStall;
   } else if (head.rfind("kind:", 0) == 0 && head.size() > 5) {
     rule->type = FailRule::Type::kKind;
     rule->name = head.substr(5);
@@ -35,7 +37,8 @@ bool parse_one(const std::string& text, FailRule* rule, std::string* error) {
     rule->name = head.substr(5);
   } else {
     *error = "--fail-on " + text +
-             ": unknown rule (expected any, blocking>=DUR, stall>=DUR, kind:KIND, "
+             ": unknown rule (expected any, blocking>=DUR, stall>=DUR, turn-stall>=DUR, "
+             "kind:KIND, "
              "path:NAME[>=DUR])";
     return false;
   }
@@ -50,13 +53,19 @@ bool breaks(const FailRule& rule, const Hotspot& h) {
     case FailRule::Type::kBlocking:
       return h.kind != "stall" && h.kind != "hang";
     case FailRule::Type::kStall:
-      return h.kind == "stall";
+      return h.kind == "stall" && h.scope != "turn";
+    case FailRule::Type::kTurnStall:
+      return h.kind == "stall" && h.scope == "turn";
     case FailRule::Type::kKind:
       return h.kind == rule.name;
     case FailRule::Type::kPath:
       return h.path == rule.name;
   }
   return false;
+}
+
+std::string hotspot_kind_label(const Hotspot& h) {
+  return h.kind == "stall" && h.scope == "turn" ? "turn stall" : h.kind;
 }
 
 std::string top_user_function(const Hotspot& h) {
@@ -116,10 +125,10 @@ void evaluate_rules(const std::vector<FailRule>& rules, Report* report) {
     }
     if (broken == 0) continue;
     report->verdict.failed = true;
-    report->verdict.reasons.push_back(rule.text + ": " + std::to_string(broken) +
-                                      (broken == 1 ? " hotspot" : " hotspots") + ", worst " +
-                                      worst->kind + " " + format_duration(worst->max_ns) + " in " +
-                                      top_user_function(*worst));
+    report->verdict.reasons.push_back(
+        rule.text + ": " + std::to_string(broken) + (broken == 1 ? " hotspot" : " hotspots") +
+        ", worst " + hotspot_kind_label(*worst) + " " + format_duration(worst->max_ns) + " in " +
+        top_user_function(*worst));
   }
 }
 

@@ -2,7 +2,9 @@
 // one argument separated by commas; any broken rule fails the run):
 //   any                 any hotspot that is not allowed
 //   blocking>=DUR       a blocking (non-stall) hotspot whose longest event >= DUR
-//   stall>=DUR          a stall >= DUR
+//   stall>=DUR          a task stall >= DUR (one task ran that long; turn stalls,
+//                       which may hold many short tasks, never match)
+//   turn-stall>=DUR     a turn stall >= DUR (only loop turns were known)
 //   kind:KIND[>=DUR]    a hotspot of that kind (e.g. kind:fsync)
 //   path:NAME[>=DUR]    a hotspot in that config path (e.g. path:model>=5ms)
 // Allowed hotspots never fail. With a baseline (an earlier JSON report), hotspots
@@ -20,7 +22,7 @@ namespace blockwatch::collector {
 inline constexpr size_t kBaselineFrames = 5;
 
 struct FailRule {
-  enum class Type { kAny, kBlocking, kStall, kKind, kPath } type = Type::kAny;
+  enum class Type { kAny, kBlocking, kStall, kTurnStall, kKind, kPath } type = Type::kAny;
   std::string name;    // kind or path name
   int64_t min_ns = 0;  // >= DUR; 0 = any duration
   std::string text;    // as written, for the verdict's reasons

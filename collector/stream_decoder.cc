@@ -49,6 +49,11 @@ BLOCKWATCH_KIND_LIST(BLOCKWATCH_KIND_MATCHES_WIRE)
 #undef BLOCKWATCH_KIND_MATCHES_WIRE
 static_assert(wire::Kind_MAX == kinds::kKindHang, "a wire kind is missing from common/kinds.h");
 
+static_assert(wire::STALL_SCOPE_TASK == kinds::kStallScopeTask &&
+                  wire::STALL_SCOPE_TURN == kinds::kStallScopeTurn &&
+                  wire::STALL_SCOPE_UNSPECIFIED == kinds::kStallScopeUnspecified,
+              "common/kinds.h and proto/blockwatch.proto disagree on stall scopes");
+
 const char* kind_name(wire::Kind kind) { return kinds::kind_name(kind); }
 
 StreamDecoder::StreamDecoder(StreamHandler* handler) : StreamDecoder(handler, Options{}) {}

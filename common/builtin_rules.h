@@ -32,6 +32,20 @@ struct Rule {
   int unless_count = 0;
 };
 
+// Built-in task entries: functions an executor calls once per task, whose entry
+// the injected library probes (interpose/probes/task_probes.h) so that every
+// call starts a task. Demangled names without parameters; every symbol whose
+// demangled name (Rust: without the ::h<hash>) is this, or this followed by
+// "(", is probed. Boost.Asio: the scheduler runs at most one handler per
+// do_run_one call (after its idle waits, which end the task before). tokio
+// (both schedulers, and the blocking pool): raw::poll<T,S> is each future
+// type's poll entry, called through the task vtable once per poll, so it is
+// never inlined; a worker's run_task may poll several (LIFO-slot) tasks.
+inline constexpr const char* kTaskEntries[] = {
+    "boost::asio::detail::scheduler::do_run_one",
+    "tokio::runtime::task::raw::poll",
+};
+
 // The condvar-pool rule's frame pattern when the config names none (`pool_wait`).
 inline constexpr const char* kDefaultPoolWaitPattern =
     "ThreadPool::worker_main|ThreadPool::WorkerLoop|thread_pool.*worker|WorkerThread::Run|"

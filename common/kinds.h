@@ -46,4 +46,14 @@ constexpr const char* kind_name(int kind) {
   }
 }
 
+// What a stall is one of: the wire's StallScope numbers (static_asserted by the
+// collector) and their report names (`scope` in JSON, text, HTML, metrics).
+inline constexpr uint8_t kStallScopeUnspecified = 0;
+inline constexpr uint8_t kStallScopeTask = 1;  // one task ran too long
+inline constexpr uint8_t kStallScopeTurn = 2;  // one loop turn: may hold many tasks
+
+constexpr const char* stall_scope_name(int scope) {
+  return scope == kStallScopeTask ? "task" : scope == kStallScopeTurn ? "turn" : "";
+}
+
 }  // namespace blockwatch::kinds

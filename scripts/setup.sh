@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 packages=(
   build-essential cmake ninja-build pkg-config
-  libboost-dev libunwind-dev libabsl-dev libprotobuf-dev protobuf-compiler zlib1g-dev
+  libboost-dev libunwind-dev libzydis-dev libabsl-dev libprotobuf-dev protobuf-compiler zlib1g-dev
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   nlohmann-json3-dev
   libdw-dev libdebuginfod-dev llvm-14-dev libiberty-dev debuginfod libc6-dbg

@@ -21,6 +21,7 @@ struct Record {
   uint8_t in_task = 0;
   uint8_t stall_sample = 0;  // stalls: 1, 2 or 4
   uint16_t frame_count = 0;
+  uint8_t stall_scope = 0;  // stalls: blockwatch.wire.StallScope
   int32_t tid = 0;
   int32_t holder_tid = 0;  // 0 when unknown
   int32_t fd = -1;

@@ -52,6 +52,7 @@ void reset_slot(ThreadSlot& slot) {
   slot.task_seq.store(0, std::memory_order_relaxed);
   slot.loop_turns.store(0, std::memory_order_relaxed);
   slot.idle.store(false, std::memory_order_relaxed);
+  slot.probed.store(false, std::memory_order_relaxed);
   slot.allow_depth.store(0, std::memory_order_relaxed);
   slot.allow_reason.store(nullptr, std::memory_order_relaxed);
   slot.blocked_in.store(nullptr, std::memory_order_relaxed);
@@ -163,6 +164,10 @@ void task_begin(const char* label) {
   RecursionGuard guard;
   ThreadSlot* slot = current_slot();
   if (!slot) return;
+  // A thread whose first contact with blockwatch is a task (no hooked call
+  // yet) is classified now; otherwise the watchdog would never see it as a
+  // worker and its stalls would go unreported.
+  if (current_mode() == kModeUnknown) classify_current_thread(slot);
   const int32_t depth = slot->task_depth.load(std::memory_order_relaxed);
   if (depth < kMaxTaskNesting) slot->task_labels[depth].store(label, std::memory_order_relaxed);
   slot->task_depth.store(depth + 1, std::memory_order_relaxed);
@@ -203,6 +208,22 @@ void mark_loop_turn(bool idle_now) {
   if (!slot) return;
   if (!idle_now) slot->loop_turns.fetch_add(1, std::memory_order_release);
   slot->idle.store(idle_now, std::memory_order_release);
+}
+
+bool classify_for_probe() {
+  if (!g_ready.load(std::memory_order_acquire) || tls_thread.guard_depth != 0) return false;
+  if (current_mode() == kModeLibrary) return false;
+  ThreadSlot* slot;
+  {
+    RecursionGuard guard;
+    slot = current_slot();
+  }
+  if (!slot) {
+    store_mode(kModeNotWorker);
+    return false;
+  }
+  if (current_mode() == kModeUnknown) classify_current_thread(slot);
+  return current_mode() == kModeWorker;
 }
 
 int thread_slots_high_water() { return g_slot_high_water.load(std::memory_order_acquire); }

@@ -48,6 +48,10 @@ struct ThreadSlot {
   std::atomic<uint64_t> task_seq{0};    // +1 at every task begin
   std::atomic<uint64_t> loop_turns{0};  // +1 at every idle wait (epoll_wait)
   std::atomic<bool> idle{false};        // inside the executor's idle wait
+  // A task-entry probe (probes/task_probes.h) ran on this thread: its task
+  // boundaries are known (every entry and every idle wait ends a task), so a
+  // stall here is one task's, not a loop turn's.
+  std::atomic<bool> probed{false};
   std::atomic<int32_t> allow_depth{0};
   std::atomic<const char*> allow_reason{nullptr};
   std::atomic<const char*> blocked_in{nullptr};  // interposed call in progress
@@ -118,6 +122,22 @@ void task_end();
 void allow_begin(const char* reason);
 void allow_end();
 void mark_loop_turn(bool idle_now);
+
+// A task-entry probe fired on the calling thread (probes/probe_hook.cc): the
+// previous task (if any) ended, a new one starts. Owner thread only; no
+// allocation, no lock, async-signal-safe; touches no vector register (the
+// probe runs at a function's entry, where xmm0-7 may hold its arguments).
+inline void probe_task_entry(ThreadSlot& slot) {
+  slot.task_seq.store(slot.task_seq.load(std::memory_order_relaxed) + 1, std::memory_order_release);
+  if (!slot.probed.load(std::memory_order_relaxed)) {
+    slot.probed.store(true, std::memory_order_release);
+  }
+}
+
+// The calling thread is not classified yet (or was renamed): classify it now,
+// as a hook would (may allocate: regexec; guarded). True when it is a worker
+// with a slot afterwards. Not async-signal-safe.
+bool classify_for_probe();
 
 // Mark the calling thread as blockwatch's own: never reported.
 void mark_current_thread_internal();

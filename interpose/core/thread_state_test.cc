@@ -93,6 +93,26 @@ TEST_F(ThreadStateTest, RuleAppliesAtFirstHookAndOnRename) {
   }).join();
 }
 
+// A worker by name whose first contact with blockwatch is a task (no hooked
+// call yet) is classified then: the watchdog needs it to be a worker to see its
+// stalls.
+TEST_F(ThreadStateTest, TaskBeginClassifiesAThreadWithoutAHookYet) {
+  std::thread([] {
+    pthread_setname_np(pthread_self(), "rule-worker");
+    task_begin("first");
+    EXPECT_EQ(current_mode(), kModeWorker);
+    ASSERT_NE(tls_thread.slot, nullptr);
+    EXPECT_TRUE(tls_thread.slot->worker_by_rule);
+    task_end();
+  }).join();
+  std::thread([] {
+    pthread_setname_np(pthread_self(), "not-a-worker");
+    task_begin("first");
+    EXPECT_EQ(current_mode(), kModeNotWorker);
+    task_end();
+  }).join();
+}
+
 TEST_F(ThreadStateTest, RenameFromOutsideReclassifiesAtNextHook) {
   std::atomic<int> phase{0};
   std::thread worker([&] {

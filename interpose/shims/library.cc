@@ -23,6 +23,7 @@
 #include "interpose/core/config.h"
 #include "interpose/core/thread_state.h"
 #include "interpose/core/worker_rules.h"
+#include "interpose/probes/task_probes.h"
 #include "interpose/shims/lifecycle.h"
 #include "interpose/transport/agent.h"
 #include "interpose/watchdog/watchdog.h"
@@ -86,6 +87,9 @@ __attribute__((constructor(101))) void initialise_library() {
   if (!settings.follow_children) stop_following_children();
   g_pid.store(getpid(), std::memory_order_relaxed);
   capture_init();
+  // While the process still has only this thread (task_probes.h), and before
+  // the sender starts (it reports what was probed in Hello).
+  task_probes_install_at_start();
   pthread_atfork(nullptr, nullptr, after_fork_child);
   atexit(at_exit);
   agent_start();

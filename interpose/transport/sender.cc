@@ -26,6 +26,7 @@
 #include "interpose/base/proc_file.h"
 #include "interpose/base/timebase.h"
 #include "interpose/core/thread_state.h"
+#include "interpose/probes/task_probes.h"
 #include "interpose/transport/agent.h"
 #include "interpose/transport/output_channel.h"
 #include "interpose/transport/record_queue.h"
@@ -191,6 +192,11 @@ HelloInfo Sender::build_hello() const {
   hello.stall_threshold_ns = options_.stall_threshold_ns;
   hello.workers = options_.workers;
   hello.forked_child = options_.forked_child;
+  for (const TaskProbeStatus& status : task_probe_statuses()) {
+    hello.task_probes.push_back(
+        {status.rule, status.function, status.module, status.refused, status.installed});
+  }
+  hello.task_probes_note = task_probes_note();
   return hello;
 }
 

@@ -132,8 +132,6 @@ struct ElfSymbolizer::Table {
   std::vector<Entry> entries;  // sorted by start
 
   void load(const std::string& path);
-  void add_symbols(const char* image, size_t size, const ElfW(Shdr) & symbols,
-                   const ElfW(Shdr) & strings);
   const char* lookup(uint64_t address) const {
     auto it = std::upper_bound(entries.begin(), entries.end(), address,
                                [](uint64_t value, const Entry& e) { return value < e.start; });
@@ -147,8 +145,13 @@ struct ElfSymbolizer::Tables {
   std::unordered_map<std::string, std::unique_ptr<Table>> by_path;
 };
 
-void ElfSymbolizer::Table::add_symbols(const char* image, size_t size, const ElfW(Shdr) & symbols,
-                                       const ElfW(Shdr) & strings) {
+namespace {
+
+// The defined function symbols of one symbol table section, or none when the
+// section's bounds do not fit the image.
+template <typename Visit>
+void visit_section_functions(const char* image, size_t size, const ElfW(Shdr) & symbols,
+                             const ElfW(Shdr) & strings, Visit&& visit) {
   if (symbols.sh_offset + symbols.sh_size > size || strings.sh_offset + strings.sh_size > size ||
       symbols.sh_entsize != sizeof(ElfW(Sym))) {
     return;
@@ -162,40 +165,70 @@ void ElfSymbolizer::Table::add_symbols(const char* image, size_t size, const Elf
         sym[i].st_value == 0 || sym[i].st_name >= strings.sh_size) {
       continue;
     }
-    const uint64_t end = sym[i].st_value + std::max<uint64_t>(sym[i].st_size, 1);
-    entries.push_back({sym[i].st_value, end, names + sym[i].st_name});
+    visit(names + sym[i].st_name, sym[i].st_value, sym[i].st_size);
   }
 }
 
-void ElfSymbolizer::Table::load(const std::string& path) {
-  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return;
+// Maps `path` read-only (the fd is closed at once) and calls `visit` for every
+// function symbol of its .symtab and .dynsym. Returns the mapping (the caller
+// unmaps it, or keeps it while names point into it) and its size; null when the
+// file is no readable 64-bit ELF.
+template <typename Visit>
+const char* map_and_visit_functions(const char* path, size_t* mapped_size, Visit&& visit) {
+  const int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return nullptr;
   struct stat st {};
   void* map = MAP_FAILED;
   if (fstat(fd, &st) == 0 && static_cast<size_t>(st.st_size) >= sizeof(ElfW(Ehdr))) {
     map = mmap(nullptr, st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
   }
   close(fd);  // the mapping stays valid without it: no fd of ours lingers
-  if (map == MAP_FAILED) return;
+  if (map == MAP_FAILED) return nullptr;
   const char* image = static_cast<const char*>(map);
   const size_t size = st.st_size;
+  *mapped_size = size;
   const auto* header = reinterpret_cast<const ElfW(Ehdr)*>(image);
   const bool valid = memcmp(header->e_ident, ELFMAG, SELFMAG) == 0 &&
                      header->e_ident[EI_CLASS] == ELFCLASS64 &&
                      header->e_shentsize == sizeof(ElfW(Shdr)) &&
                      header->e_shoff + uint64_t{header->e_shnum} * sizeof(ElfW(Shdr)) <= size;
-  if (valid) {
-    const auto* sections = reinterpret_cast<const ElfW(Shdr)*>(image + header->e_shoff);
-    for (int i = 0; i < header->e_shnum; ++i) {
-      const ElfW(Shdr)& section = sections[i];
-      if ((section.sh_type == SHT_SYMTAB || section.sh_type == SHT_DYNSYM) &&
-          section.sh_link < header->e_shnum) {
-        add_symbols(image, size, section, sections[section.sh_link]);
-      }
+  if (!valid) {
+    munmap(map, size);
+    return nullptr;
+  }
+  const auto* sections = reinterpret_cast<const ElfW(Shdr)*>(image + header->e_shoff);
+  for (int i = 0; i < header->e_shnum; ++i) {
+    const ElfW(Shdr)& section = sections[i];
+    if ((section.sh_type == SHT_SYMTAB || section.sh_type == SHT_DYNSYM) &&
+        section.sh_link < header->e_shnum) {
+      visit_section_functions(image, size, section, sections[section.sh_link], visit);
     }
   }
+  return image;
+}
+
+}  // namespace
+
+bool for_each_function_symbol(const char* path, FunctionSymbolVisitor visit, void* context) {
+  size_t size = 0;
+  const char* image =
+      map_and_visit_functions(path, &size, [&](const char* name, uint64_t address, uint64_t bytes) {
+        visit(context, name, address, bytes);
+      });
+  if (!image) return false;
+  munmap(const_cast<char*>(image), size);
+  return true;
+}
+
+void ElfSymbolizer::Table::load(const std::string& path) {
+  size_t size = 0;
+  const char* image = map_and_visit_functions(
+      path.c_str(), &size, [this](const char* name, uint64_t address, uint64_t bytes) {
+        entries.push_back({address, address + std::max<uint64_t>(bytes, 1), name});
+      });
+  if (!image) return;
   if (entries.empty()) {
-    munmap(map, size);
+    munmap(const_cast<char*>(image), size);
     return;
   }
   // Aliases share an address (getpid, __getpid): the lookup takes the last entry at

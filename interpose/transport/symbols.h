@@ -41,6 +41,15 @@ class ElfSymbolizer {
   Tables* tables_;
 };
 
+// Calls `visit(mangled_name, link_address, size)` for every defined function
+// symbol in the .symtab and .dynsym of the object file at `path` (both: a stripped
+// object has only .dynsym; aliases and duplicates are visited more than once).
+// Maps the file read-only for the call, closes the fd at once, unmaps after.
+// Returns false when the file cannot be read as a 64-bit ELF. Allocates.
+using FunctionSymbolVisitor = void (*)(void* context, const char* name, uint64_t address,
+                                       uint64_t size);
+bool for_each_function_symbol(const char* path, FunctionSymbolVisitor visit, void* context);
+
 // Demangles a symbol name (C++ with absl's demangler, Rust legacy cleaned);
 // returns it unchanged when it is not mangled.
 std::string demangle_symbol(const char* name);

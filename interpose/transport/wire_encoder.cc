@@ -109,6 +109,16 @@ void WireEncoder::hello(const HelloInfo& hello, std::string& out) {
   put_int(12, hello.stall_threshold_ns, body_);
   put_bytes(13, hello.workers, body_);
   put_bool(14, hello.forked_child, body_);
+  for (const HelloInfo::TaskProbe& probe : hello.task_probes) {
+    nested_.clear();
+    put_bytes(1, probe.rule, nested_);
+    put_bytes(2, probe.function, nested_);
+    put_bytes(3, probe.module, nested_);
+    put_bool(4, probe.installed, nested_);
+    put_bytes(5, probe.refused, nested_);
+    put_message(15, nested_, body_);
+  }
+  put_bytes(16, hello.task_probes_note, body_);
   finish_frame(1, out);
 }
 
@@ -185,6 +195,7 @@ void WireEncoder::event(const Record& record, const EventIds& ids, int64_t monot
   put_bytes(26, c_string(record.blocked_in), body_);
   put_int(27, record.blocked_ns, body_);
   put_uint(28, record.stall_id, body_);
+  put_uint(29, record.stall_scope, body_);
   finish_frame(6, out);
 }
 

@@ -36,6 +36,12 @@ struct HelloInfo {
   int64_t stall_threshold_ns = 0;
   std::string workers;
   bool forked_child = false;
+  struct TaskProbe {
+    std::string rule, function, module, refused;
+    bool installed = false;
+  };
+  std::vector<TaskProbe> task_probes;
+  std::string task_probes_note;
 };
 
 struct ModuleInfo {

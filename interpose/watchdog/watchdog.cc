@@ -113,6 +113,7 @@ SlotView read_view(const ThreadSlot& slot, int32_t tid) {
                 slot.worker_depth.load(std::memory_order_relaxed) > 0;
   if (!view.worker) return view;
   view.in_task = slot.task_depth.load(std::memory_order_acquire) > 0;
+  view.probed = slot.probed.load(std::memory_order_acquire);
   view.idle = slot.idle.load(std::memory_order_acquire);
   view.key.task_seq = slot.task_seq.load(std::memory_order_acquire);
   view.key.loop_turns = slot.loop_turns.load(std::memory_order_acquire);
@@ -181,6 +182,7 @@ void report_stall(ThreadSlot& slot, StallTracker& tracker, const TickDecision& d
   record.stall_id = tracker.stall_id;
   record.start_mono_ns = tracker.first_seen_mono_ns;
   fill_from_slot(record, slot, now_ns);
+  record.stall_scope = stall_scope_of(read_view(slot, tracker.tid));
   // Duration, CPU and run-queue time read together, after the tick's other work.
   record.cpu_ns = non_negative(thread_cpu_ns(tracker.tid) - tracker.cpu_base_ns);
   const int64_t schedstat_runqueue_ns =
@@ -461,6 +463,14 @@ void watchdog_after_fork_child() {
 
 // --- pure logic ---------------------------------------------------------------------
 
+bool slot_is_busy(const SlotView& view) {
+  return view.worker && (view.in_task || ((view.key.loop_turns > 0 || view.probed) && !view.idle));
+}
+
+uint8_t stall_scope_of(const SlotView& view) {
+  return view.in_task || view.probed ? kinds::kStallScopeTask : kinds::kStallScopeTurn;
+}
+
 TickDecision observe_slot(StallTracker& tracker, const SlotView& view, int64_t now_mono_ns,
                           const Thresholds& thresholds) {
   TickDecision decision;
@@ -468,8 +478,7 @@ TickDecision observe_slot(StallTracker& tracker, const SlotView& view, int64_t n
     tracker = StallTracker{};
     tracker.tid = view.tid;
   }
-  const bool busy = view.worker && (view.in_task || (view.key.loop_turns > 0 && !view.idle));
-  if (!busy) {
+  if (!slot_is_busy(view)) {
     tracker.tracking = false;
     return decision;
   }

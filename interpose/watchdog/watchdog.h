@@ -68,6 +68,7 @@ struct SlotView {
   int32_t tid = 0;  // 0: free slot
   bool worker = false;
   bool in_task = false;  // task_depth > 0
+  bool probed = false;   // task-entry probes give this thread's task boundaries
   bool idle = false;     // inside the executor's idle wait
   ActivityKey key;
 };
@@ -106,6 +107,14 @@ struct Thresholds {
   int64_t stall_ns = 0;
   int64_t hang_ns = 0;
 };
+
+// A worker is busy when in a task (API), or between a task entry or the end
+// of an idle wait and the next idle wait (probes, loop turns). Pure.
+bool slot_is_busy(const SlotView& view);
+
+// What a stall seen in `view` is one of: a task's when the task boundaries are
+// known (API task, or probes), else a loop turn's. blockwatch.wire.StallScope.
+uint8_t stall_scope_of(const SlotView& view);
 
 // Advances `tracker` by one tick. Pure: no clock, no I/O.
 TickDecision observe_slot(StallTracker& tracker, const SlotView& view, int64_t now_mono_ns,

@@ -12,6 +12,7 @@
 
 #include <gtest/gtest.h>
 
+#include "common/kinds.h"
 #include "interpose/core/record.h"
 #include "interpose/watchdog/stall_sampler.h"
 
@@ -103,6 +104,35 @@ TEST(ObserveSlot, ALoopTurnOutsideTheIdleWaitStalls) {
   turn.idle = false;
   turn.key.loop_turns = 5;
   EXPECT_TRUE(observe_slot(tracker, turn, 50 * kMs, kThresholds).started);
+}
+
+// Task-entry probes: every entry advances task_seq, so a burst of short tasks
+// restarts the clock at every tick that sees a new one and never stalls; a
+// probed thread is busy even before its first loop turn, and its stalls are a
+// task's.
+TEST(ObserveSlot, AProbedThreadStallsPerTaskNotPerTurn) {
+  StallTracker tracker;
+  SlotView probed;
+  probed.tid = 1;
+  probed.worker = true;
+  probed.probed = true;
+  probed.key.loop_turns = 0;
+  EXPECT_TRUE(slot_is_busy(probed));
+  EXPECT_EQ(stall_scope_of(probed), kinds::kStallScopeTask);
+  for (int64_t now = 0; now <= 200 * kMs; now += 5 * kMs) {
+    ++probed.key.task_seq;  // a new task at every tick: a burst, one turn long
+    EXPECT_EQ(observe_slot(tracker, probed, now, kThresholds).sample, 0u);
+  }
+  observe_slot(tracker, probed, 210 * kMs, kThresholds);  // one long task from here
+  EXPECT_EQ(observe_slot(tracker, probed, 235 * kMs, kThresholds).sample, 1u);
+  probed.idle = true;
+  EXPECT_FALSE(slot_is_busy(probed));
+  SlotView turn;
+  turn.worker = true;
+  turn.key.loop_turns = 2;
+  EXPECT_EQ(stall_scope_of(turn), kinds::kStallScopeTurn);
+  turn.in_task = true;  // bw_task_begin
+  EXPECT_EQ(stall_scope_of(turn), kinds::kStallScopeTask);
 }
 
 TEST(ObserveSlot, HangOncePerStallEvenWithStallsOff) {

@@ -41,6 +41,27 @@ TEST(FailRules, EachRuleBreaksOnlyOnWhatItNames) {
   EXPECT_FALSE(judged({}).verdict.failed);
 }
 
+// stall>= counts task stalls (and stalls whose scope a library did not say);
+// a turn stall, which may hold many short tasks, fails only turn-stall>=.
+TEST(FailRules, TurnStallsFailOnlyTheirOwnRule) {
+  Report turn = testing::sample_report();
+  for (Hotspot& h : turn.hotspots) {
+    if (h.kind == "stall") h.scope = "turn";
+  }
+  EXPECT_FALSE(judged({"stall>=1ms"}, turn).verdict.failed);
+  const Report failed = judged({"turn-stall>=50ms"}, turn);
+  ASSERT_TRUE(failed.verdict.failed);
+  EXPECT_NE(failed.verdict.reasons[0].find("worst turn stall"), std::string::npos)
+      << failed.verdict.reasons[0];
+  EXPECT_FALSE(judged({"turn-stall>=61ms"}, turn).verdict.failed);
+  Report task = testing::sample_report();
+  for (Hotspot& h : task.hotspots) {
+    if (h.kind == "stall") h.scope = "task";
+  }
+  EXPECT_TRUE(judged({"stall>=50ms"}, task).verdict.failed);
+  EXPECT_FALSE(judged({"turn-stall>=1ms"}, task).verdict.failed);
+}
+
 TEST(FailRules, ReasonsNameRuleCountAndWorstUserFrame) {
   Report r = judged({"blocking>=1ms", "kind:fsync"});
   ASSERT_EQ(r.verdict.reasons.size(), 2u);

@@ -176,7 +176,7 @@ TEST_F(HttpServerTest, MetricsAreValidPrometheusText) {
   EXPECT_EQ(
       series["blockwatch_blocking_events_total{kind=\"sleep\",path=\"model\",allowed=\"true\"}"],
       "4");
-  EXPECT_EQ(series["blockwatch_stalls_total{path=\"model\"}"], "2");
+  EXPECT_EQ(series["blockwatch_stalls_total{path=\"model\",scope=\"\"}"], "2");
   // Per hotspot: labelled by the innermost user frame (quotes in a name escaped).
   EXPECT_EQ(series["blockwatch_hotspot_events_total{kind=\"mutex\",function=\"pool::Cache<int; "
                    "\\\"k\\\" & <v>>::get()\",location=\"\",path=\"worker-pool\"}"],
@@ -188,7 +188,7 @@ TEST_F(HttpServerTest, MetricsAreValidPrometheusText) {
   EXPECT_EQ(series["blockwatch_hotspot_seconds_total{kind=\"stall\",function=\"model::tokenize("
                    "std::string_view)\",location=\"\",path=\"model\"}"],
             "0.080000000");
-  EXPECT_EQ(series["blockwatch_stalled_seconds_total{path=\"model\"}"], "0.080000000");
+  EXPECT_EQ(series["blockwatch_stalled_seconds_total{path=\"model\",scope=\"\"}"], "0.080000000");
   EXPECT_EQ(series["blockwatch_dropped_records_total{reason=\"queue_full\"}"], "5");
   EXPECT_EQ(series["blockwatch_processes{state=\"connected\"}"], "1");
   EXPECT_EQ(series["blockwatch_processes{state=\"ended\"}"], "1");

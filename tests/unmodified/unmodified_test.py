@@ -7,7 +7,24 @@ report: exactly the planted blocking hotspots (by top function), exactly one
 stall with its sampled stack inside the planted CPU loop, no stall without a
 stack or inside the executor's idle wait, nothing from non-worker threads.
 
-usage: unmodified_test.py BLOCKWATCH_CLI PROGRAM {asio|pool}
+Task boundaries from the task-entry probe (issue 9), asio_tasks with one
+worker and `--fail-on stall>=30ms`:
+  asio_burst   100 handlers of 0.5 ms at once: no stall, the run passes
+  asio_busy    a busy queue with one 120 ms handler: exactly one stall, scope
+               "task", its stack in planted_long_handler; the run fails
+  asio_burst_no_probes  BLOCKWATCH_PROBES=off: the burst is one loop turn, so
+               exactly one stall of scope "turn"; `stall>=` does not fail on
+               it, `turn-stall>=` does
+  custom_entry  a loop of the program's own that never waits, with a config
+               `task_entry: "custom_run_one"`: exactly one task stall, in the
+               long job (custom_no_entry: the same without the rule, no stall)
+
+demo_plain: the demo service without blockwatch code (examples/), all its
+requests posted at once (a busy queue, no idle wait between handlers) under
+examples/demo.bwconfig and `--workers name:pool-.*`: its long-prompt Tokenize
+calls are reported as task stalls with model::Tokenize in the stack.
+
+usage: unmodified_test.py BLOCKWATCH_CLI PROGRAM SCENARIO [CONFIG]
 """
 import json
 import os
@@ -117,8 +134,145 @@ def check(report, scenario):
     return failures
 
 
+TASK_SCENARIOS = {
+    "asio_burst": {"args": ["burst"], "probes": True, "stalls": 0, "exit": 0},
+    "asio_busy": {"args": ["busy"], "probes": True, "stalls": 1, "scope": "task",
+                  "stall_function": "planted_long_handler", "exit": 3},
+    "asio_burst_no_probes": {"args": ["burst"], "probes": False, "stalls": 1, "scope": "turn",
+                             "exit": 0},
+    # A loop of the program's own, given task boundaries by a config task_entry
+    # rule (passed to the library as BLOCKWATCH_TASK_ENTRY by blockwatch run).
+    "custom_entry": {"args": ["custom"], "probes": True, "entry": "custom_run_one",
+                     "config": 'task_entry: "custom_run_one"\n', "stalls": 1, "scope": "task",
+                     "stall_function": "planted_long_handler", "exit": 3},
+    # The same loop without the rule: it never waits and has no task boundary,
+    # so nothing is ever busy and no stall can be reported.
+    "custom_no_entry": {"args": ["custom"], "probes": True, "entry": None, "stalls": 0,
+                        "exit": 0},
+}
+TASK_ENTRY = "boost::asio::detail::scheduler::do_run_one"
+# More CPU than one short handler can use, less than the burst (50 ms of CPU).
+SHORT_TASK_MAX_CPU_NS = 5_000_000
+
+
+def kept_off_cpu(stall):
+    """A stall of a short task that the machine's run queue made long: little CPU
+    per stall, and most of the time off CPU spent waiting for one."""
+    count = max(stall["count"], 1)
+    off_cpu = stall["total_ns"] - stall["cpu_ns"]
+    return stall["cpu_ns"] / count <= SHORT_TASK_MAX_CPU_NS and stall["runqueue_ns"] >= off_cpu / 2
+
+
+def check_task_scenario(report, scenario):
+    failures = []
+    process = report["processes"][0]
+    installed = [p for p in process.get("task_probes", []) if p["installed"]]
+    if scenario["probes"]:
+        want = [TASK_ENTRY] + ([scenario["entry"]] if scenario.get("entry") else [])
+        if [p["rule"] for p in installed] != want:
+            failures.append(f"task probes {process.get('task_probes')}, want {want} installed")
+    elif installed or "BLOCKWATCH_PROBES=off" not in process.get("task_probes_note", ""):
+        failures.append(f"probes off, yet {installed} / note {process.get('task_probes_note')!r}")
+    hotspots = report["hotspots"]
+    others = [h for h in hotspots if h["kind"] != "stall"]
+    if others:
+        failures.append(f"unexpected hotspots {[(h['kind'], top_function(h['stack'])) for h in others]}")
+    stalls = [h for h in hotspots if h["kind"] == "stall"]
+    if scenario["probes"]:
+        # A 0.5 ms handler that this shared machine's run queue kept off the CPU
+        # for 30 ms is one task running too long, truly: tolerated (and printed)
+        # when its CPU time is small. The burst taken for one task would have
+        # the burst's CPU time.
+        loaded = [h for h in stalls if kept_off_cpu(h)
+                  and "planted_long_handler" not in [f["function"] for f in h["stack"]]]
+        for h in loaded:
+            print(f"note: {h['count']} stall(s) of {h['max_ns'] / 1e6:.1f} ms, "
+                  f"{h['runqueue_ns'] / 1e6:.1f} ms in the run queue: the machine's load "
+                  f"({top_function(h['stack']) or 'no stack'})")
+        stalls = [h for h in stalls if h not in loaded]
+    count = sum(h["count"] for h in stalls)
+    if count != scenario["stalls"]:
+        failures.append(f"{count} stalls, want {scenario['stalls']}: "
+                        f"{[(h['scope'], h['max_ns'], top_function(h['stack'])) for h in stalls]}")
+    for stall in stalls:
+        if stall.get("scope") != scenario["scope"]:
+            failures.append(f"stall scope {stall.get('scope')!r}, want {scenario['scope']!r}")
+        function = scenario.get("stall_function")
+        if function and function not in [f["function"] for f in stall["stack"]]:
+            failures.append(f"the stall's stack misses {function}: {stall['stack']}")
+    return failures
+
+
+def run_task_scenario(cli, program, name):
+    scenario = TASK_SCENARIOS[name]
+    env = dict(os.environ)
+    if not scenario["probes"]:
+        env["BLOCKWATCH_PROBES"] = "off"
+    with tempfile.TemporaryDirectory() as directory:
+        report_path = os.path.join(directory, "report.json")
+        config = []
+        if "config" in scenario:
+            config_path = os.path.join(directory, "entry.bwconfig")
+            with open(config_path, "w") as f:
+                f.write(scenario["config"])
+            config = ["--config", config_path]
+        command = [cli, "run", *config, "--workers", "name:pool-.*", "--stall-threshold", "30ms",
+                   "--fail-on", "stall>=30ms", "--report", report_path, "--", program,
+                   *scenario["args"]]
+        run = subprocess.run(command, capture_output=True, text=True, timeout=60, env=env)
+        with open(report_path) as f:
+            report = json.load(f)
+        failures = check_task_scenario(report, scenario)
+        if run.returncode != scenario["exit"]:
+            failures.append(f"blockwatch run exited {run.returncode}, want {scenario['exit']}")
+        if scenario.get("scope") == "turn":
+            # The same report judged by a rule that asks for turn stalls fails.
+            rerun = subprocess.run([cli, "report", report_path, "--fail-on", "turn-stall>=30ms"],
+                                   capture_output=True, text=True, timeout=60)
+            if rerun.returncode != 3:
+                failures.append(f"turn-stall>=30ms: exit {rerun.returncode}, want 3")
+            if "may span several tasks" not in run.stderr:
+                failures.append("the text report does not say a turn stall may span several tasks")
+    if failures:
+        print(run.stderr)
+        for failure in failures:
+            print("FAIL:", failure)
+        return 1
+    print(f"ok: {name}")
+    return 0
+
+
+def run_demo_plain(cli, program, config):
+    with tempfile.TemporaryDirectory() as directory:
+        report_path = os.path.join(directory, "report.json")
+        command = [cli, "run", "--config", config, "--workers", "name:pool-.*",
+                   "--report", report_path, "--", program]
+        run = subprocess.run(command, capture_output=True, text=True, timeout=60)
+        with open(report_path) as f:
+            report = json.load(f)
+    stalls = [h for h in report["hotspots"] if h["kind"] == "stall"]
+    tokenize = [h for h in stalls
+                if any(f["function"].startswith("model::Tokenize(") for f in h["stack"])]
+    failures = []
+    if not tokenize:
+        failures.append(f"no stall in model::Tokenize: {[(h['scope'], h['stack'][:3]) for h in stalls]}")
+    if any(h["scope"] != "task" for h in tokenize):
+        failures.append("a Tokenize stall not of scope task")
+    if failures:
+        print(run.stderr)
+        for failure in failures:
+            print("FAIL:", failure)
+        return 1
+    print(f"ok: demo_plain: {sum(h['count'] for h in tokenize)} Tokenize task stall(s)")
+    return 0
+
+
 def main():
     cli, program, name = sys.argv[1], sys.argv[2], sys.argv[3]
+    if name == "demo_plain":
+        return run_demo_plain(cli, program, sys.argv[4])
+    if name in TASK_SCENARIOS:
+        return run_task_scenario(cli, program, name)
     scenario = SCENARIOS[name]
     with tempfile.TemporaryDirectory() as directory:
         report_path = os.path.join(directory, "report.json")

@@ -2,7 +2,7 @@
 // symbolized stack (innermost first: file:line where the collector found debug
 // info, functions inlined into a frame marked as such) and its first kept
 // occurrences.
-import { el, formatNs, formatCount, kindColor, basename, hex, frameName, frameSource, whereFrame } from './format.js';
+import { el, formatNs, formatCount, kindColor, kindLabel, scopeText, basename, hex, frameName, frameSource, whereFrame } from './format.js';
 
 function field(label, value) {
   if (value === undefined || value === null || value === '' || (Array.isArray(value) && !value.length)) return null;
@@ -17,13 +17,14 @@ export function renderDetail(root, h) {
     return;
   }
   root.append(el('h3', {}, el('span', { class: 'swatch', style: `background:${kindColor(h.kind)}` }),
-    `${h.kind} in ${whereFrame(h)}`));
+    `${kindLabel(h)} in ${whereFrame(h)}`));
   const stallSplit = h.kind === 'stall'
     ? `on CPU ${formatNs(h.cpu_ns)}, run queue ${formatNs(h.runqueue_ns)}, off CPU ${formatNs(h.offcpu_ns)}` : '';
   root.append(el('div', { class: 'fields' },
     field('count', formatCount(h.count)),
     field('total', formatNs(h.total_ns)),
     field('p50 / p99 / max', `${formatNs(h.p50_ns)} / ${formatNs(h.p99_ns)} / ${formatNs(h.max_ns)}`),
+    field('stall of', scopeText(h)),
     field('stalled time', stallSplit),
     field('calls', h.functions),
     field('stack from', h.stack_source === 'blocking_call' && h.caused_by

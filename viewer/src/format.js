@@ -20,6 +20,19 @@ export function kindColor(kind) {
   return KIND_COLORS[kind] || '#95a5a6';
 }
 
+// A stall of scope "turn" is a loop turn (task boundaries unknown), not one
+// task: it may hold many short tasks, and says so wherever its kind is shown.
+export function kindLabel(h) {
+  return h.kind === 'stall' && h.scope === 'turn' ? 'turn stall' : h.kind;
+}
+
+export function scopeText(h) {
+  if (h.kind !== 'stall') return '';
+  if (h.scope === 'task') return 'one task ran this long';
+  if (h.scope === 'turn') return 'a loop turn: it may span several tasks (task boundaries unknown)';
+  return '';
+}
+
 // Nanoseconds to a short human string with a unit: 950 ns, 12.3 µs, 4.56 ms, 1.2 s.
 export function formatNs(ns) {
   const v = Number(ns) || 0;

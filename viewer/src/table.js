@@ -1,13 +1,13 @@
 // The hotspot table: sortable by any column, virtualized (only the rows in view
 // exist in the DOM) so that 10,000 hotspots scroll smoothly.
-import { el, formatNs, formatCount, kindColor, list, whereFrame } from './format.js';
+import { el, formatNs, formatCount, kindColor, list, whereFrame, kindLabel } from './format.js';
 
 const ROW_HEIGHT_PX = 28;
 const OVERSCAN_ROWS = 12;
 
 // Each column: how to show it and how to sort by it.
 const COLUMNS = [
-  { key: 'kind', label: 'kind', width: 92, value: (h) => h.kind },
+  { key: 'kind', label: 'kind', width: 92, value: (h) => kindLabel(h) },
   { key: 'where', label: 'where', width: 210, value: (h) => h._where },
   { key: 'count', label: 'count', width: 64, num: true, value: (h) => h.count, show: formatCount },
   { key: 'total_ns', label: 'total', width: 74, num: true, value: (h) => h.total_ns, show: formatNs },

@@ -13,6 +13,13 @@
 //!       and becomes a blocking thread): legitimate, must not be reported.
 //! Each planted function is #[inline(never)] with a name the test looks for in
 //! stacks. argv[1]: a directory for the fsync job's scratch file.
+//!
+//! `tokio_target tasks multi|current`: task boundaries from the task-entry
+//! probe (issue 9), on a one-worker multi-thread runtime or a current-thread
+//! runtime driven by a thread named `tokio-ct`. Idle, then a burst of 200 tasks
+//! of 0.5 ms CPU spawned at once (100 ms of back-to-back short tasks: no
+//! stall), idle, then a busy queue: 20 short tasks, one 120 ms task
+//! (planted_long_task: exactly one stall) and 20 short tasks, idle.
 
 use std::arch::asm;
 use std::fs::File;
@@ -147,6 +154,61 @@ fn blocking_pool_in_place_job() {
     thread::sleep(POOL_SLEEP);
 }
 
+const SHORT_TASK: Duration = Duration::from_micros(500);
+const LONG_TASK: Duration = Duration::from_millis(120);
+
+#[inline(never)]
+fn planted_short_task() -> u64 {
+    spin_rounds(SPIN_ROUNDS_PER_MS.load(Ordering::Relaxed) * SHORT_TASK.as_micros() as u64 / 1000, 1)
+}
+
+#[inline(never)]
+fn planted_long_task() -> u64 {
+    spin(LONG_TASK)
+}
+
+async fn spawn_and_wait(tasks: Vec<fn() -> u64>) {
+    let handles: Vec<_> = tasks.into_iter().map(|task| tokio::spawn(async move { task() })).collect();
+    for handle in handles {
+        handle.await.unwrap();
+    }
+}
+
+async fn run_task_phases() {
+    idle().await;
+    spawn_and_wait(vec![planted_short_task as fn() -> u64; 200]).await;
+    idle().await;
+    let mut busy = vec![planted_short_task as fn() -> u64; 20];
+    busy.push(planted_long_task);
+    busy.extend(vec![planted_short_task as fn() -> u64; 20]);
+    spawn_and_wait(busy).await;
+    idle().await;
+}
+
+fn task_scenario(flavor: &str) {
+    if flavor == "current" {
+        let driver = thread::Builder::new()
+            .name("tokio-ct".into())
+            .spawn(|| {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_time()
+                    .build()
+                    .expect("build tokio runtime");
+                runtime.block_on(run_task_phases());
+            })
+            .expect("spawn the current-thread runtime's thread");
+        driver.join().unwrap();
+    } else {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_time()
+            .build()
+            .expect("build tokio runtime");
+        runtime.block_on(run_task_phases());
+    }
+    println!("tokio_target: task phases done");
+}
+
 async fn idle() {
     tokio::time::sleep(IDLE).await;
 }
@@ -204,6 +266,11 @@ async fn run_phases(dir: PathBuf) {
 
 fn main() {
     calibrate_spin();
+    let args: Vec<String> = std::env::args().collect();
+    if args.len() > 2 && args[1] == "tasks" {
+        task_scenario(&args[2]);
+        return;
+    }
     let dir = std::env::args_os().nth(1).map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
     // Default thread names: workers and blocking pool are both `tokio-runtime-worker`.
     let runtime = tokio::runtime::Builder::new_multi_thread()
