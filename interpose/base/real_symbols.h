@@ -102,7 +102,8 @@ namespace blockwatch::interpose {
   X(execvpe, execvpe, nullptr)                                           \
   X(fexecve, fexecve, nullptr)                                           \
   X(execveat, execveat, nullptr)                                         \
-  X(exit, exit, nullptr)                                                 \
+  X(quick_exit, quick_exit, nullptr)                                     \
+  X(_Fork, _Fork, nullptr)                                               \
   X(_Exit, _Exit, nullptr)                                               \
   X(_exit, _exit, nullptr)
 

@@ -15,6 +15,7 @@
 
 #include "interpose/base/own_code.h"
 #include "interpose/core/config.h"
+#include "interpose/core/process_scope.h"
 #include "interpose/core/record.h"
 #include "interpose/core/thread_state.h"
 #include "interpose/transport/agent.h"
@@ -96,6 +97,10 @@ int capture_stack(uintptr_t* frames, int max_frames) {
 }
 
 void report_blocking_call(const BlockingCall& call, int64_t start_mono_ns, int64_t duration_ns) {
+  // A vfork child shares its parent's thread state and record queue: what it
+  // does is not the parent's (nor is a _Fork child's). One getpid() syscall, on
+  // the reported path only.
+  if (!is_original_process()) return;
   RecursionGuard guard;
   const int saved_errno = errno;
   Record record;

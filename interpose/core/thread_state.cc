@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "interpose/core/capture.h"
+#include "interpose/core/process_scope.h"
 #include "interpose/core/worker_rules.h"
 
 namespace blockwatch::interpose {
@@ -20,6 +21,7 @@ ThreadSlot g_thread_slots[kMaxThreadSlots];
 namespace {
 pthread_key_t g_slot_key;
 std::atomic<bool> g_ready{false};
+std::atomic<bool> g_dormant{false};  // process_scope.h: no thread is ever classified
 std::atomic<int> g_claim_hint{0};
 std::atomic<int> g_slot_high_water{0};  // see thread_slots_high_water()
 
@@ -126,7 +128,13 @@ ThreadSlot* current_slot() {
 bool hook_should_time_slow(uint8_t mode) {
   if (tls_thread.guard_depth != 0) return hook_is_nested_in_timed_call(mode);
   if (mode == kModeUnknown) {
-    if (!g_ready.load(std::memory_order_acquire)) return false;
+    if (!g_ready.load(std::memory_order_acquire)) {
+      if (g_dormant.load(std::memory_order_relaxed)) store_mode(kModeNotWorker);
+      return false;
+    }
+    // A vfork child runs on its parent's thread and TLS, a _Fork child on a copy
+    // of them: neither may claim a slot in its parent's name.
+    if (!is_original_process()) return false;
     ThreadSlot* slot;
     {
       RecursionGuard guard;
@@ -205,6 +213,12 @@ void mark_loop_turn(bool idle_now) {
   slot->idle.store(idle_now, std::memory_order_release);
 }
 
+void thread_state_set_dormant() { g_dormant.store(true, std::memory_order_relaxed); }
+
+void thread_state_thread_exiting() {
+  if (tls_thread.slot) release_slot_at_thread_exit(tls_thread.slot);
+}
+
 int thread_slots_high_water() { return g_slot_high_water.load(std::memory_order_acquire); }
 
 void mark_current_thread_internal() { store_mode(kModeLibrary); }
@@ -243,9 +257,15 @@ void thread_renamed(pthread_t thread, const char* name) {
 
 void thread_state_after_fork_child() {
   ThreadSlot* own = tls_thread.slot;
-  for (ThreadSlot& slot : g_thread_slots) {
+  // Only slots below the high-water mark were ever used, and only what is set is
+  // written: every page written here is a copy-on-write fault in the child.
+  const int slot_end = thread_slots_high_water();
+  for (int i = 0; i < slot_end; ++i) {
+    ThreadSlot& slot = g_thread_slots[i];
     // A thread that held mode_access at fork does not exist here.
-    slot.mode_access.store(0, std::memory_order_relaxed);
+    if (slot.mode_access.load(std::memory_order_relaxed) != 0) {
+      slot.mode_access.store(0, std::memory_order_relaxed);
+    }
     if (&slot != own && slot.tid.load(std::memory_order_relaxed) != 0) reset_slot(slot);
   }
   if (own) own->tid.store(gettid(), std::memory_order_relaxed);

@@ -94,6 +94,14 @@ inline uint8_t current_mode() { return __atomic_load_n(&tls_thread.mode, __ATOMI
 // Set up the thread-exit key and remember the main thread. Library constructor.
 void thread_state_init();
 
+// Instead of thread_state_init in a dormant process (process_scope.h): every
+// thread becomes a non-worker at its first hook, for good.
+void thread_state_set_dormant();
+
+// The calling thread ends without its pthread key destructors (a raw
+// syscall(SYS_exit)): release its slot now. Async-signal-safe, no allocation.
+void thread_state_thread_exiting();
+
 // Is the calling thread a worker whose blocking calls a hook should time now?
 // The fast path (mode == kModeNotWorker) is one TLS read; everything else goes
 // to the slow path, which classifies unknown threads once (may read
