@@ -250,6 +250,13 @@ void OutputChannel::close_stream(int64_t now_mono_ns) {
   retry_at_mono_ns_ = now_mono_ns + backoff_ns_;
 }
 
+void OutputChannel::close_without_backoff() {
+  if (fd_ >= 0 && fd_is_still_ours()) close(fd_);
+  fd_ = -1;
+  retry_at_mono_ns_ = 0;
+  backoff_ns_ = 0;
+}
+
 void OutputChannel::abandon_inherited_fd() {
   if (fd_ >= 0 && fd_is_still_ours()) close(fd_);
   fd_ = -1;

@@ -45,6 +45,10 @@ class OutputChannel {
   // Close our fd if it is still ours (identity checked), and back off.
   void close_stream(int64_t now_mono_ns);
 
+  // Close our fd if it is still ours, ready to open again at once (the stream
+  // ended for an exec; if the exec fails, the next stream starts right away).
+  void close_without_backoff();
+
   // In a forked child: the fd is shared with the parent's stream. Close it if it is
   // still ours, without touching anything else.
   void abandon_inherited_fd();

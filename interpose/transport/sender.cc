@@ -487,7 +487,7 @@ void Sender::goodbye_and_close(const char* reason, int status, int64_t deadline,
     bytes_written_total_ += pending_.size();  // discarded counts as done for bw_flush
     pending_.clear();
   }
-  if (channel_.is_open()) channel_.close_stream(monotonic_ns());
+  channel_.close_without_backoff();
 }
 
 // At exit. A lazy sender that never began a stream and has nothing queued says
