@@ -2,7 +2,8 @@
 // Strict mode (--threshold 0), so a fast fsync counts too. Asserts the JSON report (the planted
 // mutex and fsync, on the worker, with user frames), exit status forwarding, --fail-on turning
 // success into 3, a forked child reported too, and the .bwrec round trip through `blockwatch
-// report`.
+// report`. Process scoping: rules apply to CMD's executable and its forks; other
+// programs CMD runs stay dormant unless an exe: section names them.
 #include <sys/wait.h>
 
 #include <gtest/gtest.h>
@@ -11,6 +12,8 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <string>
+#include <vector>
 
 namespace {
 
@@ -37,6 +40,37 @@ RunResult run(const std::string& options, const std::string& program_args) {
   if (in) result.report = nlohmann::json::parse(in);
   std::system(("rm -rf " + dir).c_str());
   return result;
+}
+
+// `blockwatch run --workers WORKERS --threshold 0 -- sh -c SCRIPT`, in a fresh
+// directory that holds a file `f`.
+RunResult run_shell(const std::string& workers, const std::string& script) {
+  std::string dir = temp_dir();
+  std::ofstream(dir + "/f") << "hello\n";
+  std::string json = dir + "/run.json";
+  std::string command = "cd " + dir + " && BLOCKWATCH_LIBRARY=" BLOCKWATCH_LIBRARY_PATH
+                        " " BLOCKWATCH_CLI_PATH " run --workers '" + workers +
+                        "' --threshold 0 --report " + json + " -- sh -c '" + script +
+                        "' >/dev/null 2>" + dir + "/err";
+  int raw = std::system(command.c_str());
+  RunResult result{WIFEXITED(raw) ? WEXITSTATUS(raw) : -1, {}};
+  std::ifstream in(json);
+  if (in) result.report = nlohmann::json::parse(in);
+  std::system(("rm -rf " + dir).c_str());
+  return result;
+}
+
+std::vector<std::string> process_exes(const nlohmann::json& report) {
+  std::vector<std::string> exes;
+  for (const auto& p : report["processes"]) exes.push_back(p["exe"].get<std::string>());
+  return exes;
+}
+
+bool any_hotspot_in(const nlohmann::json& report, const std::string& exe_suffix) {
+  for (const auto& h : report["hotspots"]) {
+    if (h["exe"].get<std::string>().ends_with(exe_suffix)) return true;
+  }
+  return false;
 }
 
 const nlohmann::json* hotspot(const nlohmann::json& report, const std::string& kind) {
@@ -105,6 +139,40 @@ TEST(RunEndToEnd, SavedStreamReRenders) {
   EXPECT_EQ(a["hotspots"], b["hotspots"]);
   EXPECT_EQ(a["summary"], b["summary"]);
   std::system(("rm -rf " + dir).c_str());
+}
+
+// `--workers main` is about CMD (here the shell), not every program it runs: sleep
+// and cat stay dormant (no stream at all) and report nothing.
+TEST(RunEndToEnd, RulesApplyToCmdNotToTheProgramsItRuns) {
+  RunResult r = run_shell("main", "sleep 0.05; cat f");
+  EXPECT_EQ(r.status, 0);
+  ASSERT_TRUE(r.report.is_object());
+  const auto exes = process_exes(r.report);
+  ASSERT_EQ(exes.size(), 1u);
+  EXPECT_TRUE(exes[0].ends_with("sh")) << exes[0];
+  EXPECT_FALSE(any_hotspot_in(r.report, "/sleep"));
+  EXPECT_FALSE(any_hotspot_in(r.report, "/cat"));
+}
+
+// An exe: section names them: both are watched with the rules before it (main).
+TEST(RunEndToEnd, ExeSelectorWatchesTheProgramsItNames) {
+  RunResult r = run_shell("main,exe:sleep|cat", "sleep 0.05; cat f");
+  EXPECT_EQ(r.status, 0);
+  ASSERT_TRUE(r.report.is_object());
+  EXPECT_EQ(r.report["processes"].size(), 3u);
+  const nlohmann::json* sleep_hotspot = hotspot(r.report, "sleep");
+  ASSERT_NE(sleep_hotspot, nullptr);
+  EXPECT_TRUE(sleep_hotspot->at("exe").get<std::string>().ends_with("/sleep"));
+  EXPECT_TRUE(any_hotspot_in(r.report, "/cat"));
+}
+
+// A section with rules of its own: cat's main thread only; sleep stays dormant.
+TEST(RunEndToEnd, ExeSectionHasItsOwnRules) {
+  RunResult r = run_shell("name:nothing-matches,exe:cat,main", "sleep 0.05; cat f");
+  ASSERT_TRUE(r.report.is_object());
+  EXPECT_FALSE(any_hotspot_in(r.report, "/sleep"));
+  EXPECT_TRUE(any_hotspot_in(r.report, "/cat"));
+  EXPECT_EQ(r.report["processes"].size(), 2u);  // sh (CMD) and cat
 }
 
 }  // namespace
