@@ -14,8 +14,8 @@
 #include <memory>
 #include <unordered_map>
 
-#include "absl/debugging/internal/demangle.h"
 #include "interpose/base/loader_gate.h"
+#include "interpose/base/optional_libs.h"
 #include "interpose/base/proc_file.h"
 
 namespace blockwatch::interpose {
@@ -115,7 +115,8 @@ std::string clean_rust_symbol(std::string_view name) {
 std::string demangle_symbol(const char* name) {
   if (name[0] == '_' && name[1] == 'Z') {
     char demangled[1024];
-    if (absl::debugging_internal::Demangle(name, demangled, sizeof demangled)) {
+    const DemangleFn demangle = demangler();
+    if (demangle && demangle(name, demangled, sizeof demangled)) {
       return clean_rust_symbol(demangled);
     }
   }
