@@ -81,7 +81,13 @@ void classify_current_thread(ThreadSlot* slot) {
   char name[kThreadNameBytes] = {};
   prctl(PR_GET_NAME, name, 0, 0, 0);
   std::memcpy(slot->name, name, sizeof name);
-  slot->worker_by_rule = worker_rules_match(name, is_main_thread());
+  // A helper's inherited name is its creator's, not a name it was given.
+  const bool name_inherited_in_work =
+      tls_thread.spawned_in_work &&
+      std::strncmp(name, tls_thread.inherited_name, kThreadNameBytes) == 0;
+  slot->worker_by_rule =
+      name_inherited_in_work ? worker_rules_match(nullptr, is_main_thread())
+                             : worker_rules_match(name, is_main_thread());
   // No capture warm-up here: a thread's first unwind makes libunwind map and
   // fault in a 256 KiB trace cache (~3 ms on a VM), which short-lived threads
   // matched by name would pay for nothing. Threads that report pay it once, at
@@ -223,8 +229,22 @@ int thread_slots_high_water() { return g_slot_high_water.load(std::memory_order_
 
 void mark_current_thread_internal() { store_mode(kModeLibrary); }
 
+bool creating_thread_in_work() {
+  if (!hook_should_time()) return false;  // classifies a thread not classified yet
+  const ThreadSlot* slot = tls_thread.slot;
+  return slot->task_depth.load(std::memory_order_relaxed) > 0 ||
+         (slot->loop_turns.load(std::memory_order_relaxed) > 0 &&
+          !slot->idle.load(std::memory_order_relaxed));
+}
+
+void mark_spawned_in_work() {
+  tls_thread.spawned_in_work = true;
+  prctl(PR_GET_NAME, tls_thread.inherited_name, 0, 0, 0);
+}
+
 void thread_renamed(pthread_t thread, const char* name) {
   if (pthread_equal(thread, pthread_self())) {
+    tls_thread.spawned_in_work = false;  // a name it gave itself counts
     if (tls_thread.slot) {
       std::strncpy(tls_thread.slot->name, name, kThreadNameBytes - 1);
       classify_current_thread(tls_thread.slot);

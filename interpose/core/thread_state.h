@@ -67,7 +67,11 @@ struct ThreadLocalState {
   uint8_t mode;         // kMode*, atomic access only (see above)
   uint8_t guard_depth;  // >0: inside blockwatch, hooks pass through
   bool capture_warm;    // this thread's first unwind already happened
-  ThreadSlot* slot;     // null until claimed, and again after release
+  // Created by a worker while it ran a task or a loop turn (a helper, not a pool
+  // thread): while its name is still `inherited_name`, name rules ignore it.
+  bool spawned_in_work;
+  char inherited_name[kThreadNameBytes];
+  ThreadSlot* slot;  // null until claimed, and again after release
 };
 
 extern __thread ThreadLocalState tls_thread __attribute__((tls_model("initial-exec")));
@@ -126,6 +130,22 @@ void task_end();
 void allow_begin(const char* reason);
 void allow_end();
 void mark_loop_turn(bool idle_now);
+
+// Thread names are inherited on Linux: a thread carries its creator's name
+// until renamed. Name rules follow the names threads were given
+// (pthread_setname_np, prctl(PR_SET_NAME), by themselves or by another thread),
+// and an inherited name only when the creator was not busy with work: pool
+// threads started at start-up by a named launcher are workers, a helper started
+// inside a handler or task is not until it is given a worker's name. Tokio's
+// threads name themselves.
+//
+// Is the calling thread a worker running a task or a loop turn now? Then a
+// thread it creates is a helper (pthread_create shim). No allocation, no lock.
+bool creating_thread_in_work();
+
+// First thing on a thread created while its creator was in work: remember the
+// name it inherited. No allocation, no lock.
+void mark_spawned_in_work();
 
 // Mark the calling thread as blockwatch's own: never reported.
 void mark_current_thread_internal();

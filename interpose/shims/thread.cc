@@ -1,6 +1,9 @@
 // Shims for thread naming and process lifecycle.
 //  - pthread_setname_np, prctl(PR_SET_NAME): a renamed thread is reclassified
 //    against BLOCKWATCH_WORKERS.
+//  - pthread_create: a thread created by a worker busy with a task or a loop
+//    turn starts through a trampoline that notes the name it inherited, which
+//    name rules then ignore (thread_state.h). Everyone else: a tail call.
 //  - exec*: the image is about to be replaced without running exit handlers, so
 //    the agent flushes and says Goodbye("exec") first, bounded and short,
 //    without stopping: when the exec fails, the process goes on watched, on a
@@ -18,6 +21,7 @@
 // Not timing shims: none of these is reported. Naming allocates (regexec);
 // the exec/exit paths may block for the bounded flush.
 #include <cstdarg>
+#include <cstdlib>
 
 #include "interpose/shims/hook_path.h"
 #include "interpose/shims/lifecycle.h"
@@ -53,6 +57,36 @@ BW_EXPORT int prctl(int option, ...) noexcept {
     bw::thread_renamed(pthread_self(), reinterpret_cast<const char*>(a2));
     errno = saved_errno;
   }
+  return rc;
+}
+
+namespace {
+struct SpawnedInWork {
+  void* (*start)(void*);
+  void* arg;
+};
+
+void* start_spawned_in_work(void* raw) {
+  const SpawnedInWork spawned = *static_cast<SpawnedInWork*>(raw);
+  free(raw);
+  bw::mark_spawned_in_work();
+  return spawned.start(spawned.arg);
+}
+}  // namespace
+
+// Not the hook path (pthread_create allocates itself): one malloc for a helper.
+BW_EXPORT int pthread_create(pthread_t* thread, const pthread_attr_t* attr,
+                             void* (*start)(void*), void* arg) noexcept {
+  auto real_call = BW_REAL(pthread_create);
+  if (!real_call) return ENOSYS;
+  if (__builtin_expect(!bw::creating_thread_in_work(), 1)) {
+    return real_call(thread, attr, start, arg);
+  }
+  auto* spawned = static_cast<SpawnedInWork*>(malloc(sizeof(SpawnedInWork)));
+  if (!spawned) return real_call(thread, attr, start, arg);
+  *spawned = {start, arg};
+  const int rc = real_call(thread, attr, start_spawned_in_work, spawned);
+  if (rc != 0) free(spawned);
   return rc;
 }
 

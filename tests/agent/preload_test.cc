@@ -50,7 +50,9 @@ class PreloadTest : public ::testing::Test {
 
   int run(const char* mode, pid_t* pid_out) { return run_program(BW_PROGRAM_PATH, {mode}, pid_out); }
 
-  int run_program(const char* program, std::vector<std::string> args, pid_t* pid_out) {
+  int run_program(const char* program, std::vector<std::string> args, pid_t* pid_out,
+                  const std::string& workers = "") {
+    const std::string workers_env = "BLOCKWATCH_WORKERS=" + workers;
     const std::string output = "BLOCKWATCH_OUTPUT=" + dir_ + "/out.bw";
     const std::string preload = std::string("LD_PRELOAD=") + BW_LIBRARY_PATH;
     args.insert(args.begin(), program);
@@ -60,7 +62,8 @@ class PreloadTest : public ::testing::Test {
     const pid_t pid = fork();
     if (pid == 0) {
       char* env[] = {const_cast<char*>(preload.c_str()), const_cast<char*>(output.c_str()),
-                     const_cast<char*>("BLOCKWATCH_THRESHOLD=1ms"), nullptr};
+                     const_cast<char*>("BLOCKWATCH_THRESHOLD=1ms"),
+                     const_cast<char*>(workers_env.c_str()), nullptr};
       execve(program, argv.data(), env);
       _exit(127);
     }
@@ -245,6 +248,26 @@ TEST_F(PreloadTest, ThreadsEndingWithRawExitGiveTheirSlotBack) {
   const auto stacks = event_stacks(frames);
   ASSERT_EQ(stacks.size(), 1u);
   EXPECT_TRUE(contains(stacks[0], "last_thread"));
+}
+
+// Name rules and inherited names (thread_names.c): a pool started by a named
+// launcher and a thread named from outside are workers; helpers started inside a
+// loop turn or a task carry their creator's name but are not, before or after
+// they rename themselves.
+TEST_F(PreloadTest, NameRulesFollowGivenNamesNotNamesInheritedInsideWork) {
+  pid_t pid = 0;
+  ASSERT_EQ(run_program(BW_THREAD_NAMES_PATH, {}, &pid, "name:(pool|loop|task)-w"), 0);
+  std::map<std::string, int> sites;
+  for (const auto& stack : event_stacks(read_frames(dir_ + "/out.bw"))) {
+    for (const std::string& name : stack) {
+      if (name.ends_with("_site")) ++sites[name];
+    }
+  }
+  EXPECT_EQ(sites["inherited_pool_site"], 2);
+  EXPECT_EQ(sites["named_from_outside_site"], 1);
+  EXPECT_EQ(sites["helper_before_rename_site"], 0);
+  EXPECT_EQ(sites["helper_after_rename_site"], 0);
+  EXPECT_EQ(sites["task_helper_site"], 0);
 }
 
 }  // namespace
