@@ -137,6 +137,7 @@ class Sender {
   std::deque<std::pair<uint64_t, uint64_t>> done_markers_;  // (bytes end, queue pos)
   int64_t start_unix_ns_ = 0;
   int64_t started_mono_ns_ = 0;
+  int64_t stuck_since_ns_ = 0;  // bytes waiting and none taken since then; 0: not stuck
   int64_t monotonic_to_unix_ns_ = 0;
   // Interning: ids persist for the sender's life; "defined" is per stream.
   std::unordered_map<std::string, uint64_t> string_ids_;
@@ -365,6 +366,7 @@ void Sender::publish_done(uint64_t pos) {
 }
 
 void Sender::lose_stream(int64_t now) {
+  stuck_since_ns_ = 0;
   dropped_no_collector.fetch_add(events_in_pending_, std::memory_order_relaxed);
   events_in_pending_ = 0;
   bytes_written_total_ += pending_.size();  // discarded counts as done for bw_flush
@@ -377,6 +379,11 @@ void Sender::write_pending(int64_t now) {
     const size_t before = pending_.size();
     const OutputChannel::WriteResult result = channel_.write_some(pending_);
     bytes_written_total_ += before - pending_.size();
+    if (pending_.size() != before || pending_.empty()) {
+      stuck_since_ns_ = 0;
+    } else if (stuck_since_ns_ == 0) {
+      stuck_since_ns_ = now;  // the collector takes nothing (stopped, or far behind)
+    }
     if (result == OutputChannel::WriteResult::kStreamLost) lose_stream(now);
     if (pending_.empty()) events_in_pending_ = 0;
   }
@@ -471,7 +478,9 @@ void Sender::goodbye_and_close(const char* reason, int status, int64_t deadline,
   if (channel_.is_open()) encoder_.goodbye(reason, status, pending_);
   done_markers_.emplace_back(bytes_written_total_ + pending_.size(),
                              global_record_queue().popped_count());
-  int64_t last_progress = monotonic_ns();
+  // A collector that has taken nothing for a while already is not waited for
+  // again: the no-progress time counts from when it stopped reading.
+  int64_t last_progress = stuck_since_ns_ != 0 ? stuck_since_ns_ : monotonic_ns();
   for (;;) {
     const size_t before = pending_.size();
     write_pending(monotonic_ns());
