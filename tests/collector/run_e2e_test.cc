@@ -44,14 +44,22 @@ RunResult run(const std::string& options, const std::string& program_args) {
 
 // `blockwatch run --workers WORKERS --threshold 0 -- sh -c SCRIPT`, in a fresh
 // directory that holds a file `f`.
+RunResult run_command(const std::string& workers, const std::string& command_line,
+                      const std::string& threshold = "0");
+
 RunResult run_shell(const std::string& workers, const std::string& script) {
+  return run_command(workers, "sh -c '" + script + "'");
+}
+
+RunResult run_command(const std::string& workers, const std::string& command_line,
+                      const std::string& threshold) {
   std::string dir = temp_dir();
   std::ofstream(dir + "/f") << "hello\n";
   std::string json = dir + "/run.json";
   std::string command = "cd " + dir + " && BLOCKWATCH_LIBRARY=" BLOCKWATCH_LIBRARY_PATH
                         " " BLOCKWATCH_CLI_PATH " run --workers '" + workers +
-                        "' --threshold 0 --report " + json + " -- sh -c '" + script +
-                        "' >/dev/null 2>" + dir + "/err";
+                        "' --threshold " + threshold + " --report " + json + " -- " + command_line +
+                        " >/dev/null 2>" + dir + "/err";
   int raw = std::system(command.c_str());
   RunResult result{WIFEXITED(raw) ? WEXITSTATUS(raw) : -1, {}};
   std::ifstream in(json);
@@ -173,6 +181,24 @@ TEST(RunEndToEnd, ExeSectionHasItsOwnRules) {
   EXPECT_FALSE(any_hotspot_in(r.report, "/sleep"));
   EXPECT_TRUE(any_hotspot_in(r.report, "/cat"));
   EXPECT_EQ(r.report["processes"].size(), 2u);  // sh (CMD) and cat
+}
+
+// A Node service's execSync('sleep 0.02') runs /bin/sh and sleep: with
+// `--workers main` only node's main thread is watched, not theirs.
+TEST(RunEndToEnd, NodeExecSyncChildrenStayDormant) {
+  if (std::system("command -v node >/dev/null 2>&1") != 0) GTEST_SKIP() << "node not installed";
+  const std::string script =
+      "node -e \"const cp = require('child_process'); for (let i = 0; i < 3; i++) "
+      "cp.execSync('sleep 0.02');\"";
+  // 1ms, not strict: node's own start-up would be thousands of events.
+  RunResult r = run_command("main", script, "1ms");
+  EXPECT_EQ(r.status, 0);
+  ASSERT_TRUE(r.report.is_object());
+  EXPECT_FALSE(any_hotspot_in(r.report, "/sleep"));
+  for (const std::string& exe : process_exes(r.report)) EXPECT_FALSE(exe.ends_with("/sleep"));
+  RunResult named = run_command("main,exe:sleep", script, "1ms");
+  ASSERT_TRUE(named.report.is_object());
+  EXPECT_TRUE(any_hotspot_in(named.report, "/sleep"));
 }
 
 }  // namespace
