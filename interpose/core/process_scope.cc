@@ -24,13 +24,28 @@ struct ExeSection {
 };
 
 // Where an "exe:" selector starts: at the text's start or right after a comma
-// (spaces allowed between). npos when none from `from` on.
+// (spaces allowed between), outside (), [] and {} and not escaped, so that a
+// `name:` pattern holding ",exe:" inside a group stays a pattern. npos when
+// none from `from` on.
 size_t find_exe_selector(std::string_view text, size_t from) {
-  for (size_t pos = text.find("exe:", from); pos != std::string_view::npos;
-       pos = text.find("exe:", pos + 1)) {
-    size_t before = pos;
-    while (before > 0 && text[before - 1] == ' ') --before;
-    if (before == 0 || text[before - 1] == ',') return pos;
+  int depth = 0;
+  bool rule_start = true;  // at the text's start or after a top-level comma
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (c == '\\' && i + 1 < text.size()) {
+      ++i;
+      rule_start = false;
+    } else if (c == '(' || c == '[' || c == '{') {
+      ++depth;
+      rule_start = false;
+    } else if ((c == ')' || c == ']' || c == '}') && depth > 0) {
+      --depth;
+    } else if (c == ',' && depth == 0) {
+      rule_start = true;
+    } else if (c != ' ') {
+      if (rule_start && i >= from && text.compare(i, 4, "exe:") == 0) return i;
+      rule_start = false;
+    }
   }
   return std::string_view::npos;
 }

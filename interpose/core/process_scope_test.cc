@@ -67,6 +67,12 @@ TEST(ProcessScope, ExeInsideAThreadRuleIsNotASelector) {
   EXPECT_EQ(d.thread_rules, "name:exe:x");
 }
 
+TEST(ProcessScope, ExeInsideAGroupOfAThreadRuleIsNotASelector) {
+  const ScopeDecision d = decide_process_scope("name:(a,exe:b),main", "/bin/x", "/bin/x");
+  EXPECT_TRUE(d.watched);
+  EXPECT_EQ(d.thread_rules, "name:(a,exe:b),main");
+}
+
 TEST(ProcessScope, BadExePatternIsReportedAndSelectsNothing) {
   const ScopeDecision d = decide_process_scope("main,exe:(", "/bin/sh", "/usr/bin/app");
   EXPECT_FALSE(d.watched);
