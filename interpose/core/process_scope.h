@@ -21,9 +21,9 @@
 namespace blockwatch::interpose {
 
 struct ScopeDecision {
-  bool watched = false;       // false: dormant
-  std::string thread_rules;   // BLOCKWATCH_WORKERS thread rules for this process
-  std::string error;          // a malformed exe: selector (one line), else empty
+  bool watched = false;      // false: dormant
+  std::string thread_rules;  // BLOCKWATCH_WORKERS thread rules for this process
+  std::string error;         // a malformed exe: selector (one line), else empty
 };
 
 // Pure: which rules apply to a process running `exe_path`, given the rule text

@@ -159,9 +159,10 @@ int main(int argc, char** argv) {
       const double low = minimum(wall[v], rounds);
       const double w = median(wall[v], rounds), c = median(cpu[v], rounds);
       if (v == 0) bare_wall = w, bare_min = low, bare_cpu = c;
-      printf("%-11s %-12s cpu %6.3f ms (%4.2fx)  wall median %6.3f ms (%4.2fx)  min %6.3f ms "
-             "(%4.2fx)\n",
-             how, kNames[v], c, c / bare_cpu, w, w / bare_wall, low, low / bare_min);
+      printf(
+          "%-11s %-12s cpu %6.3f ms (%4.2fx)  wall median %6.3f ms (%4.2fx)  min %6.3f ms "
+          "(%4.2fx)\n",
+          how, kNames[v], c, c / bare_cpu, w, w / bare_wall, low, low / bare_min);
     }
   }
   return 0;
