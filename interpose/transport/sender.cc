@@ -535,7 +535,10 @@ bool sender_start(const SenderOptions& options) {
   // A finished sender's memory is kept (leaked): a late bw_flush may still read it.
   retire(current);
   loader_gate_install();  // before our first dl_iterate_phdr (loader_gate.h)
-  if (!options.collector.empty() || !options.output.empty()) prepare_high_fd_range();
+  // A fork child inherited the grown table.
+  if (!options.forked_child && (!options.collector.empty() || !options.output.empty())) {
+    prepare_high_fd_range();
+  }
   auto* sender = new Sender(options);
   set_agent_shut_down(false);
   g_sender.store(sender, std::memory_order_release);
