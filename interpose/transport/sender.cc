@@ -417,7 +417,10 @@ void Sender::serve_exec_request() {
   const uint32_t request = exec_request.load(std::memory_order_seq_cst);
   if (request == exec_done.load(std::memory_order_relaxed)) return;
   paused.store(true, std::memory_order_release);
-  if (stream_begun.load(std::memory_order_relaxed)) {
+  const bool something_queued =
+      global_record_queue().claimed_count() != global_record_queue().popped_count();
+  if (stream_begun.load(std::memory_order_relaxed) || something_queued) {
+    stream_begun.store(true, std::memory_order_relaxed);
     goodbye_and_close("exec", 0, exec_deadline_mono_ns.load(std::memory_order_acquire),
                       kExecStallNs);
   }
@@ -469,10 +472,11 @@ void Sender::run() {
 // (a stopped or dead collector does not hold up the exit or exec), and close.
 void Sender::goodbye_and_close(const char* reason, int status, int64_t deadline,
                                int64_t stall_ns) {
-  drain_queue();
+  // Open first (one last try, ignoring backoff), so what is drained goes out.
   if (!channel_.is_open() && channel_.configured()) {
-    if (channel_.try_open(INT64_MAX)) begin_stream();  // one last try, ignoring backoff
+    if (channel_.try_open(INT64_MAX)) begin_stream();
   }
+  drain_queue();
   // The final counters, unless the last frame already carries these values.
   maybe_send_counters(INT64_MAX / 2, /*force=*/false);
   if (channel_.is_open()) encoder_.goodbye(reason, status, pending_);
