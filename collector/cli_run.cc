@@ -116,6 +116,9 @@ void warn_if_preload_cannot_work(const std::string& command) {
   }
 }
 
+constexpr const char* kCmdPidVariable = "BLOCKWATCH_CMD_PID=";
+constexpr int kCmdPidDigits = 10;  // zero-padded: room for any pid
+
 // CMD's executable as the kernel will name it (/proc/PID/exe): the resolved path,
 // or for a script the interpreter of its "#!" line (through `env NAME`). The
 // library applies the rules before any `exe:` section to this executable and
@@ -168,7 +171,7 @@ std::vector<std::string> child_environment(const std::string& library,
     }
     for (const char* ours : {"BLOCKWATCH_COLLECTOR=", "BLOCKWATCH_WORKERS=",
                              "BLOCKWATCH_THRESHOLD=", "BLOCKWATCH_STALL_THRESHOLD=",
-                             "BLOCKWATCH_EXE="}) {
+                             "BLOCKWATCH_EXE=", "BLOCKWATCH_CMD_PID="}) {
       if (entry.rfind(ours, 0) == 0) entry.clear();
     }
     if (!entry.empty()) env.push_back(entry);
@@ -179,6 +182,9 @@ std::vector<std::string> child_environment(const std::string& library,
   env.push_back("BLOCKWATCH_THRESHOLD=" + std::to_string(settings.threshold_ns) + "ns");
   env.push_back("BLOCKWATCH_STALL_THRESHOLD=" + std::to_string(settings.stall_threshold_ns) + "ns");
   if (!command_exe.empty()) env.push_back("BLOCKWATCH_EXE=" + command_exe);
+  // CMD's pid, filled in by the forked child (exec_child): whatever image that
+  // process runs (`env X=1 prog`, `nice prog`, a script's `exec prog`) is CMD too.
+  env.push_back(std::string(kCmdPidVariable) + std::string(kCmdPidDigits, '0'));
   return env;
 }
 
@@ -190,8 +196,24 @@ std::vector<char*> as_pointers(std::vector<std::string>& strings) {
   return pointers;
 }
 
+// Writes the child's pid into its BLOCKWATCH_CMD_PID entry, in place (no
+// allocation: this runs after fork). Async-signal-safe.
+void fill_cmd_pid(char** envp) {
+  const size_t prefix = std::strlen(kCmdPidVariable);
+  for (char** entry = envp; *entry != nullptr; ++entry) {
+    if (std::strncmp(*entry, kCmdPidVariable, prefix) != 0) continue;
+    unsigned long pid = static_cast<unsigned long>(::getpid());
+    char* digits = *entry + prefix;
+    for (int i = kCmdPidDigits - 1; i >= 0; --i, pid /= 10) {
+      digits[i] = static_cast<char>('0' + pid % 10);
+    }
+    return;
+  }
+}
+
 // Runs in the forked child: async-signal-safe calls only.
 [[noreturn]] void exec_child(char** argv, char** envp) {
+  fill_cmd_pid(envp);
   ::execvpe(argv[0], argv, envp);
   const char message[] = "blockwatch: cannot run the command (exec failed)\n";
   ssize_t ignored = ::write(2, message, sizeof message - 1);

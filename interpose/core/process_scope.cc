@@ -104,7 +104,7 @@ bool exe_matches(std::string_view pattern, std::string_view exe_path, std::strin
 }  // namespace
 
 ScopeDecision decide_process_scope(std::string_view rules, std::string_view exe_path,
-                                   std::string_view cmd_exe) {
+                                   std::string_view cmd_exe, bool is_cmd_process) {
   ScopeDecision decision;
   size_t first = find_exe_selector(rules, 0);
   const std::string_view default_rules =
@@ -132,7 +132,7 @@ ScopeDecision decide_process_scope(std::string_view rules, std::string_view exe_
   }
   // CMD's own executable (or, when nobody said which that is, every process) is
   // always watched, with or without rules: it may mark workers with the API.
-  if (cmd_exe.empty() || cmd_exe == exe_path) {
+  if (cmd_exe.empty() || cmd_exe == exe_path || is_cmd_process) {
     decision.watched = true;
     decision.thread_rules = std::string(default_rules);
   }
@@ -143,7 +143,9 @@ ScopeDecision decide_own_scope(const char* rules) {
   char exe[4096];
   read_exe_path(exe, sizeof exe);
   const char* cmd_exe = getenv("BLOCKWATCH_EXE");
-  return decide_process_scope(rules ? rules : "", exe, cmd_exe ? cmd_exe : "");
+  const char* cmd_pid = getenv("BLOCKWATCH_CMD_PID");
+  const bool is_cmd_process = cmd_pid != nullptr && atol(cmd_pid) == getpid();
+  return decide_process_scope(rules ? rules : "", exe, cmd_exe ? cmd_exe : "", is_cmd_process);
 }
 
 void set_watched_process(pid_t pid) { g_watched_pid.store(pid, std::memory_order_relaxed); }

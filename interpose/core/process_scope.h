@@ -5,8 +5,9 @@
 //                rules after it, up to the next exe:, apply there (none: the rules
 //                before the first exe:).
 // Rules before the first exe: apply to CMD's own executable (BLOCKWATCH_EXE, set
-// by `blockwatch run`) and its fork children; without BLOCKWATCH_EXE to every
-// process. A process that no section selects stays dormant: every hook passes
+// by `blockwatch run`) and its fork children, and to whatever image the process
+// `blockwatch run` started runs (BLOCKWATCH_CMD_PID: `env X=1 prog`, `nice
+// prog`, a script's `exec prog`); without BLOCKWATCH_EXE to every process. A process that no section selects stays dormant: every hook passes
 // through, no thread, no socket, the bw_* API does nothing.
 //
 // The scope is decided once, in the library constructor, before any thread of
@@ -27,9 +28,10 @@ struct ScopeDecision {
 };
 
 // Pure: which rules apply to a process running `exe_path`, given the rule text
-// and CMD's executable (`cmd_exe`, empty: every process is CMD's).
+// and CMD's executable (`cmd_exe`, empty: every process is CMD's). `is_cmd_process`:
+// this is the very process `blockwatch run` started, whatever it execs.
 ScopeDecision decide_process_scope(std::string_view rules, std::string_view exe_path,
-                                   std::string_view cmd_exe);
+                                   std::string_view cmd_exe, bool is_cmd_process = false);
 
 // Decide for this process (constructor): reads /proc/self/exe and BLOCKWATCH_EXE.
 ScopeDecision decide_own_scope(const char* rules);

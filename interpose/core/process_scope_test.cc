@@ -23,6 +23,15 @@ TEST(ProcessScope, DefaultRulesApplyToCmdsExecutableOnly) {
   EXPECT_TRUE(other.thread_rules.empty());
 }
 
+// The process blockwatch run started stays CMD through an exec in place
+// (`env X=1 prog`, `nice prog`): its new image gets the default rules too.
+TEST(ProcessScope, CmdProcessKeepsItsRulesAcrossExecInPlace) {
+  const ScopeDecision d = decide_process_scope("main", "/srv/app", "/usr/bin/env", true);
+  EXPECT_TRUE(d.watched);
+  EXPECT_EQ(d.thread_rules, "main");
+  EXPECT_FALSE(decide_process_scope("main", "/srv/app", "/usr/bin/env", false).watched);
+}
+
 TEST(ProcessScope, CmdIsWatchedEvenWithoutRules) {  // it may use the bw_* API
   EXPECT_TRUE(decide_process_scope("", "/srv/app", "/srv/app").watched);
   EXPECT_FALSE(decide_process_scope("", "/usr/bin/cat", "/srv/app").watched);

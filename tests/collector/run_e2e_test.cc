@@ -201,4 +201,17 @@ TEST(RunEndToEnd, NodeExecSyncChildrenStayDormant) {
   EXPECT_TRUE(any_hotspot_in(named.report, "/sleep"));
 }
 
+// A wrapper that execs in place (`env X=1 prog`) keeps the process CMD: the
+// program it runs gets the rules, while sleep, which it does not exec in place,
+// stays dormant.
+TEST(RunEndToEnd, ProgramAWrapperExecsInPlaceIsCmd) {
+  RunResult r = run_command("main", "env BW_E2E=1 sh -c 'sleep 0.05; cat f'");
+  ASSERT_TRUE(r.report.is_object());
+  const auto exes = process_exes(r.report);
+  bool shell_watched = false;
+  for (const std::string& exe : exes) shell_watched |= exe.ends_with("sh");
+  EXPECT_TRUE(shell_watched);
+  EXPECT_FALSE(any_hotspot_in(r.report, "/sleep"));
+}
+
 }  // namespace
