@@ -119,7 +119,7 @@ TEST(RunEndToEnd, ExitStatusAndFailOn) {
   RunResult failed = run("--fail-on kind:fsync", "0");
   EXPECT_EQ(failed.status, 3);
   EXPECT_EQ(failed.report["verdict"]["failed"], true);
-  EXPECT_EQ(run("--fail-on stall>=1s", "0").status, 0);
+  EXPECT_EQ(run("--fail-on 'stall>=1s'", "0").status, 0);  // quoted: a shell runs it
   EXPECT_EQ(run("--fail-on kind:fsync", "5").status, 5);  // CMD's failure wins
 }
 
