@@ -7,6 +7,7 @@
 // While CMD runs, a terminal's stderr shows a one-line live status.
 #include <elf.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
@@ -123,11 +124,51 @@ void warn_if_preload_cannot_work(const std::string& command) {
   }
 }
 
+constexpr const char* kCmdPidVariable = "BLOCKWATCH_CMD_PID=";
+constexpr int kCmdPidDigits = 10;  // zero-padded: room for any pid
+
+// CMD's executable as the kernel will name it (/proc/PID/exe): the resolved path,
+// or for a script the interpreter of its "#!" line (through `env NAME`). The
+// library applies the rules before any `exe:` section to this executable and
+// its forks only (BLOCKWATCH_EXE). "" when it cannot be resolved: then every
+// process gets them, as without `blockwatch run`.
+std::string command_executable(const std::string& command) {
+  std::string path = find_in_path(command);
+  for (int depth = 0; depth < 4 && !path.empty(); ++depth) {
+    char resolved[PATH_MAX];
+    if (::realpath(path.c_str(), resolved) == nullptr) return "";
+    path = resolved;
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return path;
+    char head[256] = {};
+    const ssize_t n = ::read(fd, head, sizeof head - 1);
+    ::close(fd);
+    if (n < 2 || head[0] != '#' || head[1] != '!') return path;
+    std::string line(head + 2, static_cast<size_t>(n) - 2);
+    line = line.substr(0, line.find('\n'));
+    std::vector<std::string> words;
+    for (size_t pos = 0; pos < line.size();) {
+      const size_t start = line.find_first_not_of(" \t", pos);
+      if (start == std::string::npos) break;
+      const size_t end = line.find_first_of(" \t", start);
+      words.push_back(line.substr(start, end == std::string::npos ? end : end - start));
+      pos = end == std::string::npos ? line.size() : end;
+    }
+    if (words.empty()) return path;
+    path = words[0];
+    if (path.ends_with("/env") && words.size() > 1 && words[1][0] != '-') {
+      path = find_in_path(words[1]);
+    }
+  }
+  return path;
+}
+
 // The child's environment, built before fork(): after fork in a process with an
 // I/O thread, only async-signal-safe calls are allowed (no setenv, no malloc).
 std::vector<std::string> child_environment(const std::string& library,
                                            const std::string& socket_path,
-                                           const Settings& settings) {
+                                           const Settings& settings,
+                                           const std::string& command_exe) {
   std::vector<std::string> env;
   std::string preload = library;
   for (char** e = environ; *e != nullptr; ++e) {
@@ -138,7 +179,8 @@ std::vector<std::string> child_environment(const std::string& library,
     }
     for (const char* ours :
          {"BLOCKWATCH_COLLECTOR=", "BLOCKWATCH_WORKERS=", "BLOCKWATCH_THRESHOLD=",
-          "BLOCKWATCH_STALL_THRESHOLD=", "BLOCKWATCH_POOL_WAIT="}) {
+          "BLOCKWATCH_STALL_THRESHOLD=", "BLOCKWATCH_POOL_WAIT=", "BLOCKWATCH_EXE=",
+          "BLOCKWATCH_CMD_PID="}) {
       if (entry.rfind(ours, 0) == 0) entry.clear();
     }
     if (!entry.empty()) env.push_back(entry);
@@ -161,6 +203,10 @@ std::vector<std::string> child_environment(const std::string& library,
     }
     env.push_back("BLOCKWATCH_TASK_ENTRY=" + entries);
   }
+  if (!command_exe.empty()) env.push_back("BLOCKWATCH_EXE=" + command_exe);
+  // CMD's pid, filled in by the forked child (exec_child): whatever image that
+  // process runs (`env X=1 prog`, `nice prog`, a script's `exec prog`) is CMD too.
+  env.push_back(std::string(kCmdPidVariable) + std::string(kCmdPidDigits, '0'));
   return env;
 }
 
@@ -172,8 +218,24 @@ std::vector<char*> as_pointers(std::vector<std::string>& strings) {
   return pointers;
 }
 
+// Writes the child's pid into its BLOCKWATCH_CMD_PID entry, in place (no
+// allocation: this runs after fork). Async-signal-safe.
+void fill_cmd_pid(char** envp) {
+  const size_t prefix = std::strlen(kCmdPidVariable);
+  for (char** entry = envp; *entry != nullptr; ++entry) {
+    if (std::strncmp(*entry, kCmdPidVariable, prefix) != 0) continue;
+    unsigned long pid = static_cast<unsigned long>(::getpid());
+    char* digits = *entry + prefix;
+    for (int i = kCmdPidDigits - 1; i >= 0; --i, pid /= 10) {
+      digits[i] = static_cast<char>('0' + pid % 10);
+    }
+    return;
+  }
+}
+
 // Runs in the forked child: async-signal-safe calls only.
 [[noreturn]] void exec_child(char** argv, char** envp) {
+  fill_cmd_pid(envp);
   ::execvpe(argv[0], argv, envp);
   const char message[] = "blockwatch: cannot run the command (exec failed)\n";
   ssize_t ignored = ::write(2, message, sizeof message - 1);
@@ -285,7 +347,9 @@ writes the hotspot report. Exit status: CMD's, or 3 when CMD succeeded but a
 missing or unwritable directory) are found before CMD starts: exit 2, CMD not run.
 
 options:
-  --workers SEL           which threads are workers: main, name:REGEX (comma-separated)
+  --workers SEL           which threads are workers: main, name:REGEX (comma-separated),
+                          in CMD's executable and its forks; exe:REGEX starts rules
+                          for other programs CMD runs (docs/config.md)
   --threshold DUR         report blocking calls at least this long (0 = every call; 1ms)
   --stall-threshold DUR   report a task (or, where task boundaries are unknown, a
                           loop turn) running longer (0 = off)
@@ -451,7 +515,8 @@ int run_with_collector(const std::vector<std::string>& command, const std::strin
   std::thread io_thread([&io] { io.run(); });
   LiveStatusLine status_line(aggregator, LiveStatusLine::wanted());
 
-  const int status = run_child(command, child_environment(library, socket_path, pipeline.settings));
+  const int status = run_child(command, child_environment(library, socket_path, pipeline.settings,
+                                                          command_executable(command[0])));
   drain_and_stop(io, work, io_thread, server);
   ::unlink(socket_path.c_str());
   ::rmdir(socket_dir.c_str());

@@ -5,6 +5,7 @@
 #include <elf.h>
 #include <link.h>
 
+#include <atomic>
 #include <cstdint>
 #include <cstring>
 
@@ -111,12 +112,48 @@ void* definition_address(const DynamicTables& tables, const ElfW(Sym) & symbol) 
   return address;
 }
 
+// libc's tables, found once: the constructor looks up some 70 symbols, and
+// finding and reading them for each was most of what a dormant process paid at
+// start. Two threads racing here (early hooks) both compute the same values; only
+// a complete copy is published.
+bool libc_tables(DynamicTables* out) {
+  static DynamicTables cached;
+  static std::atomic<int> state{0};  // 0: not yet, 1: being written, 2: ready
+  if (state.load(std::memory_order_acquire) == 2) {
+    *out = cached;
+    return true;
+  }
+  const link_map* libc = find_libc();
+  if (libc == nullptr || !read_dynamic(libc, out)) return false;
+  int expected = 0;
+  if (state.compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) {
+    cached = *out;
+    state.store(2, std::memory_order_release);
+  }
+  return true;
+}
+
 }  // namespace
 
+bool only_libc_and_loader_after(const void* own_dynamic) {
+  const link_map* map = _r_debug.r_map;
+  while (map != nullptr && map->l_ld != own_dynamic) map = map->l_next;
+  if (map == nullptr) return false;
+  for (map = map->l_next; map != nullptr; map = map->l_next) {
+    const char* path = map->l_name;
+    const char* slash = path ? std::strrchr(path, '/') : nullptr;
+    const char* name = slash ? slash + 1 : (path ? path : "");
+    if (name[0] != '\0' && std::strcmp(name, "libc.so.6") != 0 &&
+        std::strncmp(name, "ld-linux", 8) != 0 && std::strncmp(name, "linux-vdso", 10) != 0) {
+      return false;
+    }
+  }
+  return true;
+}
+
 void* libc_lookup(const char* symbol, const char* version) {
-  const link_map* libc = find_libc();
   DynamicTables tables;
-  if (libc == nullptr || !read_dynamic(libc, &tables)) return nullptr;
+  if (!libc_tables(&tables)) return nullptr;
   const uint32_t bucket_count = tables.gnu_hash[0];
   const uint32_t first_hashed = tables.gnu_hash[1];
   const uint32_t bloom_words = tables.gnu_hash[2];

@@ -21,4 +21,10 @@ namespace blockwatch::interpose {
 // libc or the symbol is not found.
 void* libc_lookup(const char* symbol, const char* version);
 
+// True when every object loaded after the one whose dynamic section is
+// `own_dynamic` is libc, the loader or the vDSO: then dlsym(RTLD_NEXT) from it
+// can only find libc's definitions, which libc_lookup already gave. Same
+// contract as libc_lookup.
+bool only_libc_and_loader_after(const void* own_dynamic);
+
 }  // namespace blockwatch::interpose

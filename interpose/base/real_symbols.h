@@ -94,6 +94,7 @@ namespace blockwatch::interpose {
   X(epoll_wait, epoll_wait, nullptr)                                     \
   X(epoll_pwait, epoll_pwait, nullptr)                                   \
   X(epoll_pwait2, epoll_pwait2, nullptr)                                 \
+  X(pthread_create, pthread_create, nullptr)                             \
   X(pthread_setname_np, pthread_setname_np, nullptr)                     \
   X(prctl, prctl, nullptr)                                               \
   X(execve, execve, nullptr)                                             \
@@ -102,7 +103,8 @@ namespace blockwatch::interpose {
   X(execvpe, execvpe, nullptr)                                           \
   X(fexecve, fexecve, nullptr)                                           \
   X(execveat, execveat, nullptr)                                         \
-  X(exit, exit, nullptr)                                                 \
+  X(quick_exit, quick_exit, nullptr)                                     \
+  X(_Fork, _Fork, nullptr)                                               \
   X(_Exit, _Exit, nullptr)                                               \
   X(_exit, _exit, nullptr)
 

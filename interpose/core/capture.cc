@@ -1,9 +1,7 @@
 // Stack capture and record building for blocking calls (see capture.h).
-#define UNW_LOCAL_ONLY
 #include "interpose/core/capture.h"
 
 #include <execinfo.h>
-#include <libunwind.h>
 #include <link.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -13,8 +11,10 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "interpose/base/optional_libs.h"
 #include "interpose/base/own_code.h"
 #include "interpose/core/config.h"
+#include "interpose/core/process_scope.h"
 #include "interpose/core/record.h"
 #include "interpose/core/thread_state.h"
 #include "interpose/transport/agent.h"
@@ -65,6 +65,7 @@ int64_t g_threshold_ns = 1'000'000;
 
 void capture_init() {
   RecursionGuard guard;
+  load_unwinder();  // optional_libs.h: libunwind only in a watched process
   g_threshold_ns = config().threshold_ns;
   timebase_init(g_threshold_ns, config().tsc_allowed);
   own_code_init();
@@ -76,7 +77,7 @@ void capture_warm_up_thread() {
   RecursionGuard guard;
   const int saved_errno = errno;
   void* frames[4];
-  unw_backtrace(frames, 4);
+  unwind_backtrace(frames, 4);
   tls_thread.capture_warm = true;
   errno = saved_errno;
 }
@@ -85,7 +86,7 @@ int capture_stack(uintptr_t* frames, int max_frames) {
   constexpr int kOwnFramesMax = 16;
   void* raw[kMaxFrames + kOwnFramesMax];
   tls_thread.capture_warm = true;
-  const int count = unw_backtrace(raw, kMaxFrames + kOwnFramesMax);
+  const int count = unwind_backtrace(raw, kMaxFrames + kOwnFramesMax);
   int first = 0;
   while (first < count && is_own_pc(reinterpret_cast<uintptr_t>(raw[first]))) ++first;
   int out = 0;
@@ -96,6 +97,10 @@ int capture_stack(uintptr_t* frames, int max_frames) {
 }
 
 void report_blocking_call(const BlockingCall& call, int64_t start_mono_ns, int64_t duration_ns) {
+  // A vfork child shares its parent's thread state and record queue: what it
+  // does is not the parent's (nor is a _Fork child's). One getpid() syscall, on
+  // the reported path only.
+  if (!is_original_process()) return;
   RecursionGuard guard;
   const int saved_errno = errno;
   Record record;

@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "interpose/core/capture.h"
+#include "interpose/core/process_scope.h"
 #include "interpose/core/worker_rules.h"
 
 namespace blockwatch::interpose {
@@ -20,6 +21,7 @@ ThreadSlot g_thread_slots[kMaxThreadSlots];
 namespace {
 pthread_key_t g_slot_key;
 std::atomic<bool> g_ready{false};
+std::atomic<bool> g_dormant{false};  // process_scope.h: no thread is ever classified
 std::atomic<int> g_claim_hint{0};
 std::atomic<int> g_slot_high_water{0};  // see thread_slots_high_water()
 
@@ -80,7 +82,13 @@ void classify_current_thread(ThreadSlot* slot) {
   char name[kThreadNameBytes] = {};
   prctl(PR_GET_NAME, name, 0, 0, 0);
   std::memcpy(slot->name, name, sizeof name);
-  slot->worker_by_rule = worker_rules_match(name, is_main_thread());
+  // A helper's inherited name is its creator's, not a name it was given.
+  const bool name_inherited_in_work =
+      tls_thread.spawned_in_work &&
+      std::strncmp(name, tls_thread.inherited_name, kThreadNameBytes) == 0;
+  slot->worker_by_rule =
+      name_inherited_in_work ? worker_rules_match(nullptr, is_main_thread())
+                             : worker_rules_match(name, is_main_thread());
   // No capture warm-up here: a thread's first unwind makes libunwind map and
   // fault in a 256 KiB trace cache (~3 ms on a VM), which short-lived threads
   // matched by name would pay for nothing. Threads that report pay it once, at
@@ -127,7 +135,13 @@ ThreadSlot* current_slot() {
 bool hook_should_time_slow(uint8_t mode) {
   if (tls_thread.guard_depth != 0) return hook_is_nested_in_timed_call(mode);
   if (mode == kModeUnknown) {
-    if (!g_ready.load(std::memory_order_acquire)) return false;
+    if (!g_ready.load(std::memory_order_acquire)) {
+      if (g_dormant.load(std::memory_order_relaxed)) store_mode(kModeNotWorker);
+      return false;
+    }
+    // A vfork child runs on its parent's thread and TLS, a _Fork child on a copy
+    // of them: neither may claim a slot in its parent's name.
+    if (!is_original_process()) return false;
     ThreadSlot* slot;
     {
       RecursionGuard guard;
@@ -226,12 +240,32 @@ bool classify_for_probe() {
   return current_mode() == kModeWorker;
 }
 
+void thread_state_set_dormant() { g_dormant.store(true, std::memory_order_relaxed); }
+
+void thread_state_thread_exiting() {
+  if (tls_thread.slot) release_slot_at_thread_exit(tls_thread.slot);
+}
+
 int thread_slots_high_water() { return g_slot_high_water.load(std::memory_order_acquire); }
 
 void mark_current_thread_internal() { store_mode(kModeLibrary); }
 
+bool creating_thread_in_work() {
+  if (!hook_should_time()) return false;  // classifies a thread not classified yet
+  const ThreadSlot* slot = tls_thread.slot;
+  return slot->task_depth.load(std::memory_order_relaxed) > 0 ||
+         (slot->loop_turns.load(std::memory_order_relaxed) > 0 &&
+          !slot->idle.load(std::memory_order_relaxed));
+}
+
+void mark_spawned_in_work() {
+  tls_thread.spawned_in_work = true;
+  prctl(PR_GET_NAME, tls_thread.inherited_name, 0, 0, 0);
+}
+
 void thread_renamed(pthread_t thread, const char* name) {
   if (pthread_equal(thread, pthread_self())) {
+    tls_thread.spawned_in_work = false;  // a name it gave itself counts
     if (tls_thread.slot) {
       std::strncpy(tls_thread.slot->name, name, kThreadNameBytes - 1);
       classify_current_thread(tls_thread.slot);
@@ -264,9 +298,15 @@ void thread_renamed(pthread_t thread, const char* name) {
 
 void thread_state_after_fork_child() {
   ThreadSlot* own = tls_thread.slot;
-  for (ThreadSlot& slot : g_thread_slots) {
+  // Only slots below the high-water mark were ever used, and only what is set is
+  // written: every page written here is a copy-on-write fault in the child.
+  const int slot_end = thread_slots_high_water();
+  for (int i = 0; i < slot_end; ++i) {
+    ThreadSlot& slot = g_thread_slots[i];
     // A thread that held mode_access at fork does not exist here.
-    slot.mode_access.store(0, std::memory_order_relaxed);
+    if (slot.mode_access.load(std::memory_order_relaxed) != 0) {
+      slot.mode_access.store(0, std::memory_order_relaxed);
+    }
     if (&slot != own && slot.tid.load(std::memory_order_relaxed) != 0) reset_slot(slot);
   }
   if (own) own->tid.store(gettid(), std::memory_order_relaxed);

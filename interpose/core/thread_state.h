@@ -71,7 +71,11 @@ struct ThreadLocalState {
   uint8_t mode;         // kMode*, atomic access only (see above)
   uint8_t guard_depth;  // >0: inside blockwatch, hooks pass through
   bool capture_warm;    // this thread's first unwind already happened
-  ThreadSlot* slot;     // null until claimed, and again after release
+  // Created by a worker while it ran a task or a loop turn (a helper, not a pool
+  // thread): while its name is still `inherited_name`, name rules ignore it.
+  bool spawned_in_work;
+  char inherited_name[kThreadNameBytes];
+  ThreadSlot* slot;  // null until claimed, and again after release
 };
 
 extern __thread ThreadLocalState tls_thread __attribute__((tls_model("initial-exec")));
@@ -97,6 +101,14 @@ inline uint8_t current_mode() { return __atomic_load_n(&tls_thread.mode, __ATOMI
 
 // Set up the thread-exit key and remember the main thread. Library constructor.
 void thread_state_init();
+
+// Instead of thread_state_init in a dormant process (process_scope.h): every
+// thread becomes a non-worker at its first hook, for good.
+void thread_state_set_dormant();
+
+// The calling thread ends without its pthread key destructors (a raw
+// syscall(SYS_exit)): release its slot now. Async-signal-safe, no allocation.
+void thread_state_thread_exiting();
 
 // Is the calling thread a worker whose blocking calls a hook should time now?
 // The fast path (mode == kModeNotWorker) is one TLS read; everything else goes
@@ -138,6 +150,22 @@ inline void probe_task_entry(ThreadSlot& slot) {
 // as a hook would (may allocate: regexec; guarded). True when it is a worker
 // with a slot afterwards. Not async-signal-safe.
 bool classify_for_probe();
+
+// Thread names are inherited on Linux: a thread carries its creator's name
+// until renamed. Name rules follow the names threads were given
+// (pthread_setname_np, prctl(PR_SET_NAME), by themselves or by another thread),
+// and an inherited name only when the creator was not busy with work: pool
+// threads started at start-up by a named launcher are workers, a helper started
+// inside a handler or task is not until it is given a worker's name. Tokio's
+// threads name themselves.
+//
+// Is the calling thread a worker running a task or a loop turn now? Then a
+// thread it creates is a helper (pthread_create shim). No allocation, no lock.
+bool creating_thread_in_work();
+
+// First thing on a thread created while its creator was in work: remember the
+// name it inherited. No allocation, no lock.
+void mark_spawned_in_work();
 
 // Mark the calling thread as blockwatch's own: never reported.
 void mark_current_thread_internal();

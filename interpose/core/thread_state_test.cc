@@ -6,10 +6,12 @@
 
 #include <gtest/gtest.h>
 #include <pthread.h>
+#include <unistd.h>
 
 #include <string>
 #include <thread>
 
+#include "interpose/core/process_scope.h"
 #include "interpose/core/worker_rules.h"
 
 namespace blockwatch::interpose {
@@ -20,6 +22,7 @@ class ThreadStateTest : public ::testing::Test {
   static void SetUpTestSuite() {
     std::string error;
     ASSERT_TRUE(install_worker_rules("name:rule-worker", &error)) << error;
+    set_watched_process(getpid());  // what the library constructor does
     thread_state_init();
   }
 };

@@ -11,6 +11,7 @@
 #include "blockwatch/blockwatch.h"
 #pragma GCC diagnostic pop
 #include "common/kinds.h"
+#include "interpose/core/process_scope.h"
 #include "interpose/transport/sender.h"
 
 // The public header's BW_KIND_* must be the numbers of common/kinds.h.
@@ -25,8 +26,11 @@ extern "C" __attribute__((visibility("default"))) int bw_set_event_callback(
   return blockwatch::interpose::sender_set_event_callback(callback, arg);
 }
 
-// Preserves errno (the wait uses a raw futex syscall).
+// Preserves errno (the wait uses a raw futex syscall). -1 at once where nothing
+// is sent: a dormant process, a vfork or _Fork child (the sender it would wait
+// for is its parent's, or does not exist).
 extern "C" __attribute__((visibility("default"))) int bw_flush(int timeout_ms) {
+  if (!blockwatch::interpose::is_original_process()) return -1;
   return blockwatch::interpose::sender_flush(timeout_ms);
 }
 

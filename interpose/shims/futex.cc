@@ -9,8 +9,14 @@
 // FUTEX_WAIT outside a task is classified first (wait_classifier.h), so a
 // runtime's idle park ends a loop turn.
 //
-// Hook path: one TLS read off-worker. All six arguments are forwarded exactly as
-// longs: syscall() itself reads six registers whatever the caller passed.
+// syscall(SYS_exit_group) ends the process past every exit handler: the agent
+// flushes first, as for _exit. syscall(SYS_exit) ends the calling thread past
+// its pthread key destructors: its slot is released first.
+//
+// Hook path: one TLS read off-worker, and one compare of the number for the
+// exit calls ahead of it (predicted not taken). All six arguments are
+// forwarded exactly as longs: syscall() itself reads six registers whatever the
+// caller passed.
 #include <linux/futex.h>
 #include <sys/syscall.h>
 
@@ -18,6 +24,7 @@
 
 #include "interpose/core/wait_classifier.h"
 #include "interpose/shims/hook_path.h"
+#include "interpose/shims/lifecycle.h"
 
 #ifndef SYS_futex_waitv
 #define SYS_futex_waitv 449
@@ -98,6 +105,18 @@ BW_SLOW_PATH long futex_wait_on_worker(long (*real_syscall)(long, ...), long num
                             [&] { return real_syscall(number, a1, a2, a3, a4, a5, a6); });
 }
 
+// The process or thread ends right after this, past the exit handlers or the
+// thread's key destructors.
+BW_SLOW_PATH void before_raw_exit(long number, long status) {
+  const int saved_errno = errno;
+  if (number == SYS_exit_group) {
+    if (bw::is_original_process()) bw::shutdown_agent_once("exit", static_cast<int>(status));
+  } else {
+    bw::thread_state_thread_exiting();
+  }
+  errno = saved_errno;
+}
+
 }  // namespace
 
 BW_EXPORT long syscall(long number, ...) noexcept {
@@ -112,6 +131,9 @@ BW_EXPORT long syscall(long number, ...) noexcept {
   va_end(args);
   auto real_syscall = BW_REAL(syscall);
   if (!real_syscall) return raw_syscall6(number, a1, a2, a3, a4, a5, a6);
+  if (__builtin_expect(number == SYS_exit || number == SYS_exit_group, 0)) {
+    before_raw_exit(number, a1);
+  }
   if (__builtin_expect(!bw::hook_should_time(), 1) || !is_futex_wait(number, a2)) {
     return real_syscall(number, a1, a2, a3, a4, a5, a6);
   }

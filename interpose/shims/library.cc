@@ -1,7 +1,16 @@
 // The injected library's lifecycle and public API: the constructor (config,
-// real symbols, worker rules, capture warm-up, agent start), fork/exit glue, and
-// the exported bw_* functions of blockwatch.h. bw_set_event_callback and bw_flush
-// belong to the agent and are defined in its files.
+// real symbols, process scope, worker rules, capture warm-up, agent start),
+// fork/exit glue, and the exported bw_* functions of blockwatch.h.
+// bw_set_event_callback and bw_flush belong to the agent and are defined in its
+// files.
+//
+// The exit status: glibc reaches exit() from main's return through an internal
+// alias, past any `exit` shim, so the status comes from an on_exit() handler,
+// which glibc's __run_exit_handlers calls with exit's argument however exit was
+// reached (main returning, exit() on any thread, a library's internal call).
+// Wrapping __libc_start_main would see only main's return; _exit and
+// exit_group are reached through internal aliases too. quick_exit runs
+// at_quick_exit handlers only: its shim notes the status for ours.
 #define BW_WEAK
 // With BW_WEAK empty, the header's inline "is the library there?" checks compare
 // strong definitions against null; they are for the program side, not for us.
@@ -18,9 +27,11 @@
 #include <cstring>
 #include <string>
 
+#include "interpose/base/loader_gate.h"
 #include "interpose/base/real_symbols.h"
 #include "interpose/core/capture.h"
 #include "interpose/core/config.h"
+#include "interpose/core/process_scope.h"
 #include "interpose/core/thread_state.h"
 #include "interpose/core/worker_rules.h"
 #include "interpose/probes/task_probes.h"
@@ -34,9 +45,8 @@ namespace blockwatch::interpose {
 namespace {
 
 std::atomic<bool> g_active{false};
-std::atomic<pid_t> g_pid{0};  // the process the agent belongs to
 std::atomic<bool> g_shut_down{false};
-std::atomic<int> g_exit_status{0};
+std::atomic<int> g_quick_exit_status{0};
 
 // BLOCKWATCH_FOLLOW_CHILDREN=0: drop this library from LD_PRELOAD in our own
 // environment, in place, so no child (exec, system, posix_spawn) loads it again.
@@ -60,15 +70,20 @@ void stop_following_children() {
 
 void after_fork_child() {
   if (!g_active.load(std::memory_order_relaxed)) return;
-  g_pid.store(getpid(), std::memory_order_relaxed);
+  set_watched_process(getpid());
   g_shut_down.store(false, std::memory_order_relaxed);
   thread_state_after_fork_child();
   agent_after_fork_child();
   watchdog_after_fork_child();
 }
 
-void at_exit() {
-  if (is_original_process()) shutdown_agent_once("exit", g_exit_status.load());
+// on_exit handler: `status` is exit's argument, also when main returned.
+void at_exit(int status, void*) {
+  if (is_original_process()) shutdown_agent_once("exit", status);
+}
+
+void at_quick_exit_handler() {
+  if (is_original_process()) shutdown_agent_once("exit", g_quick_exit_status.load());
 }
 
 void report_rules_error(const std::string& error) {
@@ -82,16 +97,26 @@ __attribute__((constructor(101))) void initialise_library() {
   resolve_real_symbols();
   const Config& settings = config();
   if (!settings.enabled) return;  // every hook stays a pass-through
-  std::string error;
-  if (!install_worker_rules(settings.workers, &error)) report_rules_error(error);
   if (!settings.follow_children) stop_following_children();
-  g_pid.store(getpid(), std::memory_order_relaxed);
+  const ScopeDecision scope = decide_own_scope(settings.workers);
+  if (!scope.error.empty()) report_rules_error(scope.error);
+  if (!scope.watched) {
+    thread_state_set_dormant();  // every hook passes through; no thread, no socket
+    return;
+  }
+  std::string error;
+  if (!install_worker_rules(scope.thread_rules.c_str(), &error)) report_rules_error(error);
+  set_watched_process(getpid());
   capture_init();
   // While the process still has only this thread (task_probes.h), and before
   // the sender starts (it reports what was probed in Hello).
   task_probes_install_at_start();
+  // The loader gate's atfork handlers first: its child handler must run before
+  // ours starts threads there (child handlers run in registration order).
+  loader_gate_install();
   pthread_atfork(nullptr, nullptr, after_fork_child);
-  atexit(at_exit);
+  on_exit(at_exit, nullptr);
+  at_quick_exit(at_quick_exit_handler);
   agent_start();
   // Last: from here on, hooks classify threads and time workers.
   thread_state_init();
@@ -101,11 +126,6 @@ __attribute__((constructor(101))) void initialise_library() {
 
 }  // namespace
 
-bool is_original_process() {
-  const pid_t pid = g_pid.load(std::memory_order_relaxed);
-  return pid != 0 && pid == getpid();
-}
-
 void shutdown_agent_once(const char* reason, int exit_status) {
   if (!g_active.load(std::memory_order_acquire)) return;
   if (g_shut_down.exchange(true)) return;
@@ -114,7 +134,9 @@ void shutdown_agent_once(const char* reason, int exit_status) {
   agent_shutdown(reason, exit_status);
 }
 
-void note_exit_status(int status) { g_exit_status.store(status, std::memory_order_relaxed); }
+void note_quick_exit_status(int status) {
+  g_quick_exit_status.store(status, std::memory_order_relaxed);
+}
 
 }  // namespace blockwatch::interpose
 

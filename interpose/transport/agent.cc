@@ -15,6 +15,9 @@ namespace {
 // collector that does not read makes it shorter (sender.cc gives up after 200 ms
 // without progress).
 constexpr int64_t kShutdownTimeoutNs = 1'000'000'000;
+// Before exec the program waits for us: a quarter of that, and the sender gives
+// up after 50 ms without progress (sender.cc kExecStallNs).
+constexpr int64_t kExecFlushTimeoutNs = 250'000'000;
 
 }  // namespace
 
@@ -41,6 +44,12 @@ void agent_after_fork_child() {
 void agent_shutdown(const char* reason, int exit_status) {
   sender_shutdown(reason, exit_status, kShutdownTimeoutNs);
 }
+
+bool agent_before_exec() { return sender_before_exec(kExecFlushTimeoutNs); }
+
+void agent_after_failed_exec() { sender_after_failed_exec(); }
+
+void agent_forget_in_unwatched_child() { sender_forget_in_unwatched_child(); }
 
 void agent_modules_changed() { sender_modules_changed(); }
 

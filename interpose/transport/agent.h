@@ -26,6 +26,17 @@ void agent_after_fork_child();
 // Flush what is queued, bounded in time, and say goodbye. Called at exit.
 void agent_shutdown(const char* reason, int exit_status);
 
+// exec() is next: flush and close the stream (bounded: 250 ms, 50 ms without
+// progress), without stopping the agent. False when there was nothing to do.
+bool agent_before_exec();
+
+// The exec returned (failed): the process is still watched, on a new stream.
+void agent_after_failed_exec();
+
+// In a _Fork() child (no atfork handler ran): it stays unwatched; close the
+// collector connection it inherited. Async-signal-safe.
+void agent_forget_in_unwatched_child();
+
 // A dlopen/dlclose happened: re-announce modules (cheap; the sender does the work).
 void agent_modules_changed();
 

@@ -4,6 +4,7 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -18,6 +19,34 @@ namespace {
 
 constexpr int64_t kFirstBackoffNs = 20'000'000;   // 20 ms
 constexpr int64_t kMaxBackoffNs = 1'000'000'000;  // 1 s
+
+// Our fds live this far below min(RLIMIT_NOFILE, kHighFdCeiling), out of the
+// range a program's next open() takes (a daemon that closed fds 3..N expects
+// its next open to return 3). Not at the limit itself when that is huge: the
+// kernel would grow this process's fd table to it.
+constexpr int kHighFdCeiling = 1024;
+constexpr int kHighFdBelowCeiling = 24;
+
+int high_fd_floor() {
+  rlimit limit{};
+  int ceiling = kHighFdCeiling;
+  if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < static_cast<rlim_t>(ceiling)) {
+    ceiling = static_cast<int>(limit.rlim_cur);
+  }
+  return ceiling - kHighFdBelowCeiling;
+}
+
+// Moves `fd` to a free number near the top (F_DUPFD_CLOEXEC: the lowest free fd
+// at or above the floor) and closes the low one. Keeps `fd` when nothing up
+// there is free.
+int move_fd_high(int fd) {
+  const int floor = high_fd_floor();
+  if (fd >= floor || floor <= 2) return fd;
+  const int high = fcntl(fd, F_DUPFD_CLOEXEC, floor);
+  if (high < 0) return fd;
+  close(fd);
+  return high;
+}
 
 // Reads a varint at `pos`; false when the bytes end first.
 bool read_varint(const unsigned char* data, size_t size, size_t& pos, uint64_t& value) {
@@ -87,6 +116,16 @@ std::string output_file_path(const std::string& path, int pid, bool forked_child
   return out;
 }
 
+void prepare_high_fd_range() {
+  const int floor = high_fd_floor();
+  if (floor <= 64) return;  // within the table every process starts with
+  const int anchor = open("/", O_PATH | O_CLOEXEC);
+  if (anchor < 0) return;
+  const int high = fcntl(anchor, F_DUPFD_CLOEXEC, floor);
+  if (high >= 0) close(high);
+  close(anchor);
+}
+
 void OutputChannel::configure(std::string collector, std::string output_path, bool forked_child) {
   socket_path_.clear();
   file_path_.clear();
@@ -147,7 +186,8 @@ int OutputChannel::open_file() {
 
 bool OutputChannel::try_open(int64_t now_mono_ns) {
   if (fd_ >= 0 || !configured() || now_mono_ns < retry_at_mono_ns_) return false;
-  const int fd = socket_path_.empty() ? open_file() : open_socket();
+  int fd = socket_path_.empty() ? open_file() : open_socket();
+  if (fd >= 0) fd = move_fd_high(fd);
   if (fd < 0) {
     backoff_ns_ = backoff_ns_ == 0 ? kFirstBackoffNs : std::min(backoff_ns_ * 2, kMaxBackoffNs);
     retry_at_mono_ns_ = now_mono_ns + backoff_ns_;
@@ -208,6 +248,13 @@ void OutputChannel::close_stream(int64_t now_mono_ns) {
   fd_ = -1;
   backoff_ns_ = backoff_ns_ == 0 ? kFirstBackoffNs : std::min(backoff_ns_ * 2, kMaxBackoffNs);
   retry_at_mono_ns_ = now_mono_ns + backoff_ns_;
+}
+
+void OutputChannel::close_without_backoff() {
+  if (fd_ >= 0 && fd_is_still_ours()) close(fd_);
+  fd_ = -1;
+  retry_at_mono_ns_ = 0;
+  backoff_ns_ = 0;
 }
 
 void OutputChannel::abandon_inherited_fd() {

@@ -6,7 +6,9 @@
 // The target owns its fd table: it may close every fd or dup2() something over
 // ours. Before each write we fstat() our fd and compare device and inode with what
 // we opened; on a mismatch the fd is the program's now, so we forget it (never
-// close or write it) and open a new stream.
+// close or write it) and open a new stream. Our fd is moved to a high number
+// (just below min(RLIMIT_NOFILE, 1024)), so the program's next open() still
+// gets the lowest free number it expects.
 #pragma once
 
 #include <sys/types.h>
@@ -43,6 +45,10 @@ class OutputChannel {
   // Close our fd if it is still ours (identity checked), and back off.
   void close_stream(int64_t now_mono_ns);
 
+  // Close our fd if it is still ours, ready to open again at once (the stream
+  // ended for an exec; if the exec fails, the next stream starts right away).
+  void close_without_backoff();
+
   // In a forked child: the fd is shared with the parent's stream. Close it if it is
   // still ours, without touching anything else.
   void abandon_inherited_fd();
@@ -64,6 +70,13 @@ class OutputChannel {
   int64_t retry_at_mono_ns_ = 0;
   int64_t backoff_ns_ = 0;
 };
+
+// Grows this process's fd table to cover the high range our fds use, now, while
+// the caller is its only thread. Growing it later, from our sender while other
+// threads share the table, makes the kernel wait for an RCU grace period (about
+// 10 ms here) during which every thread's open()/socket()/accept() waits too.
+// Call before starting the sender; cheap (three syscalls).
+void prepare_high_fd_range();
 
 // The file a process writes for BLOCKWATCH_OUTPUT=`path`: every `%p` replaced by
 // the pid. Without `%p`, the first process to take the path's lock writes `path`;

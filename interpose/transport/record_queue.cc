@@ -70,6 +70,15 @@ void RecordQueue::reset() {
   dequeue_pos_.store(0, std::memory_order_release);
 }
 
+void RecordQueue::discard_pending() {
+  const uint64_t end = enqueue_pos_.load(std::memory_order_relaxed);
+  for (uint64_t pos = dequeue_pos_.load(std::memory_order_relaxed); pos != end; ++pos) {
+    const uint64_t index = pos & (kSlots - 1);
+    slots_[index].sequence_minus_index.store(pos + kSlots - index, std::memory_order_relaxed);
+  }
+  dequeue_pos_.store(end, std::memory_order_release);
+}
+
 RecordQueue& global_record_queue() { return g_queue; }
 AgentCounters& global_agent_counters() { return g_counters; }
 

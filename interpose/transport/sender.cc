@@ -23,6 +23,7 @@
 #include "interpose/base/clock.h"
 #include "interpose/base/futex.h"
 #include "interpose/base/internal_thread.h"
+#include "interpose/base/loader_gate.h"
 #include "interpose/base/proc_file.h"
 #include "interpose/base/timebase.h"
 #include "interpose/core/thread_state.h"
@@ -43,6 +44,11 @@ __thread bool agent_own_thread_flag = false;
 constexpr char kLibraryVersion[] = "0.1.0";
 constexpr int64_t kCountersIntervalNs = 50'000'000;
 constexpr int64_t kFinalStallNs = 200'000'000;  // give up the final flush after no progress
+// Before exec the program is waiting: give up much sooner (a stopped collector).
+constexpr int64_t kExecStallNs = 50'000'000;
+// A fork() child opens its stream at its first record, or this long after the
+// fork: a child that execs (or exits) at once costs no connection at all.
+constexpr int64_t kLazyConnectNs = 100'000'000;
 
 // The observer. Replaced as a whole (leaking the old pair: registrations are rare)
 // so the sender never sees a callback with another callback's argument.
@@ -77,6 +83,18 @@ class Sender {
   std::atomic<int64_t> stop_deadline_mono_ns{0};
   std::atomic<uint64_t> dropped_no_collector{0};
   std::atomic<uint64_t> threads_seen{0};
+  // exec (sender_before_exec): a target thread bumps exec_request; the sender
+  // flushes, says Goodbye("exec"), closes the stream, pauses (opens none) and
+  // sets exec_done to the request it served. A failed exec unpauses.
+  std::atomic<uint32_t> exec_request{0};
+  std::atomic<uint32_t> exec_done{0};
+  std::atomic<bool> paused{false};
+  std::atomic<int64_t> exec_deadline_mono_ns{0};
+  // Set (for good) once the sender decided to open streams; a lazy sender (fork
+  // child) decides at its first record or kLazyConnectNs after start. Paired with
+  // exec_request (both seq_cst): an exec that sees it unset with nothing queued
+  // need not wait, and the sender then never begins a stream.
+  std::atomic<bool> stream_begun{false};
   char goodbye_reason[16] = {};
   int goodbye_status = 0;
   // A replaced sender (restart, fork child) is kept, never freed: a late bw_flush
@@ -105,6 +123,9 @@ class Sender {
   void write_pending(int64_t now);
   void lose_stream(int64_t now);
   void publish_done(uint64_t pos);
+  bool may_open_stream(int64_t now);
+  void serve_exec_request();
+  void goodbye_and_close(const char* reason, int status, int64_t deadline, int64_t stall_ns);
   void final_flush();
   HelloInfo build_hello() const;
 
@@ -116,6 +137,8 @@ class Sender {
   uint64_t events_in_pending_ = 0;
   std::deque<std::pair<uint64_t, uint64_t>> done_markers_;  // (bytes end, queue pos)
   int64_t start_unix_ns_ = 0;
+  int64_t started_mono_ns_ = 0;
+  int64_t stuck_since_ns_ = 0;  // bytes waiting and none taken since then; 0: not stuck
   int64_t monotonic_to_unix_ns_ = 0;
   // Interning: ids persist for the sender's life; "defined" is per stream.
   std::unordered_map<std::string, uint64_t> string_ids_;
@@ -353,6 +376,7 @@ void Sender::publish_done(uint64_t pos) {
 }
 
 void Sender::lose_stream(int64_t now) {
+  stuck_since_ns_ = 0;
   dropped_no_collector.fetch_add(events_in_pending_, std::memory_order_relaxed);
   events_in_pending_ = 0;
   bytes_written_total_ += pending_.size();  // discarded counts as done for bw_flush
@@ -365,6 +389,11 @@ void Sender::write_pending(int64_t now) {
     const size_t before = pending_.size();
     const OutputChannel::WriteResult result = channel_.write_some(pending_);
     bytes_written_total_ += before - pending_.size();
+    if (pending_.size() != before || pending_.empty()) {
+      stuck_since_ns_ = 0;
+    } else if (stuck_since_ns_ == 0) {
+      stuck_since_ns_ = now;  // the collector takes nothing (stopped, or far behind)
+    }
     if (result == OutputChannel::WriteResult::kStreamLost) lose_stream(now);
     if (pending_.empty()) events_in_pending_ = 0;
   }
@@ -374,18 +403,58 @@ void Sender::write_pending(int64_t now) {
   }
 }
 
+// Whether the sender may open a stream now: not while an exec is pending or
+// after one (paused), and for a lazy sender not before its first record or
+// kLazyConnectNs.
+bool Sender::may_open_stream(int64_t now) {
+  if (paused.load(std::memory_order_acquire)) return false;
+  if (stream_begun.load(std::memory_order_relaxed)) return true;
+  const bool something_queued =
+      global_record_queue().claimed_count() != global_record_queue().popped_count();
+  if (options_.lazy_connect && !something_queued &&
+      now - started_mono_ns_ < kLazyConnectNs) {
+    return false;
+  }
+  stream_begun.store(true, std::memory_order_seq_cst);
+  if (exec_request.load(std::memory_order_seq_cst) != exec_done.load(std::memory_order_acquire)) {
+    return false;  // serve the exec first (serve_exec_request)
+  }
+  return true;
+}
+
+// An exec is about to replace the image: flush, Goodbye("exec"), close, pause.
+void Sender::serve_exec_request() {
+  const uint32_t request = exec_request.load(std::memory_order_seq_cst);
+  if (request == exec_done.load(std::memory_order_relaxed)) return;
+  paused.store(true, std::memory_order_release);
+  const bool something_queued =
+      global_record_queue().claimed_count() != global_record_queue().popped_count();
+  if (stream_begun.load(std::memory_order_relaxed) || something_queued) {
+    stream_begun.store(true, std::memory_order_relaxed);
+    goodbye_and_close("exec", 0, exec_deadline_mono_ns.load(std::memory_order_acquire),
+                      kExecStallNs);
+  }
+  exec_done.store(request, std::memory_order_release);
+  futex_wake_all(exec_done);
+}
+
 void Sender::run() {
   start_unix_ns_ = clock_ns(CLOCK_REALTIME);
-  monotonic_to_unix_ns_ = start_unix_ns_ - monotonic_ns();
+  started_mono_ns_ = monotonic_ns();
+  monotonic_to_unix_ns_ = start_unix_ns_ - started_mono_ns_;
   channel_.configure(options_.collector, options_.output, options_.forked_child);
-  maybe_send_modules(false);
+  // The module list before the file or socket is opened, so Hello and Modules
+  // follow the open at once (a process may abort a few ms after start). Not for
+  // a lazy sender, which may never open a stream.
+  if (!options_.lazy_connect) maybe_send_modules(false);
   for (;;) {
     const uint32_t wake_seen = wake_word.load(std::memory_order_acquire);
     const bool stopping = stop_requested.load(std::memory_order_acquire);
+    serve_exec_request();
     const int64_t now = monotonic_ns();
     if (channel_.is_open() && !channel_.still_ours()) lose_stream(now);
-    if (channel_.try_open(now)) begin_stream();
-    maybe_send_modules(false);
+    if (!channel_.is_open() && may_open_stream(now) && channel_.try_open(now)) begin_stream();
+    if (stream_begun.load(std::memory_order_relaxed)) maybe_send_modules(false);
     const uint64_t popped_before = global_record_queue().popped_count();
     drain_queue();
     const uint64_t popped = global_record_queue().popped_count();
@@ -398,40 +467,65 @@ void Sender::run() {
     write_pending(now);
     timebase_refine();  // the hooks' TSC rate and anchor (timebase.h)
     if (stopping) break;
-    futex_wait_ns(wake_word, wake_seen, pending_.empty() ? options_.idle_wait_ns : 5'000'000);
+    int64_t wait_ns = pending_.empty() ? options_.idle_wait_ns : 5'000'000;
+    if (!stream_begun.load(std::memory_order_relaxed) && options_.lazy_connect) {
+      wait_ns = std::min(wait_ns, std::max<int64_t>(started_mono_ns_ + kLazyConnectNs - now, 1));
+    }
+    futex_wait_ns(wake_word, wake_seen, wait_ns);
   }
   final_flush();
   finished.store(1, std::memory_order_release);
   futex_wake_all(finished);
 }
 
-// At exit: Goodbye, then write until done, the deadline, or no progress for a
-// while (a stopped or dead collector does not hold up the exit).
-void Sender::final_flush() {
-  drain_queue();
+// Goodbye, then write until done, the deadline, or `stall_ns` without progress
+// (a stopped or dead collector does not hold up the exit or exec), and close.
+void Sender::goodbye_and_close(const char* reason, int status, int64_t deadline,
+                               int64_t stall_ns) {
+  // Open first (one last try, ignoring backoff), so what is drained goes out.
   if (!channel_.is_open() && channel_.configured()) {
-    if (channel_.try_open(INT64_MAX)) begin_stream();  // one last try, ignoring backoff
+    if (channel_.try_open(INT64_MAX)) begin_stream();
   }
+  drain_queue();
   // The final counters, unless the last frame already carries these values.
   maybe_send_counters(INT64_MAX / 2, /*force=*/false);
-  if (channel_.is_open()) encoder_.goodbye(goodbye_reason, goodbye_status, pending_);
+  if (channel_.is_open()) encoder_.goodbye(reason, status, pending_);
   done_markers_.emplace_back(bytes_written_total_ + pending_.size(),
                              global_record_queue().popped_count());
-  const int64_t deadline = stop_deadline_mono_ns.load(std::memory_order_acquire);
-  int64_t last_progress = monotonic_ns();
+  // A collector that has taken nothing for a while already is not waited for
+  // again: the no-progress time counts from when it stopped reading.
+  int64_t last_progress = stuck_since_ns_ != 0 ? stuck_since_ns_ : monotonic_ns();
   for (;;) {
     const size_t before = pending_.size();
     write_pending(monotonic_ns());
     const int64_t now = monotonic_ns();
     if (pending_.empty() || !channel_.is_open() || now >= deadline) break;
     if (pending_.size() != before) last_progress = now;
-    if (now - last_progress > kFinalStallNs) break;
+    if (now - last_progress > stall_ns) break;
     futex_wait_ns(wake_word, wake_word.load(), 2'000'000);
   }
   if (!pending_.empty()) {
     dropped_no_collector.fetch_add(events_in_pending_, std::memory_order_relaxed);
+    events_in_pending_ = 0;
+    bytes_written_total_ += pending_.size();  // discarded counts as done for bw_flush
+    pending_.clear();
   }
-  if (channel_.is_open()) channel_.close_stream(monotonic_ns());
+  channel_.close_without_backoff();
+}
+
+// At exit. A lazy sender that never began a stream and has nothing queued says
+// nothing (a fork child that exits at once).
+void Sender::final_flush() {
+  const bool something_queued =
+      global_record_queue().claimed_count() != global_record_queue().popped_count();
+  if (!stream_begun.load(std::memory_order_relaxed) && !something_queued) return;
+  if (paused.load(std::memory_order_acquire)) {
+    drain_queue();  // after an exec's Goodbye: nothing more goes out
+    return;
+  }
+  stream_begun.store(true, std::memory_order_relaxed);
+  goodbye_and_close(goodbye_reason, goodbye_status,
+                    stop_deadline_mono_ns.load(std::memory_order_acquire), kFinalStallNs);
 }
 
 namespace {
@@ -454,6 +548,11 @@ bool sender_start(const SenderOptions& options) {
   if (current && !current->finished.load(std::memory_order_acquire)) return false;
   // A finished sender's memory is kept (leaked): a late bw_flush may still read it.
   retire(current);
+  loader_gate_install();  // before our first dl_iterate_phdr (loader_gate.h)
+  // A fork child inherited the grown table.
+  if (!options.forked_child && (!options.collector.empty() || !options.output.empty())) {
+    prepare_high_fd_range();
+  }
   auto* sender = new Sender(options);
   set_agent_shut_down(false);
   g_sender.store(sender, std::memory_order_release);
@@ -487,9 +586,13 @@ void sender_shutdown(const char* reason, int exit_status, int64_t timeout_ns) {
 void sender_after_fork_child() {
   // Only this thread exists. Records half-pushed by other threads of the parent
   // can never complete: start the queue afresh; the parent sends its own records.
-  global_record_queue().reset();
+  RecordQueue& queue = global_record_queue();
+  queue.discard_pending();
   AgentCounters& counters = global_agent_counters();
-  counters.recorded_before_reset.store(0, std::memory_order_relaxed);
+  // The positions go on from the parent's; the child counts from zero
+  // (events_recorded = recorded_before_reset + claimed_count, modulo 2^64).
+  counters.recorded_before_reset.store(uint64_t{0} - queue.claimed_count(),
+                                       std::memory_order_relaxed);
   counters.dropped_queue_full.store(0, std::memory_order_relaxed);
   counters.dropped_too_deep.store(0, std::memory_order_relaxed);
   counters.dropped_after_shutdown.store(0, std::memory_order_relaxed);
@@ -510,7 +613,56 @@ void sender_after_fork_child() {
     return;
   }
   options.forked_child = true;
+  options.lazy_connect = true;
   sender_start(options);
+}
+
+bool sender_before_exec(int64_t timeout_ns) {
+  Sender* sender = g_sender.load(std::memory_order_acquire);
+  if (!sender || sender->finished.load(std::memory_order_acquire) ||
+      sender->stop_requested.load(std::memory_order_acquire) || agent_own_thread_flag) {
+    return false;
+  }
+  const int64_t deadline = monotonic_ns() + timeout_ns;
+  sender->exec_deadline_mono_ns.store(deadline - timeout_ns / 10, std::memory_order_release);
+  const uint32_t request = sender->exec_request.fetch_add(1, std::memory_order_seq_cst) + 1;
+  const bool something_queued =
+      global_record_queue().claimed_count() != global_record_queue().popped_count();
+  // A stream never begun, nothing queued: the sender will not begin one now
+  // (may_open_stream sees the request), so there is nothing to wait for.
+  if (!sender->stream_begun.load(std::memory_order_seq_cst) && !something_queued) return true;
+  sender->wake();
+  for (int64_t now = monotonic_ns(); now < deadline; now = monotonic_ns()) {
+    const uint32_t done = sender->exec_done.load(std::memory_order_acquire);
+    if (static_cast<int32_t>(done - request) >= 0) break;
+    if (sender->finished.load(std::memory_order_acquire)) break;
+    futex_wait_ns(sender->exec_done, done, std::min<int64_t>(deadline - now, 10'000'000));
+  }
+  return true;
+}
+
+void sender_after_failed_exec() {
+  Sender* sender = g_sender.load(std::memory_order_acquire);
+  if (!sender) return;
+  // The sender may still be serving the request: wait for it (bounded by the
+  // deadline it was given), so it does not pause again after we unpaused.
+  const uint32_t request = sender->exec_request.load(std::memory_order_acquire);
+  const int64_t deadline = sender->exec_deadline_mono_ns.load(std::memory_order_acquire) +
+                           100'000'000;
+  for (int64_t now = monotonic_ns(); now < deadline; now = monotonic_ns()) {
+    const uint32_t done = sender->exec_done.load(std::memory_order_acquire);
+    if (done == request || sender->finished.load(std::memory_order_acquire)) break;
+    sender->wake();
+    futex_wait_ns(sender->exec_done, done, std::min<int64_t>(deadline - now, 10'000'000));
+  }
+  sender->paused.store(false, std::memory_order_release);
+  sender->wake();  // a new stream (Hello again) at its next turn
+}
+
+void sender_forget_in_unwatched_child() {
+  if (Sender* sender = g_sender.load(std::memory_order_acquire)) {
+    sender->channel().abandon_inherited_fd();
+  }
 }
 
 void sender_modules_changed() { g_modules_requests.fetch_add(1, std::memory_order_release); }

@@ -25,6 +25,9 @@ struct SenderOptions {
   std::string workers;
   bool forked_child = false;
   bool follow_forks = true;  // restart in a fork() child, else disable there
+  // Open the stream only at the first record, or 100 ms after start (fork
+  // children: one that execs or exits at once costs no connection).
+  bool lazy_connect = false;
   // How long the sender sleeps when there is nothing to do. At most 100 ms: the
   // stream is flushed at least that often.
   int64_t idle_wait_ns = 50'000'000;
@@ -46,6 +49,21 @@ void sender_shutdown(const char* reason, int exit_status, int64_t timeout_ns);
 // In the child after fork(): drop the parent's queued records and stream, and
 // start a new sender (Hello with forked_child) or disable, per follow_forks.
 void sender_after_fork_child();
+
+// exec() is about to replace the image: flush what is queued, send
+// Goodbye("exec") and close the stream, waiting at most `timeout_ns` (less when
+// the collector does not read). The agent keeps running: records made meanwhile
+// are dropped (counted). Returns false when there is no running sender. A
+// sender whose stream never began (a fork child) and with nothing queued
+// returns at once.
+bool sender_before_exec(int64_t timeout_ns);
+
+// The exec failed: the process goes on, watched; the sender opens a new stream.
+void sender_after_failed_exec();
+
+// In a child made without our atfork handler (_Fork): close the inherited
+// connection if it is still ours; nothing else. Async-signal-safe.
+void sender_forget_in_unwatched_child();
 
 // A dlopen/dlclose happened: the sender re-sends Modules. Async-signal-safe.
 void sender_modules_changed();

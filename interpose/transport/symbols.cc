@@ -14,7 +14,8 @@
 #include <memory>
 #include <unordered_map>
 
-#include "absl/debugging/internal/demangle.h"
+#include "interpose/base/loader_gate.h"
+#include "interpose/base/optional_libs.h"
 #include "interpose/base/proc_file.h"
 
 namespace blockwatch::interpose {
@@ -114,7 +115,8 @@ std::string clean_rust_symbol(std::string_view name) {
 std::string demangle_symbol(const char* name) {
   if (name[0] == '_' && name[1] == 'Z') {
     char demangled[1024];
-    if (absl::debugging_internal::Demangle(name, demangled, sizeof demangled)) {
+    const DemangleFn demangle = demangler();
+    if (demangle && demangle(name, demangled, sizeof demangled)) {
       return clean_rust_symbol(demangled);
     }
   }
@@ -263,11 +265,15 @@ std::string ElfSymbolizer::symbolize_return_address(uint64_t pc, const ModuleInf
   // No readable file (the vDSO, a deleted object): the dynamic symbols the loader
   // knows, when one contains the address.
   Dl_info info{};
-  if (dladdr(reinterpret_cast<void*>(address), &info) && info.dli_sname && info.dli_saddr &&
-      reinterpret_cast<uint64_t>(info.dli_saddr) <= address) {
-    return demangle_symbol(info.dli_sname);
+  std::string name;
+  {
+    LoaderSection in_loader;  // loader_gate.h: never inside the loader across fork
+    if (dladdr(reinterpret_cast<void*>(address), &info) && info.dli_sname && info.dli_saddr &&
+        reinterpret_cast<uint64_t>(info.dli_saddr) <= address) {
+      name = info.dli_sname;
+    }
   }
-  return {};
+  return name.empty() ? name : demangle_symbol(name.c_str());
 }
 
 namespace {
@@ -322,7 +328,10 @@ int add_module(dl_phdr_info* info, size_t, void* data) {
 
 std::vector<ModuleInfo> enumerate_modules() {
   std::vector<ModuleInfo> modules;
-  dl_iterate_phdr(add_module, &modules);
+  {
+    LoaderSection in_loader;  // loader_gate.h: never inside the loader across fork
+    dl_iterate_phdr(add_module, &modules);
+  }
   std::sort(modules.begin(), modules.end(),
             [](const ModuleInfo& a, const ModuleInfo& b) { return a.start < b.start; });
   return modules;
@@ -330,6 +339,7 @@ std::vector<ModuleInfo> enumerate_modules() {
 
 uint64_t module_change_count() {
   uint64_t count = 0;
+  LoaderSection in_loader;  // loader_gate.h: never inside the loader across fork
   dl_iterate_phdr(
       [](dl_phdr_info* info, size_t size, void* data) {
         if (size >= offsetof(dl_phdr_info, dlpi_subs) + sizeof(info->dlpi_subs)) {

@@ -451,7 +451,11 @@ void watchdog_after_fork_child() {
                            !g_stop_requested.load(std::memory_order_relaxed);
   g_thread_running.store(false, std::memory_order_relaxed);
   stall_sampler_after_fork_child();
-  for (StallTracker& tracker : g_trackers) tracker = StallTracker{};
+  // Only trackers of slots ever used, and only those that hold something: every
+  // page written here is a copy-on-write fault in the child.
+  for (int i = 0; i < thread_slots_high_water(); ++i) {
+    if (g_trackers[i].tid != 0 || g_trackers[i].stall_id != 0) g_trackers[i] = StallTracker{};
+  }
   g_budget = StallBudget(g_settings.stall_budget_per_minute);
   g_next_stall_id = 0;
   // Like the agent: fork children are watched (pre-fork servers' workers are

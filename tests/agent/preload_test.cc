@@ -1,20 +1,27 @@
-// Runs lifecycle_program under LD_PRELOAD=libblockwatch.so with BLOCKWATCH_OUTPUT
-// and checks the agent's side of the process lifecycle in the files it wrote:
-// exit() from a non-main thread still flushes and says Goodbye with the status;
-// a fork() child writes its own PATH.PID stream announcing forked_child and its
-// parent; a program that closes every fd gets a second stream, not a write into
-// whatever reuses the fd number.
+// Runs lifecycle_program and exit_paths (a C program) under
+// LD_PRELOAD=libblockwatch.so with BLOCKWATCH_OUTPUT and checks the agent's side
+// of the process lifecycle in the files it wrote: exit() from a non-main thread,
+// main returning, quick_exit and syscall(SYS_exit_group) all flush and say
+// Goodbye with the status; a fork() child writes its own PATH.PID stream
+// announcing forked_child and its parent; a program that closes every fd gets a
+// second stream, not a write into whatever reuses the fd number, and its next
+// open() still returns fd 3; a failed exec leaves the process watched; vfork and
+// _Fork children record nothing in the parent's name and hold none of its fds;
+// threads that end with a raw SYS_exit give their slot back.
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <string>
 #include <vector>
 
 #include "test_collector.h"
+#include "tests/preload/decode.h"
 
 namespace blockwatch::testing {
 namespace {
@@ -42,15 +49,23 @@ class PreloadTest : public ::testing::Test {
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
 
-  int run(const char* mode, pid_t* pid_out) {
+  int run(const char* mode, pid_t* pid_out) { return run_program(BW_PROGRAM_PATH, {mode}, pid_out); }
+
+  int run_program(const char* program, std::vector<std::string> args, pid_t* pid_out,
+                  const std::string& workers = "") {
+    const std::string workers_env = "BLOCKWATCH_WORKERS=" + workers;
     const std::string output = "BLOCKWATCH_OUTPUT=" + dir_ + "/out.bw";
     const std::string preload = std::string("LD_PRELOAD=") + BW_LIBRARY_PATH;
+    args.insert(args.begin(), program);
+    std::vector<char*> argv;
+    for (std::string& arg : args) argv.push_back(arg.data());
+    argv.push_back(nullptr);
     const pid_t pid = fork();
     if (pid == 0) {
       char* env[] = {const_cast<char*>(preload.c_str()), const_cast<char*>(output.c_str()),
-                     const_cast<char*>("BLOCKWATCH_THRESHOLD=1ms"), nullptr};
-      char* args[] = {const_cast<char*>(BW_PROGRAM_PATH), const_cast<char*>(mode), nullptr};
-      execve(BW_PROGRAM_PATH, args, env);
+                     const_cast<char*>("BLOCKWATCH_THRESHOLD=1ms"),
+                     const_cast<char*>(workers_env.c_str()), nullptr};
+      execve(program, argv.data(), env);
       _exit(127);
     }
     *pid_out = pid;
@@ -111,6 +126,159 @@ TEST_F(PreloadTest, ClosedFdsStartASecondStream) {
   EXPECT_GE(count(frames, &wire::Frame::has_event), 2);
   ASSERT_FALSE(frames.empty());
   EXPECT_TRUE(frames.back().has_goodbye());
+}
+
+// Function names of each event's stack, in stream order: named from the module
+// map by the collector's symbolizer, as in a report (tests/preload/decode.h).
+std::vector<std::vector<std::string>> event_stacks(const std::vector<wire::Frame>& frames) {
+  std::map<uint64_t, std::string> functions;
+  std::map<uint64_t, std::vector<uint64_t>> stacks;
+  std::vector<wire::Module> modules;
+  std::vector<std::vector<std::string>> out;
+  for (const auto& frame : frames) {
+    if (frame.has_symbol()) functions[frame.symbol().pc()] = frame.symbol().function();
+    if (frame.has_modules()) {
+      modules.insert(modules.end(), frame.modules().modules().begin(),
+                     frame.modules().modules().end());
+    }
+    if (frame.has_stack()) {
+      stacks[frame.stack().id()].assign(frame.stack().pcs().begin(), frame.stack().pcs().end());
+    }
+    if (!frame.has_event()) continue;
+    std::vector<std::string> names;
+    for (uint64_t pc : stacks[frame.event().stack()]) {
+      for (std::string& name : ::blockwatch::preload_test::functions_at(pc, functions, modules)) {
+        names.push_back(std::move(name));
+      }
+    }
+    out.push_back(names);
+  }
+  return out;
+}
+
+bool contains(const std::vector<std::string>& names, const std::string& name) {
+  return std::find(names.begin(), names.end(), name) != names.end();
+}
+
+void expect_goodbye(const std::vector<wire::Frame>& frames, const char* reason, int status) {
+  ASSERT_FALSE(frames.empty());
+  ASSERT_TRUE(frames.back().has_goodbye());
+  EXPECT_EQ(frames.back().goodbye().reason(), reason);
+  EXPECT_EQ(frames.back().goodbye().exit_status(), status);
+}
+
+// glibc calls exit() from __libc_start_call_main through an internal alias: the
+// status must come from somewhere that sees that call too.
+TEST_F(PreloadTest, MainReturningGivesItsStatusToGoodbye) {
+  pid_t pid = 0;
+  ASSERT_EQ(run_program(BW_EXIT_PATHS_PATH, {"main-return"}, &pid), 3);
+  const auto frames = read_frames(dir_ + "/out.bw");
+  EXPECT_EQ(count(frames, &wire::Frame::has_event), 1);
+  expect_goodbye(frames, "exit", 3);
+}
+
+TEST_F(PreloadTest, QuickExitFlushesAndSaysGoodbye) {
+  pid_t pid = 0;
+  ASSERT_EQ(run_program(BW_EXIT_PATHS_PATH, {"quick-exit"}, &pid), 4);
+  const auto frames = read_frames(dir_ + "/out.bw");
+  EXPECT_EQ(count(frames, &wire::Frame::has_event), 1);
+  expect_goodbye(frames, "exit", 4);
+}
+
+TEST_F(PreloadTest, RawExitGroupFlushesAndSaysGoodbye) {
+  pid_t pid = 0;
+  ASSERT_EQ(run_program(BW_EXIT_PATHS_PATH, {"exit-group"}, &pid), 5);
+  const auto frames = read_frames(dir_ + "/out.bw");
+  EXPECT_EQ(count(frames, &wire::Frame::has_event), 1);
+  expect_goodbye(frames, "exit", 5);
+}
+
+// The exec's flush says Goodbye("exec"); when the exec fails the process goes on
+// watched, on a second stream in the same file, and its later call is reported.
+TEST_F(PreloadTest, FailedExecLeavesTheProcessWatched) {
+  pid_t pid = 0;
+  ASSERT_EQ(run_program(BW_EXIT_PATHS_PATH, {"exec-fails"}, &pid), 0);
+  const auto frames = read_frames(dir_ + "/out.bw");
+  EXPECT_EQ(count(frames, &wire::Frame::has_hello), 2);
+  EXPECT_EQ(count(frames, &wire::Frame::has_event), 2);
+  int exec_goodbyes = 0;
+  bool event_after_second_hello = false;
+  int hellos = 0;
+  for (const auto& frame : frames) {
+    hellos += frame.has_hello();
+    exec_goodbyes += frame.has_goodbye() && frame.goodbye().reason() == "exec";
+    event_after_second_hello |= hellos == 2 && frame.has_event();
+  }
+  EXPECT_EQ(exec_goodbyes, 1);
+  EXPECT_TRUE(event_after_second_hello);
+  expect_goodbye(frames, "exit", 0);
+}
+
+// The program closed every fd (ours too); the agent's reopened file must not take
+// the lowest free number: the program's next open() gets fd 3 (checked by the
+// program: exit 96 otherwise).
+TEST_F(PreloadTest, ReopenedOutputStaysOutOfTheProgramsLowFds) {
+  pid_t pid = 0;
+  ASSERT_EQ(run_program(BW_EXIT_PATHS_PATH, {"low-fd"}, &pid), 0);
+  const auto frames = read_frames(dir_ + "/out.bw");
+  EXPECT_EQ(count(frames, &wire::Frame::has_hello), 2);
+  EXPECT_EQ(count(frames, &wire::Frame::has_event), 2);
+}
+
+// A vfork child runs on its parent's thread, TLS and record queue: its blocking
+// call is not the parent's and must not be reported.
+TEST_F(PreloadTest, VforkChildRecordsNothingInTheParentsName) {
+  pid_t pid = 0;
+  ASSERT_EQ(run_program(BW_EXIT_PATHS_PATH, {"vfork-child"}, &pid), 0);
+  const auto frames = read_frames(dir_ + "/out.bw");
+  const auto stacks = event_stacks(frames);
+  ASSERT_EQ(stacks.size(), 1u);
+  EXPECT_TRUE(contains(stacks[0], "blocking_site"));
+  for (const auto& stack : stacks) EXPECT_FALSE(contains(stack, "child_site"));
+}
+
+// A _Fork child (no atfork handler) is left unwatched: no fd of the agent's stays
+// open in it (checked by the child through /proc/self/fd), nothing of its is
+// reported, and no stream of its own appears.
+TEST_F(PreloadTest, UnderscoreForkChildHoldsNoAgentFdAndRecordsNothing) {
+  pid_t pid = 0;
+  ASSERT_EQ(run_program(BW_EXIT_PATHS_PATH, {"fork-child", dir_ + "/out.bw"}, &pid), 0);
+  const auto frames = read_frames(dir_ + "/out.bw");
+  for (const auto& stack : event_stacks(frames)) EXPECT_FALSE(contains(stack, "child_site"));
+  int files = 0;
+  for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator(dir_)) ++files;
+  EXPECT_EQ(files, 1);
+}
+
+// 5000 threads (more than the 4096 slots) end through syscall(SYS_exit), past
+// their key destructors; a last thread must still get a slot and be reported.
+TEST_F(PreloadTest, ThreadsEndingWithRawExitGiveTheirSlotBack) {
+  pid_t pid = 0;
+  ASSERT_EQ(run_program(BW_EXIT_PATHS_PATH, {"raw-exit"}, &pid), 0);
+  const auto frames = read_frames(dir_ + "/out.bw");
+  const auto stacks = event_stacks(frames);
+  ASSERT_EQ(stacks.size(), 1u);
+  EXPECT_TRUE(contains(stacks[0], "last_thread"));
+}
+
+// Name rules and inherited names (thread_names.c): a pool started by a named
+// launcher and a thread named from outside are workers; helpers started inside a
+// loop turn or a task carry their creator's name but are not, before or after
+// they rename themselves.
+TEST_F(PreloadTest, NameRulesFollowGivenNamesNotNamesInheritedInsideWork) {
+  pid_t pid = 0;
+  ASSERT_EQ(run_program(BW_THREAD_NAMES_PATH, {}, &pid, "name:(pool|loop|task)-w"), 0);
+  std::map<std::string, int> sites;
+  for (const auto& stack : event_stacks(read_frames(dir_ + "/out.bw"))) {
+    for (const std::string& name : stack) {
+      if (name.ends_with("_site")) ++sites[name];
+    }
+  }
+  EXPECT_EQ(sites["inherited_pool_site"], 2);
+  EXPECT_EQ(sites["named_from_outside_site"], 1);
+  EXPECT_EQ(sites["helper_before_rename_site"], 0);
+  EXPECT_EQ(sites["helper_after_rename_site"], 0);
+  EXPECT_EQ(sites["task_helper_site"], 0);
 }
 
 }  // namespace

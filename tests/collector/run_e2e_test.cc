@@ -3,7 +3,9 @@
 // mutex and fsync, on the worker, with user frames), exit status forwarding, --fail-on turning
 // success into 3, a forked child reported too, the .bwrec round trip through `blockwatch
 // report`, and the planted call's source line in the JSON, text, folded and pprof
-// reports (read back by the real `go tool pprof -list`).
+// reports (read back by the real `go tool pprof -list`). Process scoping: rules
+// apply to CMD's executable and its forks; other programs CMD runs stay dormant
+// unless an exe: section names them.
 #include <sys/wait.h>
 
 #include <gtest/gtest.h>
@@ -12,6 +14,8 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <string>
+#include <vector>
 
 namespace {
 
@@ -38,6 +42,45 @@ RunResult run(const std::string& options, const std::string& program_args) {
   if (in) result.report = nlohmann::json::parse(in);
   std::system(("rm -rf " + dir).c_str());
   return result;
+}
+
+// `blockwatch run --workers WORKERS --threshold 0 -- sh -c SCRIPT`, in a fresh
+// directory that holds a file `f`.
+RunResult run_command(const std::string& workers, const std::string& command_line,
+                      const std::string& threshold = "0");
+
+RunResult run_shell(const std::string& workers, const std::string& script) {
+  return run_command(workers, "sh -c '" + script + "'");
+}
+
+RunResult run_command(const std::string& workers, const std::string& command_line,
+                      const std::string& threshold) {
+  std::string dir = temp_dir();
+  std::ofstream(dir + "/f") << "hello\n";
+  std::string json = dir + "/run.json";
+  std::string command = "cd " + dir + " && BLOCKWATCH_LIBRARY=" BLOCKWATCH_LIBRARY_PATH
+                        " " BLOCKWATCH_CLI_PATH " run --workers '" + workers +
+                        "' --threshold " + threshold + " --report " + json + " -- " + command_line +
+                        " >/dev/null 2>" + dir + "/err";
+  int raw = std::system(command.c_str());
+  RunResult result{WIFEXITED(raw) ? WEXITSTATUS(raw) : -1, {}};
+  std::ifstream in(json);
+  if (in) result.report = nlohmann::json::parse(in);
+  std::system(("rm -rf " + dir).c_str());
+  return result;
+}
+
+std::vector<std::string> process_exes(const nlohmann::json& report) {
+  std::vector<std::string> exes;
+  for (const auto& p : report["processes"]) exes.push_back(p["exe"].get<std::string>());
+  return exes;
+}
+
+bool any_hotspot_in(const nlohmann::json& report, const std::string& exe_suffix) {
+  for (const auto& h : report["hotspots"]) {
+    if (h["exe"].get<std::string>().ends_with(exe_suffix)) return true;
+  }
+  return false;
 }
 
 const nlohmann::json* hotspot(const nlohmann::json& report, const std::string& kind) {
@@ -78,7 +121,7 @@ TEST(RunEndToEnd, ExitStatusAndFailOn) {
   RunResult failed = run("--fail-on kind:fsync", "0");
   EXPECT_EQ(failed.status, 3);
   EXPECT_EQ(failed.report["verdict"]["failed"], true);
-  EXPECT_EQ(run("--fail-on stall>=1s", "0").status, 0);
+  EXPECT_EQ(run("--fail-on 'stall>=1s'", "0").status, 0);  // quoted: a shell runs it
   EXPECT_EQ(run("--fail-on kind:fsync", "5").status, 5);  // CMD's failure wins
 }
 
@@ -177,6 +220,71 @@ TEST(RunEndToEnd, SourceLinesInEveryFormat) {
   EXPECT_NE(listing.find(std::to_string(fsync_line) + ":  ::fsync(fd);"), std::string::npos)
       << listing;
   std::system(("rm -rf " + dir).c_str());
+}
+
+// `--workers main` is about CMD (here the shell), not every program it runs: sleep
+// and cat stay dormant (no stream at all) and report nothing.
+TEST(RunEndToEnd, RulesApplyToCmdNotToTheProgramsItRuns) {
+  RunResult r = run_shell("main", "sleep 0.05; cat f");
+  EXPECT_EQ(r.status, 0);
+  ASSERT_TRUE(r.report.is_object());
+  const auto exes = process_exes(r.report);
+  ASSERT_EQ(exes.size(), 1u);
+  EXPECT_TRUE(exes[0].ends_with("sh")) << exes[0];
+  EXPECT_FALSE(any_hotspot_in(r.report, "/sleep"));
+  EXPECT_FALSE(any_hotspot_in(r.report, "/cat"));
+}
+
+// An exe: section names them: both are watched with the rules before it (main).
+TEST(RunEndToEnd, ExeSelectorWatchesTheProgramsItNames) {
+  RunResult r = run_shell("main,exe:sleep|cat", "sleep 0.05; cat f");
+  EXPECT_EQ(r.status, 0);
+  ASSERT_TRUE(r.report.is_object());
+  EXPECT_EQ(r.report["processes"].size(), 3u);
+  const nlohmann::json* sleep_hotspot = hotspot(r.report, "sleep");
+  ASSERT_NE(sleep_hotspot, nullptr);
+  EXPECT_TRUE(sleep_hotspot->at("exe").get<std::string>().ends_with("/sleep"));
+  EXPECT_TRUE(any_hotspot_in(r.report, "/cat"));
+}
+
+// A section with rules of its own: cat's main thread only; sleep stays dormant.
+TEST(RunEndToEnd, ExeSectionHasItsOwnRules) {
+  RunResult r = run_shell("name:nothing-matches,exe:cat,main", "sleep 0.05; cat f");
+  ASSERT_TRUE(r.report.is_object());
+  EXPECT_FALSE(any_hotspot_in(r.report, "/sleep"));
+  EXPECT_TRUE(any_hotspot_in(r.report, "/cat"));
+  EXPECT_EQ(r.report["processes"].size(), 2u);  // sh (CMD) and cat
+}
+
+// A Node service's execSync('sleep 0.02') runs /bin/sh and sleep: with
+// `--workers main` only node's main thread is watched, not theirs.
+TEST(RunEndToEnd, NodeExecSyncChildrenStayDormant) {
+  if (std::system("command -v node >/dev/null 2>&1") != 0) GTEST_SKIP() << "node not installed";
+  const std::string script =
+      "node -e \"const cp = require('child_process'); for (let i = 0; i < 3; i++) "
+      "cp.execSync('sleep 0.02');\"";
+  // 1ms, not strict: node's own start-up would be thousands of events.
+  RunResult r = run_command("main", script, "1ms");
+  EXPECT_EQ(r.status, 0);
+  ASSERT_TRUE(r.report.is_object());
+  EXPECT_FALSE(any_hotspot_in(r.report, "/sleep"));
+  for (const std::string& exe : process_exes(r.report)) EXPECT_FALSE(exe.ends_with("/sleep"));
+  RunResult named = run_command("main,exe:sleep", script, "1ms");
+  ASSERT_TRUE(named.report.is_object());
+  EXPECT_TRUE(any_hotspot_in(named.report, "/sleep"));
+}
+
+// A wrapper that execs in place (`env X=1 prog`) keeps the process CMD: the
+// program it runs gets the rules, while sleep, which it does not exec in place,
+// stays dormant.
+TEST(RunEndToEnd, ProgramAWrapperExecsInPlaceIsCmd) {
+  RunResult r = run_command("main", "env BW_E2E=1 sh -c 'sleep 0.05; cat f'");
+  ASSERT_TRUE(r.report.is_object());
+  const auto exes = process_exes(r.report);
+  bool shell_watched = false;
+  for (const std::string& exe : exes) shell_watched |= exe.ends_with("sh");
+  EXPECT_TRUE(shell_watched);
+  EXPECT_FALSE(any_hotspot_in(r.report, "/sleep"));
 }
 
 }  // namespace

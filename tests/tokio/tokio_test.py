@@ -178,6 +178,11 @@ def check_report(report):
     fsyncs = [h for h in hotspots if h["kind"] == "fsync"]
     check(not fsyncs, "(d) no fsync (only the blocking pool fsyncs)", [brief(h) for h in fsyncs])
 
+    # (e) a thread a task started inherits the worker's name: not a worker.
+    helper = [h for h in hotspots if has_function(h, "helper_thread_inherited_name")]
+    check(not helper, "(e) nothing from a helper thread that only inherited a worker's name",
+          [brief(h) for h in helper])
+
     # No stall without a stack, none in tokio's own idle wait.
     # A stall is sampled without a stack only while its worker sits in a syscall
     # that a signal would disturb (the watchdog then names the call instead): it

@@ -6,7 +6,8 @@
 // blocked on a contended std::mutex (the main thread holds it until the handler
 // is about to lock, then ~25 ms more), one that sleeps (~15 ms), and one
 // 150 ms CPU loop (the only stall). A non-worker thread blocks too and must not
-// appear. Run by unmodified_test.py under `blockwatch run --workers name:...`.
+// appear, and so must a helper thread a handler starts: it inherits the
+// worker's name and sleeps before it renames itself. Run by unmodified_test.py under `blockwatch run --workers name:...`.
 #include <pthread.h>
 #include <unistd.h>
 
@@ -46,6 +47,22 @@ extern "C" __attribute__((noinline)) void planted_cpu_loop_handler() {
   do {
     for (int i = 0; i < 100'000; ++i) spins = spins + 1;
   } while (Clock::now() < end);
+}
+
+extern "C" __attribute__((noinline)) void helper_sleep_before_rename() {
+  usleep(15'000);
+  __asm__ volatile("" ::: "memory");
+}
+
+std::thread g_helper;
+
+// A handler that starts a helper: "svc-worker-N" until the helper renames itself.
+void planted_helper_spawning_handler() {
+  g_helper = std::thread([] {
+    helper_sleep_before_rename();
+    pthread_setname_np(pthread_self(), "svc-helper");
+    usleep(15'000);
+  });
 }
 
 void arm_timer(boost::asio::steady_timer& timer) {
@@ -99,12 +116,15 @@ int main() {
   pause_ms(150);
   boost::asio::post(io, planted_cpu_loop_handler);
   pause_ms(250);
+  boost::asio::post(io, planted_helper_spawning_handler);
+  pause_ms(100);
   g_stop_timer.store(true);
   work.reset();
   timer.cancel();
   io.stop();
   for (auto& worker : workers) worker.join();
   other.join();
+  if (g_helper.joinable()) g_helper.join();
   std::printf("timer_handlers=%d\n", g_timer_handlers.load());
   return 0;
 }

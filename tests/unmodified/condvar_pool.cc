@@ -2,7 +2,9 @@
 // "pool-worker-N" run worker_loop(), which parks on a std::condition_variable
 // until a job is queued (the pool's idle wait, recognised by the built-in
 // pool_wait rule). Jobs every 30 ms are short; one planted job spins 150 ms on
-// the CPU (the only stall) and one sleeps 15 ms (the only blocking call). The
+// the CPU (the only stall) and one sleeps 15 ms (the only blocking call). One
+// job starts a helper thread, which inherits the worker's name and sleeps
+// before it renames itself: a helper, not a worker, never reported. The
 // submitting main thread sleeps and locks too, and must not appear. Run by
 // unmodified_test.py under `blockwatch run --workers name:pool-worker-.*`.
 #include <pthread.h>
@@ -80,6 +82,22 @@ extern "C" __attribute__((noinline)) void planted_pool_sleep_job() {
   __asm__ volatile("" ::: "memory");
 }
 
+extern "C" __attribute__((noinline)) void helper_sleep_before_rename() {
+  usleep(15'000);
+  __asm__ volatile("" ::: "memory");
+}
+
+std::thread g_helper;
+
+// Inside a job: the helper carries "pool-worker-N" until it renames itself.
+void planted_helper_spawning_job() {
+  g_helper = std::thread([] {
+    helper_sleep_before_rename();
+    pthread_setname_np(pthread_self(), "pool-helper");
+    usleep(15'000);
+  });
+}
+
 void short_job() {
   volatile int sum = 0;
   for (int i = 0; i < 1000; ++i) sum = sum + i;
@@ -95,9 +113,11 @@ int main() {
     pool.submit(short_job);
     if (round == 6) pool.submit(planted_pool_sleep_job);
     if (round == 12) pool.submit(planted_pool_cpu_job);
+    if (round == 18) pool.submit(planted_helper_spawning_job);
     pause_ms(30);
   }
   pause_ms(100);
+  if (g_helper.joinable()) g_helper.join();
   std::printf("rounds=24\n");
   return 0;
 }

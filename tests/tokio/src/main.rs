@@ -10,7 +10,10 @@
 //!   (c) an async task running a 60 ms CPU loop (thread CPU time; one stall);
 //!   (d) spawn_blocking jobs that sleep, fsync and busy-loop, and a sleep inside
 //!       tokio::task::block_in_place (the worker hands its queue to a new worker
-//!       and becomes a blocking thread): legitimate, must not be reported.
+//!       and becomes a blocking thread): legitimate, must not be reported;
+//!   (e) a task starting a plain std::thread without a name: it inherits the
+//!       worker's name (`tokio-runtime-w`) but is a helper, not a worker; its
+//!       20 ms sleep must not be reported.
 //! Each planted function is #[inline(never)] with a name the test looks for in
 //! stacks. argv[1]: a directory for the fsync job's scratch file.
 //!
@@ -209,6 +212,11 @@ fn task_scenario(flavor: &str) {
     println!("tokio_target: task phases done");
 }
 
+#[inline(never)]
+fn helper_thread_inherited_name() {
+    thread::sleep(Duration::from_millis(20));
+}
+
 async fn idle() {
     tokio::time::sleep(IDLE).await;
 }
@@ -261,6 +269,12 @@ async fn run_phases(dir: PathBuf) {
     tokio::spawn(async { planted_cpu_loop_on_worker() }).await.unwrap();
     idle().await;
     phase_blocking_pool(dir).await;
+    idle().await;
+    // (e): started inside a task on a worker; joined here, on the main thread.
+    let helper = tokio::spawn(async { thread::spawn(helper_thread_inherited_name) })
+        .await
+        .unwrap();
+    helper.join().unwrap();
     idle().await;
 }
 
