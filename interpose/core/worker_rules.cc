@@ -32,6 +32,30 @@ std::string literal_start(std::string_view pattern) {
   return literal;
 }
 
+// Does `text` start a rule? `main` alone, or a keyword and a colon (`name:`, and
+// any other `word:`, so a misspelt `nmae:` is reported rather than swallowed).
+bool starts_rule(std::string_view text) {
+  if (text.starts_with("main") && (text.size() == 4 || text[4] == ',' || text[4] == ' ')) {
+    return true;
+  }
+  size_t letters = 0;
+  while (letters < text.size() && text[letters] >= 'a' && text[letters] <= 'z') ++letters;
+  return letters > 0 && letters < text.size() && text[letters] == ':';
+}
+
+// Where the rule at the front of `rest` ends: at the first comma followed (after
+// spaces) by another rule, an empty rule or the end, so a comma inside a regular
+// expression ("name:w{1,15}", "name:[a,b]x") stays in it.
+size_t rule_end(std::string_view rest) {
+  for (size_t comma = rest.find(','); comma != std::string_view::npos;
+       comma = rest.find(',', comma + 1)) {
+    std::string_view next = rest.substr(comma + 1);
+    while (!next.empty() && next.front() == ' ') next.remove_prefix(1);
+    if (next.empty() || next.front() == ',' || starts_rule(next)) return comma;
+  }
+  return std::string_view::npos;
+}
+
 }  // namespace
 
 WorkerRules::~WorkerRules() { clear(); }
@@ -52,7 +76,7 @@ bool WorkerRules::parse(const char* text, std::string* error) {
   };
   std::string_view rest = text ? text : "";
   while (!rest.empty()) {
-    const size_t comma = rest.find(',');
+    const size_t comma = rule_end(rest);
     std::string_view rule = rest.substr(0, comma);
     rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
     while (!rule.empty() && rule.front() == ' ') rule.remove_prefix(1);

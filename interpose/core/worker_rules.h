@@ -2,6 +2,10 @@
 // the bw_* API. A comma-separated list of rules:
 //   main         the process's first thread (Node, Redis, nginx, asyncio)
 //   name:REGEX   a thread whose name fully matches the POSIX extended REGEX
+// A comma separates rules only where another rule starts after it (`main`, or a
+// lower-case keyword and a colon such as `name:`; spaces allowed); any other
+// comma belongs to the regex, so `name:w{1,15},main` is the two rules
+// `name:w{1,15}` and `main`.
 // Linux keeps only the first 15 bytes of a thread name, so a rule whose literal
 // start is longer ("name:tokio-runtime-worker", "name:my-long-pool-name-[0-9]+")
 // also matches a name that is exactly those first 15 bytes.
