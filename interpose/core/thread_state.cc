@@ -22,6 +22,7 @@ pthread_key_t g_slot_key;
 std::atomic<bool> g_ready{false};
 std::atomic<int> g_claim_hint{0};
 std::atomic<int> g_slot_high_water{0};  // see thread_slots_high_water()
+std::atomic<int> g_classify_pending{0};  // slots with classify_pending set
 
 void store_mode(uint8_t mode) { __atomic_store_n(&tls_thread.mode, mode, __ATOMIC_RELAXED); }
 
@@ -58,6 +59,9 @@ void reset_slot(ThreadSlot& slot) {
   slot.blocked_since_ticks.store(0, std::memory_order_relaxed);
   slot.pending_wait_key.store(0, std::memory_order_relaxed);
   slot.pending_wait_count.store(0, std::memory_order_relaxed);
+  if (slot.classify_pending.exchange(0, std::memory_order_relaxed) != 0) {
+    g_classify_pending.fetch_sub(1, std::memory_order_relaxed);
+  }
   slot.tid.store(0, std::memory_order_release);
 }
 
@@ -72,18 +76,32 @@ void release_slot_at_thread_exit(void* value) {
 
 bool is_main_thread() { return gettid() == getpid(); }
 
-// Worker by rule? Reads the thread's own name (PR_GET_NAME: one syscall). Runs the
-// rules (regexec allocates): only at classification, never per call. Guarded.
+// Worker by rule? Reads the thread's own name (PR_GET_NAME: one syscall) unless
+// it is waiting for the sender to learn the name it already read, and looks the
+// verdict up: no regex here. An unknown verdict leaves the thread kModeUnknown
+// (this call passes through) and asks the sender. Async-signal-safe.
 void classify_current_thread(ThreadSlot* slot) {
   RecursionGuard guard;
-  char name[kThreadNameBytes] = {};
-  prctl(PR_GET_NAME, name, 0, 0, 0);
-  std::memcpy(slot->name, name, sizeof name);
-  slot->worker_by_rule = worker_rules_match(name, is_main_thread());
+  if (slot->classify_pending.load(std::memory_order_relaxed) == 0) {
+    char name[kThreadNameBytes] = {};
+    prctl(PR_GET_NAME, name, 0, 0, 0);
+    std::memcpy(slot->name, name, sizeof name);
+  }
+  const NameVerdict verdict = worker_rules_cached_verdict(slot->name, is_main_thread());
+  if (verdict == NameVerdict::kUnknown && slot->worker_depth.load() == 0) {
+    if (slot->classify_pending.exchange(1, std::memory_order_relaxed) == 0) {
+      g_classify_pending.fetch_add(1, std::memory_order_release);
+    }
+    return;
+  }
+  if (slot->classify_pending.exchange(0, std::memory_order_relaxed) != 0) {
+    g_classify_pending.fetch_sub(1, std::memory_order_relaxed);
+  }
   // No capture warm-up here: a thread's first unwind makes libunwind map and
   // fault in a 256 KiB trace cache (~3 ms on a VM), which short-lived threads
   // matched by name would pay for nothing. Threads that report pay it once, at
   // their first report (under the guard, so its mutex locks pass through).
+  slot->worker_by_rule = verdict == NameVerdict::kWorker;
   const bool worker = slot->worker_by_rule || slot->worker_depth.load() > 0;
   store_mode(worker ? kModeWorker : kModeNotWorker);
 }
@@ -92,6 +110,11 @@ void classify_current_thread(ThreadSlot* slot) {
 void thread_state_init() {
   // Created early, so its index is small and pthread_setspecific never allocates.
   pthread_key_create(&g_slot_key, release_slot_at_thread_exit);
+  // The process's name now: the name the main thread and the threads it starts
+  // carry, so their first hooks find its verdict learnt.
+  char name[kThreadNameBytes] = {};
+  prctl(PR_GET_NAME, name, 0, 0, 0);
+  worker_rules_learn(name, /*is_main_thread=*/false);
   g_ready.store(true, std::memory_order_release);
 }
 
@@ -210,6 +233,10 @@ int thread_slots_high_water() { return g_slot_high_water.load(std::memory_order_
 void mark_current_thread_internal() { store_mode(kModeLibrary); }
 
 void thread_renamed(pthread_t thread, const char* name) {
+  {
+    RecursionGuard guard;  // regexec's own calls pass through
+    worker_rules_learn(name, /*is_main_thread=*/false);
+  }
   if (pthread_equal(thread, pthread_self())) {
     if (tls_thread.slot) {
       std::strncpy(tls_thread.slot->name, name, kThreadNameBytes - 1);
@@ -238,6 +265,29 @@ void thread_renamed(pthread_t thread, const char* name) {
     }
     unlock_mode_access(slot);
     return;
+  }
+}
+
+void thread_state_classify_pending() {
+  if (g_classify_pending.load(std::memory_order_acquire) == 0) return;
+  RecursionGuard guard;
+  const int slot_end = thread_slots_high_water();
+  for (int i = 0; i < slot_end; ++i) {
+    ThreadSlot& slot = g_thread_slots[i];
+    if (slot.classify_pending.load(std::memory_order_acquire) == 0) continue;
+    // The owner wrote the name before raising the flag and does not change it
+    // while the flag is up; a slot freed and reused meanwhile gives a name that
+    // is learnt for nothing, never a wrong verdict (verdicts are by name).
+    char name[kThreadNameBytes];
+    for (int b = 0; b < kThreadNameBytes; ++b) {
+      name[b] = __atomic_load_n(&slot.name[b], __ATOMIC_RELAXED);
+    }
+    name[kThreadNameBytes - 1] = '\0';
+    worker_rules_learn(name, /*is_main_thread=*/false);
+    // The owner reads its name again at its next hook and finds the verdict.
+    if (slot.classify_pending.exchange(0, std::memory_order_release) != 0) {
+      g_classify_pending.fetch_sub(1, std::memory_order_relaxed);
+    }
   }
 }
 

@@ -82,14 +82,32 @@ TEST_F(ThreadStateTest, TasksNestAndCountAndAllowKeepsOutermostReason) {
   }).join();
 }
 
-TEST_F(ThreadStateTest, RuleAppliesAtFirstHookAndOnRename) {
+// A name the rules' verdict table has not learnt (set without the naming hook,
+// as here) cannot be classified by a hook (regexec allocates: no regex on the
+// hook path): the thread passes through until the sender learns it.
+TEST_F(ThreadStateTest, RuleAppliesOnceTheNameIsLearntAndOnRename) {
   std::thread([] {
-    pthread_setname_np(pthread_self(), "rule-worker");  // before its first hook
-    EXPECT_TRUE(hook_should_time());
+    pthread_setname_np(pthread_self(), "rule-worker");  // no hook: not learnt
+    EXPECT_FALSE(hook_should_time());
+    EXPECT_EQ(current_mode(), kModeUnknown);
+    EXPECT_EQ(current_slot()->classify_pending.load(), 1);
     EXPECT_STREQ(current_slot()->name, "rule-worker");
+    EXPECT_FALSE(hook_should_time()) << "still pending";
+    thread_state_classify_pending();  // the sender's turn
+    EXPECT_EQ(current_slot()->classify_pending.load(), 0);
+    EXPECT_TRUE(hook_should_time());
     pthread_setname_np(pthread_self(), "not-a-worker");
     thread_renamed(pthread_self(), "not-a-worker");  // what the naming hook calls
     EXPECT_FALSE(hook_should_time());
+  }).join();
+}
+
+TEST_F(ThreadStateTest, LearntNamesNeedNoSender) {
+  thread_renamed(pthread_self(), "rule-worker");  // learnt by a naming hook
+  std::thread([] {
+    pthread_setname_np(pthread_self(), "rule-worker");
+    EXPECT_TRUE(hook_should_time());
+    EXPECT_EQ(current_slot()->classify_pending.load(), 0);
   }).join();
 }
 

@@ -387,6 +387,7 @@ void Sender::run() {
     maybe_send_counters(now, false);
     write_pending(now);
     timebase_refine();  // the hooks' TSC rate and anchor (timebase.h)
+    thread_state_classify_pending();  // names hooks could not classify without regexec
     if (stopping) break;
     futex_wait_ns(wake_word, wake_seen, pending_.empty() ? options_.idle_wait_ns : 5'000'000);
   }

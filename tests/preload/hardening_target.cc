@@ -1,0 +1,133 @@
+// The program preload_hardening_test runs under LD_PRELOAD=libblockwatch.so, one
+// scenario per run: `preload_hardening_target SCENARIO`. Each scenario is a way a
+// new user's program could break under the preload (issue 10): a first hooked
+// call inside a signal handler that interrupted malloc, a worker with almost no
+// stack left, unbounded distinct labels, more live worker threads than slots.
+// Each checks what the program itself sees (CHECK exits 3) and prints what the
+// driver asserts on; alarm() turns a deadlock into death by SIGALRM.
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "blockwatch/blockwatch.h"
+#include "tests/preload/hardening_target.h"
+#include "tests/preload/target_support.h"
+
+namespace preload_target {
+namespace {
+
+// --- a thread's first hook inside a signal handler that interrupted malloc -------
+
+std::atomic<int> g_handler_runs{0};
+std::atomic<int> g_observed_tid{0};  // the callback saw a record of this tid
+int g_devnull = -1;
+
+// Async-signal-safe hooked calls only: what a crash or timer handler does.
+void first_hook_handler(int) {
+  const int saved_errno = errno;
+  (void)syscall(SYS_gettid);  // hooked (syscall), as in a crash handler
+  (void)!write(g_devnull, "x", 1);  // hooked (write)
+  g_handler_runs.fetch_add(1);
+  errno = saved_errno;
+}
+
+void observe_tid(const bw_event_info* event, void*) { g_observed_tid.store(event->tid); }
+
+// The blocking call the driver expects once the thread's name verdict is learnt.
+__attribute__((noinline)) void learnt_name_site() { usleep(15000); }
+
+struct FirstHookThread {
+  std::atomic<int> tid{0};
+  std::atomic<bool> signalled{false};
+};
+
+// Allocates sizes that bypass the tcache and hold the arena lock most of the
+// time, and makes no hooked call, until the handler ran; then blocks at
+// learnt_name_site until the in-process observer saw one of its records.
+void* first_hook_thread(void* arg) {
+  auto* self = static_cast<FirstHookThread*>(arg);
+  self->tid.store(static_cast<int>(gettid()));
+  unsigned seed = static_cast<unsigned>(gettid());
+  while (!self->signalled.load() || g_handler_runs.load() == 0) {
+    void* block = malloc(2048 + rand_r(&seed) % 60000);
+    static_cast<volatile char*>(block)[0] = 1;
+    free(block);
+  }
+  if (!blockwatch_active()) return nullptr;
+  for (int i = 0; i < 400 && g_observed_tid.load() != self->tid.load(); ++i) learnt_name_site();
+  CHECK(g_observed_tid.load() == self->tid.load());
+  return nullptr;
+}
+
+// Names the thread through /proc (no hook sees the name), so its first hook, in
+// the handler, finds a name whose worker verdict nobody has learnt.
+void name_through_proc(int tid, const char* name) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/self/task/%d/comm", tid);
+  const int fd = open(path, O_WRONLY);
+  CHECK(fd >= 0);
+  CHECK(write(fd, name, strlen(name)) == static_cast<ssize_t>(strlen(name)));
+  close(fd);
+}
+
+void scenario_signal_first_hook() {
+  alarm(15);  // a deadlock ends as SIGALRM, not as a stuck suite
+  g_devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
+  CHECK(g_devnull >= 0);
+  blockwatch_set_event_callback(observe_tid, nullptr);
+  struct sigaction action = {};
+  action.sa_handler = first_hook_handler;
+  sigemptyset(&action.sa_mask);
+  action.sa_flags = SA_RESTART;
+  CHECK(sigaction(SIGUSR1, &action, nullptr) == 0);
+  unsigned seed = 12345;
+  for (int i = 0; i < kFirstHookThreads; ++i) {
+    FirstHookThread thread_state;
+    g_handler_runs.store(0);
+    pthread_t thread;
+    CHECK(pthread_create(&thread, nullptr, first_hook_thread, &thread_state) == 0);
+    while (thread_state.tid.load() == 0) sched_yield();
+    char name[16];
+    snprintf(name, sizeof name, "wq-%d", i);
+    name_through_proc(thread_state.tid.load(), name);
+    for (volatile int spin = rand_r(&seed) % 200000; spin > 0;) spin = spin - 1;
+    thread_state.signalled.store(true);
+    CHECK(pthread_kill(thread, SIGUSR1) == 0);
+    CHECK(pthread_join(thread, nullptr) == 0);
+  }
+  printf("first hooks in a signal handler: %d threads\n", kFirstHookThreads);
+}
+
+}  // namespace
+
+void add_hardening_scenarios(ScenarioTable& table) {
+  table.insert({
+      {"signal_first_hook", ignoring_self(scenario_signal_first_hook)},
+  });
+}
+
+}  // namespace preload_target
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    fprintf(stderr, "usage: preload_hardening_target SCENARIO\n");
+    return 2;
+  }
+  preload_target::ScenarioTable scenarios;
+  preload_target::add_hardening_scenarios(scenarios);
+  const auto found = scenarios.find(argv[1]);
+  if (found == scenarios.end()) {
+    fprintf(stderr, "preload_hardening_target: unknown scenario '%s'\n", argv[1]);
+    return 2;
+  }
+  found->second(argv[0]);
+  return 0;
+}
