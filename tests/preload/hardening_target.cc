@@ -5,6 +5,7 @@
 // stack left, unbounded distinct labels, more live worker threads than slots.
 // Each checks what the program itself sees (CHECK exits 3) and prints what the
 // driver asserts on; alarm() turns a deadlock into death by SIGALRM.
+#include <alloca.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
@@ -106,11 +107,83 @@ void scenario_signal_first_hook() {
   printf("first hooks in a signal handler: %d threads\n", kFirstHookThreads);
 }
 
+// --- a worker with a small stack and little of it left ---------------------------
+
+constexpr unsigned char kPaint = 0xA5;
+
+// Paints the free stack below this frame, makes reported calls (a sleep over the
+// threshold, and a condvar wait, which classifies its call site first), and
+// returns how deep below this frame they wrote.
+__attribute__((noinline)) size_t small_stack_site(char* low) {
+  char* frame = static_cast<char*>(__builtin_frame_address(0));
+  char* paint_end = frame - 256;  // this frame's callees (memset) stay above it
+  memset(low, kPaint, static_cast<size_t>(paint_end - low));
+  usleep(3000);  // over the 1 ms threshold: reported
+  pthread_mutex_t mutex = PTHREAD_MUTEX_INITIALIZER;
+  pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
+  pthread_mutex_lock(&mutex);
+  timespec deadline = deadline_in_ms(CLOCK_REALTIME, 3);
+  (void)pthread_cond_timedwait(&cond, &mutex, &deadline);  // times out: reported
+  pthread_mutex_unlock(&mutex);
+  char* deepest = low;
+  while (deepest < paint_end && static_cast<unsigned char>(*deepest) == kPaint) ++deepest;
+  return static_cast<size_t>(frame - deepest);
+}
+
+// Uses all but `left` bytes of the thread's stack, then calls the site there.
+__attribute__((noinline)) size_t with_stack_left(char* low, size_t left) {
+  char* frame = static_cast<char*>(__builtin_frame_address(0));
+  const size_t eat = static_cast<size_t>(frame - low) - left;
+  volatile char* eaten = static_cast<char*>(alloca(eat));
+  eaten[0] = 0;
+  eaten[eat - 1] = 0;
+  return small_stack_site(low);
+}
+
+void* small_stack_thread(void*) {
+  // Not a worker yet: these bind the PLT entries (the dynamic linker's lazy
+  // resolver saves the vector registers on the stack, ~3 KB, with or without
+  // the preload) and are not measured.
+  usleep(1);
+  pthread_mutex_t mutex = PTHREAD_MUTEX_INITIALIZER;
+  pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
+  pthread_mutex_lock(&mutex);
+  timespec deadline = deadline_in_ms(CLOCK_REALTIME, 0);
+  (void)pthread_cond_timedwait(&cond, &mutex, &deadline);
+  pthread_mutex_unlock(&mutex);
+  pthread_setname_np(pthread_self(), "worker-small");
+  pthread_attr_t attr;
+  CHECK(pthread_getattr_np(pthread_self(), &attr) == 0);
+  void* low = nullptr;
+  size_t size = 0;
+  CHECK(pthread_attr_getstack(&attr, &low, &size) == 0);
+  pthread_attr_destroy(&attr);
+  size_t deepest = 0;
+  for (int i = 0; i < kSmallStackCalls; ++i) {  // the first is the thread's first unwind
+    const size_t used = with_stack_left(static_cast<char*>(low), kSmallStackLeftBytes);
+    if (used > deepest) deepest = used;
+  }
+  printf("stack used by a reported call: %zu bytes (of %zu left)\n", deepest,
+         kSmallStackLeftBytes);
+  return nullptr;
+}
+
+void scenario_small_stack() {
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  CHECK(pthread_attr_setstacksize(&attr, kSmallStackBytes) == 0);
+  pthread_t thread;
+  CHECK(pthread_create(&thread, &attr, small_stack_thread, nullptr) == 0);
+  pthread_attr_destroy(&attr);
+  CHECK(pthread_join(thread, nullptr) == 0);
+}
+
 }  // namespace
 
 void add_hardening_scenarios(ScenarioTable& table) {
   table.insert({
       {"signal_first_hook", ignoring_self(scenario_signal_first_hook)},
+      {"small_stack", ignoring_self(scenario_small_stack)},
   });
 }
 

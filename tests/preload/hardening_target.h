@@ -2,11 +2,20 @@
 // (hardening_test.cc) agree on: scenario sizes and the worker rule.
 #pragma once
 
+#include <cstddef>
+
 namespace preload_target {
 
 // signal_first_hook: threads whose first hooked call is in a signal handler.
 inline constexpr int kFirstHookThreads = 20;
 // A rule with a comma in its regex (issue 10, 7a) and a bound the DFA must build.
 inline constexpr char kFirstHookRule[] = "name:(wq|xq)-[0-9]{1,4}";
+
+// small_stack: a worker with a 64 KiB stack makes reported calls with this much
+// of it left; a reported call may use kStackBudgetBytes of it.
+inline constexpr size_t kSmallStackBytes = 64 * 1024;
+inline constexpr size_t kSmallStackLeftBytes = 5 * 1024;
+inline constexpr int kSmallStackCalls = 5;
+inline constexpr size_t kStackBudgetBytes = 1024;
 
 }  // namespace preload_target

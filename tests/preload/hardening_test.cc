@@ -38,5 +38,37 @@ TEST(Hardening, FirstHookInASignalHandlerThatInterruptedMallocNeitherDeadlocksNo
   EXPECT_TRUE(names.count("wq-0") && names.count("wq-19")) << describe(run.events());
 }
 
+size_t stack_used(const std::string& stdout_text) {
+  const size_t at = stdout_text.find("stack used by a reported call: ");
+  if (at == std::string::npos) return SIZE_MAX;
+  return std::stoul(stdout_text.substr(at + 31));
+}
+
+// A worker with a 64 KiB stack and 5 KiB of it left makes reported calls (its
+// first is the thread's first unwind): the program runs as without the preload,
+// every call is reported with its stack, and each took under 1 KiB of the
+// thread's stack (painted, then scanned for the deepest byte written).
+TEST(Hardening, ReportedCallsFitInASmallStackAndUnderOneKiB) {
+  const RunResult bare = run_target("small_stack", kWorkerRule, /*preload=*/false,
+                                    BW_HARDENING_TARGET);
+  ASSERT_TRUE(bare.exited_with(0)) << bare.stderr_text;
+  const RunResult run = run_hardening("small_stack", kWorkerRule);
+  ASSERT_TRUE(run.exited_with(0)) << "status " << run.status << "\n" << run.stderr_text;
+  const size_t used = stack_used(run.stdout_text);
+  EXPECT_LT(used, preload_target::kStackBudgetBytes)
+      << run.stdout_text << "without the preload: " << bare.stdout_text;
+  const auto sleeps = at_site(of_kind(run.events(), wire::KIND_SLEEP), "small_stack_site");
+  const auto waits = at_site(of_kind(run.events(), wire::KIND_CONDVAR), "small_stack_site");
+  EXPECT_EQ(sleeps.size(), static_cast<size_t>(preload_target::kSmallStackCalls))
+      << describe(run.events());
+  EXPECT_EQ(waits.size(), static_cast<size_t>(preload_target::kSmallStackCalls))
+      << describe(run.events());
+  for (const DecodedEvent& e : sleeps) {
+    EXPECT_TRUE(e.stack_contains("with_stack_left") && e.stack_contains("small_stack_thread"))
+        << "the unwind crossed back from the side stack";
+  }
+  std::printf("%s(without the preload: %s)\n", run.stdout_text.c_str(), bare.stdout_text.c_str());
+}
+
 }  // namespace
 }  // namespace blockwatch::preload_test
