@@ -34,7 +34,7 @@ void get_if(const json& j, const char* key, T* value) {
   X(pid) X(ppid) X(exe) X(argv) X(hostname) X(start_unix_ns) X(threshold_ns)          \
   X(stall_threshold_ns) X(forked_child) X(connected) X(said_goodbye) X(end_reason)    \
   X(exit_status) X(events) X(dropped) X(dropped_queue_full) X(dropped_no_collector)   \
-  X(dropped_too_deep) X(stalls_suppressed)
+  X(dropped_too_deep) X(stalls_suppressed) X(threads_unwatched)
 #define BW_BLOCKING_CALL_FIELDS(X) X(kind) X(function)
 #define BW_OCCURRENCE_FIELDS(X) X(pid) X(tid) X(thread) X(start_unix_ns) X(duration_ns) X(task)
 #define BW_HOTSPOT_FIELDS(X)                                                           \
@@ -62,7 +62,8 @@ void write_json_report(const Report& r, std::ostream& out) {
               {"stalls", r.stalls},
               {"stalled_ns", r.stalled_ns},
               {"allowed_events", r.allowed_events},
-              {"dropped", r.dropped}}},
+              {"dropped", r.dropped},
+              {"threads_unwatched", r.threads_unwatched}}},
             {"verdict", {{"failed", r.verdict.failed}, {"reasons", r.verdict.reasons}}}};
   // Invalid UTF-8 from a target's thread names must not make the report unwritable.
   out << j.dump(1, ' ', false, json::error_handler_t::replace) << '\n';

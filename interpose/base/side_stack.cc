@@ -1,6 +1,6 @@
-// The side-stack pool and the x86-64 stack-switching trampoline (see
-// side_stack.h). Elsewhere there is no trampoline: run_on_side_stack returns
-// false and callers do the work where they are.
+// Side stacks and the x86-64 stack-switching trampoline (see side_stack.h).
+// Elsewhere there is no trampoline: run_on_side_stack returns false and callers
+// go without a stack.
 #include "interpose/base/side_stack.h"
 
 #include <signal.h>
@@ -8,17 +8,10 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include <atomic>
-#include <cstdint>
-
 namespace blockwatch::interpose {
 namespace {
 
 constexpr size_t kGuardBytes = 4096;
-constexpr size_t kStride = kSideStackBytes + kGuardBytes;
-static_assert(kSideStacks == 64, "one bit per stack in a 64-bit word");
-
-constinit std::atomic<uint64_t> g_in_use{0};
 
 #if defined(__x86_64__)
 // rt_sigprocmask with the kernel's 8-byte set, as a raw syscall: glibc's
@@ -33,8 +26,33 @@ void raw_sigprocmask(int how, const uint64_t* set, uint64_t* old) {
                    : "rcx", "r11", "memory");
   (void)result;
 }
+
+// The raw mmap/mprotect/munmap syscalls: glibc's wrappers set errno on failure.
+long raw_syscall6(long number, long a1, long a2, long a3, long a4, long a5, long a6) {
+  long result;
+  register long r10 __asm__("r10") = a4;
+  register long r8 __asm__("r8") = a5;
+  register long r9 __asm__("r9") = a6;
+  __asm__ volatile("syscall"
+                   : "=a"(result)
+                   : "a"(number), "D"(a1), "S"(a2), "d"(a3), "r"(r10), "r"(r8), "r"(r9)
+                   : "rcx", "r11", "memory");
+  return result;
+}
+
+// Maps kSideStackBytes with a PROT_NONE guard page below. Null on failure.
+unsigned char* map_side_stack() {
+  const long mapped = raw_syscall6(SYS_mmap, 0, kGuardBytes + kSideStackBytes,
+                                   PROT_READ | PROT_WRITE,
+                                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (mapped < 0 && mapped > -4096) return nullptr;
+  if (raw_syscall6(SYS_mprotect, mapped, kGuardBytes, PROT_NONE, 0, 0, 0) != 0) {
+    raw_syscall6(SYS_munmap, mapped, kGuardBytes + kSideStackBytes, 0, 0, 0, 0);
+    return nullptr;
+  }
+  return reinterpret_cast<unsigned char*>(mapped) + kGuardBytes;
+}
 #endif
-constinit std::atomic<unsigned char*> g_pool{nullptr};
 
 }  // namespace
 }  // namespace blockwatch::interpose
@@ -71,62 +89,39 @@ __asm__(
 
 namespace blockwatch::interpose {
 
-void side_stack_init() {
+bool run_on_side_stack(SideStack& stack, void (*fn)(void*), void* arg) {
 #if defined(__x86_64__)
-  if (g_pool.load(std::memory_order_acquire)) return;
-  void* pool = mmap(nullptr, kStride * kSideStacks, PROT_NONE,
-                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  if (pool == MAP_FAILED) return;
-  auto* base = static_cast<unsigned char*>(pool);
-  for (int i = 0; i < kSideStacks; ++i) {
-    // The guard page stays PROT_NONE, below each stack (stacks grow down).
-    if (mprotect(base + i * kStride + kGuardBytes, kSideStackBytes, PROT_READ | PROT_WRITE) != 0) {
-      munmap(pool, kStride * kSideStacks);
-      return;
+  if (stack.busy.exchange(1, std::memory_order_acquire) != 0) return false;
+  unsigned char* low = stack.low.load(std::memory_order_relaxed);
+  if (!low) {
+    low = map_side_stack();
+    if (!low) {
+      stack.busy.store(0, std::memory_order_release);
+      return false;
     }
+    stack.low.store(low, std::memory_order_relaxed);
   }
-  g_pool.store(base, std::memory_order_release);
-#endif
-}
-
-bool run_on_side_stack(void (*fn)(void*), void* arg) {
-#if defined(__x86_64__)
-  unsigned char* pool = g_pool.load(std::memory_order_acquire);
-  if (!pool) return false;
-  uint64_t used = g_in_use.load(std::memory_order_relaxed);
-  int index;
-  for (;;) {
-    if (~used == 0) return false;
-    index = __builtin_ctzll(~used);
-    const uint64_t bit = uint64_t{1} << index;
-    if (g_in_use.compare_exchange_weak(used, used | bit, std::memory_order_acquire)) break;
-  }
-  unsigned char* top = pool + index * kStride + kStride;  // 16-byte aligned (page end)
   const uint64_t all = ~uint64_t{0};
   uint64_t saved = 0;
   raw_sigprocmask(SIG_SETMASK, &all, &saved);
-  bw_call_on_stack(arg, fn, top);
+  bw_call_on_stack(arg, fn, low + kSideStackBytes);  // page end: 16-byte aligned
   raw_sigprocmask(SIG_SETMASK, &saved, nullptr);
-  g_in_use.fetch_and(~(uint64_t{1} << index), std::memory_order_release);
+  stack.busy.store(0, std::memory_order_release);
   return true;
 #else
+  (void)stack;
   (void)fn;
   (void)arg;
   return false;
 #endif
 }
 
-size_t side_stack_high_water_bytes() {
-  unsigned char* pool = g_pool.load(std::memory_order_acquire);
-  if (!pool) return 0;
-  size_t deepest = 0;
-  for (int i = 0; i < kSideStacks; ++i) {
-    const unsigned char* low = pool + i * kStride + kGuardBytes;
-    size_t untouched = 0;
-    while (untouched < kSideStackBytes && low[untouched] == 0) ++untouched;
-    if (kSideStackBytes - untouched > deepest) deepest = kSideStackBytes - untouched;
-  }
-  return deepest;
+size_t side_stack_used_bytes(const SideStack& stack) {
+  const unsigned char* low = stack.low.load(std::memory_order_acquire);
+  if (!low) return 0;
+  size_t untouched = 0;
+  while (untouched < kSideStackBytes && low[untouched] == 0) ++untouched;
+  return kSideStackBytes - untouched;
 }
 
 }  // namespace blockwatch::interpose

@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <thread>
@@ -14,6 +15,7 @@
 
 #include "interpose/core/capture.h"
 #include "interpose/core/record.h"
+#include "interpose/core/thread_state.h"
 
 namespace blockwatch::interpose {
 namespace {
@@ -33,10 +35,13 @@ void probe(void* arg) {
 }
 
 TEST(SideStack, RunsOnAnotherStackWithSignalsBlockedAndRestoresTheMask) {
-  side_stack_init();
+  SideStack stack;
   int here = 0;
   Probe p;
-  ASSERT_TRUE(run_on_side_stack(probe, &p));
+  ASSERT_TRUE(run_on_side_stack(stack, probe, &p));
+  const auto low = reinterpret_cast<uintptr_t>(stack.low.load());
+  EXPECT_GE(p.local_address, low);
+  EXPECT_LT(p.local_address, low + kSideStackBytes);
   const uintptr_t caller = reinterpret_cast<uintptr_t>(&here);
   EXPECT_GT(caller > p.local_address ? caller - p.local_address : p.local_address - caller,
             kSideStackBytes);
@@ -44,6 +49,21 @@ TEST(SideStack, RunsOnAnotherStackWithSignalsBlockedAndRestoresTheMask) {
   sigset_t mask;
   pthread_sigmask(SIG_SETMASK, nullptr, &mask);
   EXPECT_FALSE(sigismember(&mask, SIGUSR1));
+  EXPECT_EQ(stack.busy.load(), 0);
+}
+
+void nested(void* arg) {
+  auto* stack = static_cast<SideStack*>(arg);
+  *reinterpret_cast<bool*>(&stack[1]) = run_on_side_stack(*stack, probe, nullptr);
+}
+
+TEST(SideStack, ABusyStackRefusesInsteadOfWaiting) {
+  struct {
+    SideStack stack;
+    bool nested_ran = true;
+  } state;
+  ASSERT_TRUE(run_on_side_stack(state.stack, nested, &state.stack));
+  EXPECT_FALSE(state.nested_ran);
 }
 
 __attribute__((noinline)) int capture_here(uintptr_t* frames) {
@@ -52,13 +72,16 @@ __attribute__((noinline)) int capture_here(uintptr_t* frames) {
   return count;
 }
 
-// Each thread's first unwind is libunwind's deepest use of a stack: it runs on a
-// side stack, and the frames start at the caller (ours are dropped) and go on
-// through the caller's stack.
+// Each thread's first unwind is libunwind's deepest use of a stack: it runs on
+// the slot's side stack, and the frames go on through the caller's stack.
 TEST(SideStack, UnwindCrossesBackIntoTheCallersStack) {
-  side_stack_init();
+  thread_state_init();
+  size_t deepest = 0;
   for (int i = 0; i < 3; ++i) {
-    std::thread([] {
+    std::thread([&deepest] {
+      ThreadSlot* slot = current_slot();
+      ASSERT_NE(slot, nullptr);
+      slot->side_stack.busy.store(0);
       uintptr_t frames[kMaxFrames];
       const int count = capture_here(frames);
       ASSERT_GE(count, 2);
@@ -69,9 +92,9 @@ TEST(SideStack, UnwindCrossesBackIntoTheCallersStack) {
       bool found = false;
       for (int f = 0; f < count; ++f) found |= frames[f] > begin && frames[f] < begin + 256;
       EXPECT_TRUE(found) << count << " frames";
+      deepest = std::max(deepest, side_stack_used_bytes(slot->side_stack));
     }).join();
   }
-  const size_t deepest = side_stack_high_water_bytes();
   std::printf("deepest side-stack use (a thread's first unwind): %zu bytes of %zu\n", deepest,
               kSideStackBytes);
   EXPECT_GT(deepest, 0u);

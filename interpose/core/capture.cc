@@ -66,7 +66,6 @@ int64_t g_threshold_ns = 1'000'000;
 
 void capture_init() {
   RecursionGuard guard;
-  side_stack_init();
   g_threshold_ns = config().threshold_ns;
   timebase_init(g_threshold_ns, config().tsc_allowed);
   own_code_init();
@@ -157,13 +156,17 @@ void capture_warm_up_thread() {
   if (tls_thread.capture_warm) return;
   RecursionGuard guard;
   const int saved_errno = errno;
-  if (run_on_side_stack(warm_up_job, nullptr)) tls_thread.capture_warm = true;
+  ThreadSlot* slot = tls_thread.slot;
+  if (slot && run_on_side_stack(slot->side_stack, warm_up_job, nullptr)) {
+    tls_thread.capture_warm = true;
+  }
   errno = saved_errno;
 }
 
 int capture_stack(uintptr_t* frames, int max_frames) {
   CaptureJob job{frames, max_frames, 0};
-  if (!run_on_side_stack(capture_job, &job)) return 0;
+  ThreadSlot* slot = tls_thread.slot;
+  if (!slot || !run_on_side_stack(slot->side_stack, capture_job, &job)) return 0;
   return job.count;
 }
 
@@ -171,9 +174,12 @@ void report_blocking_call(const BlockingCall& call, int64_t start_mono_ns, int64
   RecursionGuard guard;
   const int saved_errno = errno;
   ReportJob job{&call, start_mono_ns, duration_ns};
-  // Every side stack busy (64 reports at once): counted, never done on the
-  // caller's stack.
-  if (!run_on_side_stack(report_job, &job)) agent_count_not_captured();
+  // No slot (cannot happen on a worker) or no memory for its side stack:
+  // counted, never done on the caller's stack.
+  ThreadSlot* slot = tls_thread.slot;
+  if (!slot || !run_on_side_stack(slot->side_stack, report_job, &job)) {
+    agent_count_not_captured();
+  }
   errno = saved_errno;
 }
 

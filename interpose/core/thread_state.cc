@@ -4,9 +4,11 @@
 #include "interpose/core/thread_state.h"
 
 #include <sched.h>
+#include <signal.h>
 #include <sys/prctl.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstring>
 
 #include "interpose/core/capture.h"
@@ -23,6 +25,7 @@ std::atomic<bool> g_ready{false};
 std::atomic<int> g_claim_hint{0};
 std::atomic<int> g_slot_high_water{0};  // see thread_slots_high_water()
 std::atomic<int> g_classify_pending{0};  // slots with classify_pending set
+std::atomic<uint64_t> g_threads_without_slot{0};
 
 void store_mode(uint8_t mode) { __atomic_store_n(&tls_thread.mode, mode, __ATOMIC_RELAXED); }
 
@@ -59,6 +62,9 @@ void reset_slot(ThreadSlot& slot) {
   slot.blocked_since_ticks.store(0, std::memory_order_relaxed);
   slot.pending_wait_key.store(0, std::memory_order_relaxed);
   slot.pending_wait_count.store(0, std::memory_order_relaxed);
+  // side_stack.low stays mapped for the slot's next owner; busy is 0 unless
+  // the slot's thread was on it when another thread fork()ed.
+  slot.side_stack.busy.store(0, std::memory_order_relaxed);
   if (slot.classify_pending.exchange(0, std::memory_order_relaxed) != 0) {
     g_classify_pending.fetch_sub(1, std::memory_order_relaxed);
   }
@@ -75,6 +81,20 @@ void release_slot_at_thread_exit(void* value) {
 }
 
 bool is_main_thread() { return gettid() == getpid(); }
+
+// The rules' verdict for the calling thread is known: set its mode.
+void apply_rule_verdict(ThreadSlot* slot, bool worker_by_rule) {
+  if (slot->classify_pending.exchange(0, std::memory_order_relaxed) != 0) {
+    g_classify_pending.fetch_sub(1, std::memory_order_relaxed);
+  }
+  // No capture warm-up here: a thread's first unwind makes libunwind map and
+  // fault in a 256 KiB trace cache (~3 ms on a VM), which short-lived threads
+  // matched by name would pay for nothing. Threads that report pay it once, at
+  // their first report (under the guard, so its mutex locks pass through).
+  slot->worker_by_rule = worker_by_rule;
+  const bool worker = worker_by_rule || slot->worker_depth.load() > 0;
+  store_mode(worker ? kModeWorker : kModeNotWorker);
+}
 
 // Worker by rule? Reads the thread's own name (PR_GET_NAME: one syscall) unless
 // it is waiting for the sender to learn the name it already read, and looks the
@@ -94,16 +114,7 @@ void classify_current_thread(ThreadSlot* slot) {
     }
     return;
   }
-  if (slot->classify_pending.exchange(0, std::memory_order_relaxed) != 0) {
-    g_classify_pending.fetch_sub(1, std::memory_order_relaxed);
-  }
-  // No capture warm-up here: a thread's first unwind makes libunwind map and
-  // fault in a 256 KiB trace cache (~3 ms on a VM), which short-lived threads
-  // matched by name would pay for nothing. Threads that report pay it once, at
-  // their first report (under the guard, so its mutex locks pass through).
-  slot->worker_by_rule = verdict == NameVerdict::kWorker;
-  const bool worker = slot->worker_by_rule || slot->worker_depth.load() > 0;
-  store_mode(worker ? kModeWorker : kModeNotWorker);
+  apply_rule_verdict(slot, verdict == NameVerdict::kWorker);
 }
 }  // namespace
 
@@ -118,10 +129,11 @@ void thread_state_init() {
   g_ready.store(true, std::memory_order_release);
 }
 
-ThreadSlot* current_slot() {
-  if (tls_thread.slot) return tls_thread.slot;
-  if (!g_ready.load(std::memory_order_acquire)) return nullptr;
-  const int32_t tid = gettid();
+namespace {
+
+// One pass over the slots from the claim hint: the first free slot becomes the
+// calling thread's. Null when none is free.
+ThreadSlot* claim_free_slot(int32_t tid) {
   const int start = g_claim_hint.load(std::memory_order_relaxed);
   for (int i = 0; i < kMaxThreadSlots; ++i) {
     ThreadSlot& slot = g_thread_slots[(start + i) % kMaxThreadSlots];
@@ -136,15 +148,55 @@ ThreadSlot* current_slot() {
     while (high_water < claimed_end && !g_slot_high_water.compare_exchange_weak(
                                            high_water, claimed_end, std::memory_order_release)) {
     }
-    slot.thread.store(pthread_self(), std::memory_order_relaxed);
-    slot.mode = reinterpret_cast<std::atomic<uint8_t>*>(&tls_thread.mode);
-    prctl(PR_GET_NAME, slot.name, 0, 0, 0);
-    tls_thread.slot = &slot;
-    pthread_setspecific(g_slot_key, &slot);
     return &slot;
   }
-  return nullptr;  // more than kMaxThreadSlots live threads: this one is unwatched
+  return nullptr;
 }
+
+// Frees the slots of threads that no longer exist: a thread that ended through a
+// raw SYS_exit never ran its pthread key destructor. Only when every slot is taken. The dead
+// thread's TLS is never touched (reset_slot only drops the pointer). A tid the
+// kernel already gave to a new thread keeps its stale slot: rare, and bounded.
+int reclaim_slots_of_dead_threads() {
+  const int saved_errno = errno;
+  const pid_t pid = getpid();
+  int reclaimed = 0;
+  for (ThreadSlot& slot : g_thread_slots) {
+    const int32_t tid = slot.tid.load(std::memory_order_acquire);
+    if (tid == 0 || tgkill(pid, tid, 0) == 0 || errno != ESRCH) continue;
+    reset_slot(slot);
+    ++reclaimed;
+  }
+  errno = saved_errno;
+  return reclaimed;
+}
+
+}  // namespace
+
+ThreadSlot* current_slot() {
+  if (tls_thread.slot) return tls_thread.slot;
+  if (!g_ready.load(std::memory_order_acquire)) return nullptr;
+  const int32_t tid = gettid();
+  ThreadSlot* claimed = claim_free_slot(tid);
+  if (!claimed && reclaim_slots_of_dead_threads() > 0) claimed = claim_free_slot(tid);
+  if (!claimed) {
+    // More than kMaxThreadSlots live threads: this one is unwatched. Said once.
+    if (!tls_thread.slot_denied) {
+      tls_thread.slot_denied = true;
+      g_threads_without_slot.fetch_add(1, std::memory_order_relaxed);
+    }
+    return nullptr;
+  }
+  ThreadSlot& slot = *claimed;
+  slot.thread.store(pthread_self(), std::memory_order_relaxed);
+  slot.mode = reinterpret_cast<std::atomic<uint8_t>*>(&tls_thread.mode);
+  prctl(PR_GET_NAME, slot.name, 0, 0, 0);
+  tls_thread.slot = &slot;
+  pthread_setspecific(g_slot_key, &slot);
+  return &slot;
+}
+
+uint64_t threads_without_slot() { return g_threads_without_slot.load(std::memory_order_relaxed); }
 
 bool hook_should_time_slow(uint8_t mode) {
   if (tls_thread.guard_depth != 0) return hook_is_nested_in_timed_call(mode);
@@ -233,17 +285,28 @@ int thread_slots_high_water() { return g_slot_high_water.load(std::memory_order_
 void mark_current_thread_internal() { store_mode(kModeLibrary); }
 
 void thread_renamed(pthread_t thread, const char* name) {
+  const bool self = pthread_equal(thread, pthread_self());
+  bool worker_by_rule;
   {
     RecursionGuard guard;  // regexec's own calls pass through
-    worker_rules_learn(name, /*is_main_thread=*/false);
+    worker_by_rule = worker_rules_learn(name, self && is_main_thread());
   }
-  if (pthread_equal(thread, pthread_self())) {
-    if (tls_thread.slot) {
-      std::strncpy(tls_thread.slot->name, name, kThreadNameBytes - 1);
-      classify_current_thread(tls_thread.slot);
-    } else if (current_mode() != kModeLibrary) {
-      store_mode(kModeUnknown);
+  if (self) {
+    if (current_mode() == kModeLibrary) return;
+    // Classified here, with the verdict just computed: the table may have
+    // evicted the name already when thousands of threads name themselves.
+    ThreadSlot* slot = tls_thread.slot;
+    if (!slot && g_ready.load(std::memory_order_acquire)) {
+      RecursionGuard guard;
+      slot = current_slot();
     }
+    if (!slot) {
+      store_mode(kModeUnknown);
+      return;
+    }
+    RecursionGuard guard;
+    prctl(PR_GET_NAME, slot->name, 0, 0, 0);  // what the kernel kept of `name`
+    apply_rule_verdict(slot, worker_by_rule);
     return;
   }
   // Another thread: make it reclassify itself at its next hook. A thread that has
@@ -299,6 +362,7 @@ void thread_state_after_fork_child() {
     if (&slot != own && slot.tid.load(std::memory_order_relaxed) != 0) reset_slot(slot);
   }
   if (own) own->tid.store(gettid(), std::memory_order_relaxed);
+  g_threads_without_slot.store(0, std::memory_order_relaxed);  // the child's own count
 }
 
 }  // namespace blockwatch::interpose

@@ -19,6 +19,7 @@
 #include <atomic>
 #include <cstdint>
 
+#include "interpose/base/side_stack.h"
 #include "interpose/base/timebase.h"
 #include "interpose/core/record.h"
 
@@ -62,6 +63,9 @@ struct ThreadSlot {
   // the hook path); it passes through until the sender learns it
   // (thread_state_classify_pending). Set by the owner, cleared by the sender.
   std::atomic<uint8_t> classify_pending{0};
+  // Where the owner's reports unwind (side_stack.h): mapped at the slot's first
+  // report, kept for later owners.
+  SideStack side_stack;
   // Held (1) while another thread writes `*mode` (a rename from outside) and
   // while the owner drops `mode` at exit, so no write lands in freed TLS.
   std::atomic<uint8_t> mode_access{0};
@@ -71,6 +75,7 @@ struct ThreadLocalState {
   uint8_t mode;         // kMode*, atomic access only (see above)
   uint8_t guard_depth;  // >0: inside blockwatch, hooks pass through
   bool capture_warm;    // this thread's first unwind already happened
+  bool slot_denied;     // found every slot taken (counted once per thread)
   ThreadSlot* slot;     // null until claimed, and again after release
 };
 
@@ -113,9 +118,17 @@ inline bool hook_should_time() {
   return hook_should_time_slow(mode);
 }
 
-// The calling thread's slot, claiming one if needed. Null when all are taken.
-// No allocation after thread_state_init (pthread_setspecific on an early key).
+// The calling thread's slot, claiming one if needed. When all are taken, slots
+// of threads that ended without running their TLS destructors (a raw SYS_exit)
+// are reclaimed first (tgkill(pid, tid, 0) says ESRCH); null when none is
+// free even then: the thread is unwatched, counted once in
+// threads_without_slot(). No allocation after thread_state_init
+// (pthread_setspecific on an early key); async-signal-safe; errno preserved.
 ThreadSlot* current_slot();
+
+// Threads that found every slot taken since start (or the last fork). Wire
+// Counters.threads_unwatched. Async-signal-safe.
+uint64_t threads_without_slot();
 
 // The bw_* API (nesting counters; see blockwatch.h). No allocation, no lock.
 void worker_begin();

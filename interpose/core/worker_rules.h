@@ -70,6 +70,6 @@ NameVerdict worker_rules_cached_verdict(const char* thread_name, bool is_main_th
 // is learnt again when seen). Allocates (regexec): never from a hook; the
 // renaming thread, the library constructor and the sender call it.
 bool worker_rules_learn(const char* thread_name, bool is_main_thread);
-inline constexpr int kNameVerdictEntries = 1024;
+inline constexpr int kNameVerdictEntries = 4096;  // 32 KiB
 
 }  // namespace blockwatch::interpose

@@ -156,6 +156,7 @@ CountersInfo sender_counters() {
   info.dropped_too_deep = counters.dropped_too_deep.load(std::memory_order_relaxed);
   info.dropped_no_collector = counters.dropped_after_shutdown.load(std::memory_order_relaxed);
   info.stalls_suppressed = counters.stalls_suppressed.load(std::memory_order_relaxed);
+  info.threads_unwatched = threads_without_slot();
   if (Sender* sender = g_sender.load(std::memory_order_acquire)) {
     info.dropped_no_collector += sender->dropped_no_collector.load(std::memory_order_relaxed);
     info.threads_seen = sender->threads_seen.load(std::memory_order_relaxed);

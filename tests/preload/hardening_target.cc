@@ -178,12 +178,71 @@ void scenario_small_stack() {
   CHECK(pthread_join(thread, nullptr) == 0);
 }
 
+// --- more live workers than thread slots; slots of threads that SYS_exit -------
+
+// The blocking call every worker makes once; reported when it has a slot.
+__attribute__((noinline)) void slot_site() { usleep(60000); }
+
+pthread_barrier_t g_all_started;
+
+void* live_worker(void* arg) {
+  char name[16];
+  snprintf(name, sizeof name, "worker-%d", static_cast<int>(reinterpret_cast<intptr_t>(arg)));
+  pthread_setname_np(pthread_self(), name);
+  slot_site();
+  pthread_barrier_wait(&g_all_started);  // every thread alive at once (not hooked)
+  return nullptr;
+}
+
+// Small stacks: thousands of threads at once.
+pthread_t start_small_thread(void* (*body)(void*), void* arg) {
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  CHECK(pthread_attr_setstacksize(&attr, 64 * 1024) == 0);
+  pthread_t thread;
+  CHECK(pthread_create(&thread, &attr, body, arg) == 0);
+  pthread_attr_destroy(&attr);
+  return thread;
+}
+
+void scenario_more_threads_than_slots() {
+  static pthread_t threads[kLiveWorkerThreads];
+  CHECK(pthread_barrier_init(&g_all_started, nullptr, kLiveWorkerThreads) == 0);
+  for (int i = 0; i < kLiveWorkerThreads; ++i) {
+    threads[i] = start_small_thread(live_worker, reinterpret_cast<void*>(intptr_t{i}));
+  }
+  for (pthread_t thread : threads) CHECK(pthread_join(thread, nullptr) == 0);
+  printf("live worker threads: %d\n", kLiveWorkerThreads);
+}
+
+void* raw_exit_thread(void*) {
+  usleep(1);  // a hooked call: claims a slot
+  syscall(SYS_exit, 0);  // no TLS destructors: the slot is never given back
+  return nullptr;
+}
+
+void* last_worker(void*) {
+  pthread_setname_np(pthread_self(), "worker-last");
+  slot_site();
+  return nullptr;
+}
+
+void scenario_raw_exit_threads() {
+  for (int i = 0; i < kRawExitThreads; ++i) {
+    CHECK(pthread_join(start_small_thread(raw_exit_thread, nullptr), nullptr) == 0);
+  }
+  CHECK(pthread_join(start_small_thread(last_worker, nullptr), nullptr) == 0);
+  printf("threads ended by SYS_exit: %d\n", kRawExitThreads);
+}
+
 }  // namespace
 
 void add_hardening_scenarios(ScenarioTable& table) {
   table.insert({
       {"signal_first_hook", ignoring_self(scenario_signal_first_hook)},
       {"small_stack", ignoring_self(scenario_small_stack)},
+      {"more_threads_than_slots", ignoring_self(scenario_more_threads_than_slots)},
+      {"raw_exit_threads", ignoring_self(scenario_raw_exit_threads)},
   });
 }
 

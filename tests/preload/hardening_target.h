@@ -18,4 +18,11 @@ inline constexpr size_t kSmallStackLeftBytes = 5 * 1024;
 inline constexpr int kSmallStackCalls = 5;
 inline constexpr size_t kStackBudgetBytes = 1024;
 
+// more_threads_than_slots: live worker threads at once, beyond the library's
+// 4096 thread slots (kMaxThreadSlots; the main thread takes one too).
+inline constexpr int kLiveWorkerThreads = 4096 + 8;
+// raw_exit_threads: threads that end through a raw SYS_exit (no TLS
+// destructors) after a hooked call, one after another, more than there are slots.
+inline constexpr int kRawExitThreads = 4096 + 200;
+
 }  // namespace preload_target

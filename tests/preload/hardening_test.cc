@@ -70,5 +70,45 @@ TEST(Hardening, ReportedCallsFitInASmallStackAndUnderOneKiB) {
   std::printf("%s(without the preload: %s)\n", run.stdout_text.c_str(), bare.stdout_text.c_str());
 }
 
+const wire::Counters* final_counters(const RunResult& run) {
+  const DecodedStream* stream = run.main_stream(run.pid);
+  return stream ? &stream->counters : nullptr;
+}
+
+// More live worker threads than the library has slots: each one is either
+// watched (its blocking call reported) or counted as unwatched; none is lost
+// silently (issue 10, defect 6).
+TEST(Hardening, WorkersBeyondTheThreadSlotsAreCountedAsUnwatched) {
+  const RunResult run = run_hardening("more_threads_than_slots", kWorkerRule);
+  ASSERT_TRUE(run.exited_with(0)) << run.stderr_text;
+  std::set<int32_t> reporting_tids;
+  for (const DecodedEvent& e : at_site(run.events(), "slot_site")) {
+    reporting_tids.insert(e.event.tid());
+  }
+  const wire::Counters* counters = final_counters(run);
+  ASSERT_NE(counters, nullptr);
+  EXPECT_GE(counters->threads_unwatched(), 8u);  // 4096 slots, 4104 workers + main
+  EXPECT_EQ(reporting_tids.size() + counters->threads_unwatched(),
+            static_cast<size_t>(preload_target::kLiveWorkerThreads))
+      << reporting_tids.size() << " reported, " << counters->threads_unwatched()
+      << " unwatched, " << counters->dropped_queue_full() << " queue full, "
+      << counters->dropped_no_collector() << " no collector, " << counters->dropped_too_deep()
+      << " too deep";
+}
+
+// Threads that end through a raw SYS_exit never run their TLS destructors, so
+// their slots were never freed: after 4096 of them no thread was watched. Their
+// slots are reclaimed when the slots run out (issue 10, 7b).
+TEST(Hardening, SlotsOfThreadsEndedByARawExitAreReclaimed) {
+  const RunResult run = run_hardening("raw_exit_threads", kWorkerRule);
+  ASSERT_TRUE(run.exited_with(0)) << run.stderr_text;
+  const auto last = at_site(run.events(), "slot_site");
+  ASSERT_EQ(last.size(), 1u) << describe(run.events());
+  EXPECT_EQ(last[0].thread_name, "worker-last");
+  const wire::Counters* counters = final_counters(run);
+  ASSERT_NE(counters, nullptr);
+  EXPECT_EQ(counters->threads_unwatched(), 0u);
+}
+
 }  // namespace
 }  // namespace blockwatch::preload_test
