@@ -27,6 +27,7 @@
 #include "interpose/base/timebase.h"
 #include "interpose/core/thread_state.h"
 #include "interpose/transport/agent.h"
+#include "interpose/transport/bounded_lru.h"
 #include "interpose/transport/output_channel.h"
 #include "interpose/transport/record_queue.h"
 #include "interpose/transport/symbols.h"
@@ -42,6 +43,15 @@ __thread bool agent_own_thread_flag = false;
 constexpr char kLibraryVersion[] = "0.1.0";
 constexpr int64_t kCountersIntervalNs = 50'000'000;
 constexpr int64_t kFinalStallNs = 200'000'000;  // give up the final flush after no progress
+// The interning tables' sizes (README "Memory"): entries, least recently used
+// forgotten first. Symbols must outnumber a stack's frames (kMaxFrames): the
+// observer holds pointers to one stack's names while more are looked up.
+constexpr size_t kInternedStrings = 4096;    // labels, reasons, names: <= 64 bytes each
+constexpr size_t kInternedStacks = 4096;     // <= kMaxFrames pcs each
+constexpr size_t kInternedSymbols = 8192;    // pc -> demangled function name
+constexpr size_t kRememberedThreads = 4096;  // tid -> last name (holder names)
+constexpr size_t kMaxDoneMarkers = 1024;     // bw_flush positions waiting for bytes
+static_assert(kInternedSymbols > kMaxFrames);
 
 // The observer. Replaced as a whole (leaking the old pair: registrations are rare)
 // so the sender never sees a callback with another callback's argument.
@@ -76,6 +86,14 @@ class Sender {
   std::atomic<int64_t> stop_deadline_mono_ns{0};
   std::atomic<uint64_t> dropped_no_collector{0};
   std::atomic<uint64_t> threads_seen{0};
+  // What the sender holds, published at the end of every loop turn
+  // (sender_memory_stats: tests and diagnostics).
+  std::atomic<size_t> held_pending_bytes{0};
+  std::atomic<size_t> held_done_markers{0};
+  std::atomic<size_t> held_strings{0};
+  std::atomic<size_t> held_stacks{0};
+  std::atomic<size_t> held_symbols{0};
+  std::atomic<size_t> held_threads{0};
   char goodbye_reason[16] = {};
   int goodbye_status = 0;
   // A replaced sender (restart, fork child) is kept, never freed: a late bw_flush
@@ -96,6 +114,8 @@ class Sender {
   void drain_queue();
   void process_record(const Record& record);
   void notify_observer(const Record& record, size_t frame_count);
+  struct SymbolEntry;
+  SymbolEntry& symbol_entry(uint64_t pc);
   const std::string& symbol_name(uint64_t pc);
   uint64_t define_string(std::string_view text);
   uint64_t define_stack(const Record& record, size_t frame_count);
@@ -104,6 +124,9 @@ class Sender {
   void write_pending(int64_t now);
   void lose_stream(int64_t now);
   void publish_done(uint64_t pos);
+  void publish_memory_stats();
+  void add_done_marker(uint64_t bytes_end, uint64_t pos);
+  bool over_pending_limit() const { return pending_.size() > options_.max_pending_bytes; }
   void final_flush();
   HelloInfo build_hello() const;
 
@@ -117,18 +140,30 @@ class Sender {
   int64_t start_unix_ns_ = 0;
   int64_t monotonic_to_unix_ns_ = 0;
   // Interning: ids persist for the sender's life; "defined" is per stream.
-  std::unordered_map<std::string, uint64_t> string_ids_;
-  std::unordered_map<std::string, uint64_t> stack_ids_;
-  std::vector<bool> string_defined_;
-  std::vector<bool> stack_defined_;
-  std::unordered_set<uint64_t> symbols_defined_;
-  std::unordered_map<uint64_t, std::string> symbol_names_;
+  // Interning, bounded (bounded_lru.h; the README's memory ceiling): ids are
+  // never reused, so a forgotten value seen again gets a new id and is defined
+  // again; `defined_in` is the stream number that last defined it.
+  struct Interned {
+    uint64_t id = 0;
+    uint64_t defined_in = 0;
+  };
+  struct SymbolEntry {
+    std::string name;
+    uint64_t defined_in = 0;
+  };
+  uint64_t stream_number_ = 0;
+  uint64_t next_string_id_ = 1;
+  uint64_t next_stack_id_ = 1;
+  BoundedLru<Interned> strings_{kInternedStrings};
+  BoundedLru<Interned> stacks_{kInternedStacks};
+  BoundedLru<SymbolEntry> symbols_{kInternedSymbols};  // key: the pc's 8 bytes
   ElfSymbolizer symbolizer_;
-  std::unordered_map<int32_t, std::string> thread_names_;  // tid -> last name seen
+  BoundedLru<std::string> thread_names_{kRememberedThreads};  // key: tid's 4 bytes
   std::vector<ModuleInfo> modules_;
   uint32_t modules_generation_ = 0;
   uint64_t module_change_count_ = 0;
   uint32_t modules_requests_seen_ = 0;
+  bool modules_unsent_ = false;  // Modules due on this stream, waiting for room
   CountersInfo counters_sent_;
   int64_t counters_sent_at_ns_ = 0;
   std::vector<const char*> observer_frames_;
@@ -162,6 +197,19 @@ CountersInfo sender_counters() {
     info.threads_seen = sender->threads_seen.load(std::memory_order_relaxed);
   }
   return info;
+}
+
+SenderMemoryStats sender_memory_stats() {
+  SenderMemoryStats stats;
+  if (Sender* sender = g_sender.load(std::memory_order_acquire)) {
+    stats.pending_buffer_bytes = sender->held_pending_bytes.load(std::memory_order_relaxed);
+    stats.done_markers = sender->held_done_markers.load(std::memory_order_relaxed);
+    stats.strings = sender->held_strings.load(std::memory_order_relaxed);
+    stats.stacks = sender->held_stacks.load(std::memory_order_relaxed);
+    stats.symbols = sender->held_symbols.load(std::memory_order_relaxed);
+    stats.threads = sender->held_threads.load(std::memory_order_relaxed);
+  }
+  return stats;
 }
 
 HelloInfo Sender::build_hello() const {
@@ -200,52 +248,59 @@ HelloInfo Sender::build_hello() const {
 void Sender::begin_stream() {
   pending_.clear();
   events_in_pending_ = 0;
-  string_defined_.assign(string_defined_.size(), false);
-  stack_defined_.assign(stack_defined_.size(), false);
-  symbols_defined_.clear();
+  ++stream_number_;  // every interned value is undefined on the new stream
   encoder_.hello(build_hello(), pending_);
   maybe_send_modules(/*force=*/true);
   maybe_send_counters(monotonic_ns(), /*force=*/true);
 }
 
-const std::string& Sender::symbol_name(uint64_t pc) {
-  auto it = symbol_names_.find(pc);
-  if (it == symbol_names_.end()) {
-    const std::string name = symbolizer_.symbolize_return_address(pc, find_module(modules_, pc));
-    it = symbol_names_.emplace(pc, name).first;
-  }
-  return it->second;
+namespace {
+template <typename T>
+std::string_view bytes_of(const T& value) {
+  return std::string_view(reinterpret_cast<const char*>(&value), sizeof value);
 }
+}  // namespace
+
+Sender::SymbolEntry& Sender::symbol_entry(uint64_t pc) {
+  if (SymbolEntry* entry = symbols_.find(bytes_of(pc))) return *entry;
+  SymbolEntry entry;
+  entry.name = symbolizer_.symbolize_return_address(pc, find_module(modules_, pc));
+  return symbols_.insert(bytes_of(pc), std::move(entry));
+}
+
+const std::string& Sender::symbol_name(uint64_t pc) { return symbol_entry(pc).name; }
 
 uint64_t Sender::define_string(std::string_view text) {
   if (text.empty()) return 0;
-  auto [it, inserted] = string_ids_.try_emplace(std::string(text), string_ids_.size() + 1);
-  const uint64_t id = it->second;
-  if (string_defined_.size() <= id) string_defined_.resize(id + 1, false);
-  if (!string_defined_[id]) {
-    encoder_.string_def(id, text, pending_);
-    string_defined_[id] = true;
+  Interned* entry = strings_.find(text);
+  if (!entry) entry = &strings_.insert(text, Interned{next_string_id_++, 0});
+  if (entry->defined_in != stream_number_) {
+    encoder_.string_def(entry->id, text, pending_);
+    entry->defined_in = stream_number_;
   }
-  return id;
+  return entry->id;
 }
 
 uint64_t Sender::define_stack(const Record& record, size_t frame_count) {
   if (frame_count == 0) return 0;
-  std::string key(reinterpret_cast<const char*>(record.frames), frame_count * sizeof(uintptr_t));
-  auto [it, inserted] = stack_ids_.try_emplace(std::move(key), stack_ids_.size() + 1);
-  const uint64_t id = it->second;
-  if (stack_defined_.size() <= id) stack_defined_.resize(id + 1, false);
-  if (stack_defined_[id]) return id;
+  const std::string_view key(reinterpret_cast<const char*>(record.frames),
+                             frame_count * sizeof(uintptr_t));
+  Interned* entry = stacks_.find(key);
+  if (!entry) entry = &stacks_.insert(key, Interned{next_stack_id_++, 0});
+  if (entry->defined_in == stream_number_) return entry->id;
+  entry->defined_in = stream_number_;
+  const uint64_t id = entry->id;  // symbol_entry() below may move the LRU order
   uint64_t pcs[kMaxFrames];
   for (size_t i = 0; i < frame_count; ++i) {
     const uint64_t pc = pcs[i] = record.frames[i];
-    if (!symbols_defined_.insert(pc).second) continue;
+    SymbolEntry& symbol = symbol_entry(pc);
+    if (symbol.defined_in == stream_number_) continue;
+    symbol.defined_in = stream_number_;
     const ModuleInfo* module = find_module(modules_, pc);
-    encoder_.symbol(pc, symbol_name(pc), module ? module->path : std::string_view(),
+    encoder_.symbol(pc, symbol.name, module ? module->path : std::string_view(),
                     module ? pc - module->base : 0, pending_);
   }
   encoder_.stack(id, pcs, frame_count, pending_);
-  stack_defined_[id] = true;
   return id;
 }
 
@@ -282,14 +337,14 @@ void Sender::notify_observer(const Record& record, size_t frame_count) {
 void Sender::process_record(const Record& record) {
   const size_t frame_count = std::min<size_t>(record.frame_count, kMaxFrames);
   const std::string_view thread_name = bounded(record.thread_name);
-  auto [name_it, new_thread] = thread_names_.try_emplace(record.tid, thread_name);
-  if (new_thread) {
+  if (std::string* known = thread_names_.find(bytes_of(record.tid))) {
+    if (*known != thread_name) known->assign(thread_name);
+  } else {
+    thread_names_.insert(bytes_of(record.tid), std::string(thread_name));
     threads_seen.fetch_add(1, std::memory_order_relaxed);
-  } else if (name_it->second != thread_name) {
-    name_it->second = thread_name;
   }
   notify_observer(record, frame_count);
-  if (!channel_.is_open() || pending_.size() > options_.max_pending_bytes) {
+  if (!channel_.is_open() || over_pending_limit()) {
     dropped_no_collector.fetch_add(1, std::memory_order_relaxed);
     return;
   }
@@ -298,8 +353,10 @@ void Sender::process_record(const Record& record) {
   ids.task = define_string(bounded(record.task));
   ids.allow_reason = define_string(bounded(record.allow_reason));
   if (record.holder_tid != 0) {
-    auto holder = thread_names_.find(record.holder_tid);
-    if (holder != thread_names_.end()) ids.holder_name = define_string(holder->second);
+    if (const std::string* holder = thread_names_.find(bytes_of(record.holder_tid))) {
+      const std::string holder_name = *holder;  // define_string must not see it move
+      ids.holder_name = define_string(holder_name);
+    }
   }
   ids.stack = define_stack(record, frame_count);
   encoder_.event(record, ids, monotonic_to_unix_ns_, pending_);
@@ -323,7 +380,13 @@ void Sender::maybe_send_modules(bool force) {
     ++modules_generation_;
     force = true;
   }
-  if (force && channel_.is_open()) encoder_.modules(modules_generation_, modules_, pending_);
+  if (force) modules_unsent_ = true;
+  // Over the buffer limit: sent when there is room again (a program that
+  // dlopens in a loop while the collector is stopped must not grow the buffer).
+  if (modules_unsent_ && channel_.is_open() && !over_pending_limit()) {
+    encoder_.modules(modules_generation_, modules_, pending_);
+    modules_unsent_ = false;
+  }
 }
 
 void Sender::maybe_send_counters(int64_t now, bool force) {
@@ -331,9 +394,40 @@ void Sender::maybe_send_counters(int64_t now, bool force) {
   const bool changed = memcmp(&counters, &counters_sent_, sizeof counters) != 0;
   if (!channel_.is_open()) return;
   if (!force && (!changed || now - counters_sent_at_ns_ < kCountersIntervalNs)) return;
+  // Over the buffer limit (a stopped collector): the counters are totals, so the
+  // next frame carries these too; appending one every 50 ms grew the buffer
+  // past its limit without end.
+  if (!force && over_pending_limit()) return;
   encoder_.counters(counters, pending_);
   counters_sent_ = counters;
   counters_sent_at_ns_ = now;
+}
+
+// bw_flush's bookkeeping: records up to `pos` are done once `bytes_end` bytes
+// are written. A marker that adds nothing (same position: the collector is
+// stopped and nothing new came) is not added, and beyond kMaxDoneMarkers the
+// newest is merged into the last (its records are then reported done a little
+// later, never earlier): one marker per loop turn used to pile up at ~200 per
+// second while the collector was stopped.
+void Sender::add_done_marker(uint64_t bytes_end, uint64_t pos) {
+  if (!done_markers_.empty()) {
+    auto& last = done_markers_.back();
+    if (last.second >= pos) return;
+    if (last.first >= bytes_end || done_markers_.size() >= kMaxDoneMarkers) {
+      last = {std::max(last.first, bytes_end), pos};
+      return;
+    }
+  }
+  done_markers_.emplace_back(bytes_end, pos);
+}
+
+void Sender::publish_memory_stats() {
+  held_pending_bytes.store(pending_.capacity(), std::memory_order_relaxed);
+  held_done_markers.store(done_markers_.size(), std::memory_order_relaxed);
+  held_strings.store(strings_.size(), std::memory_order_relaxed);
+  held_stacks.store(stacks_.size(), std::memory_order_relaxed);
+  held_symbols.store(symbols_.size(), std::memory_order_relaxed);
+  held_threads.store(thread_names_.size(), std::memory_order_relaxed);
 }
 
 void Sender::publish_done(uint64_t pos) {
@@ -381,12 +475,13 @@ void Sender::run() {
     drain_queue();
     const uint64_t popped = global_record_queue().popped_count();
     if (popped != popped_before || !pending_.empty()) {
-      done_markers_.emplace_back(bytes_written_total_ + pending_.size(), popped);
+      add_done_marker(bytes_written_total_ + pending_.size(), popped);
     } else {
       publish_done(popped);
     }
     maybe_send_counters(now, false);
     write_pending(now);
+    publish_memory_stats();
     timebase_refine();  // the hooks' TSC rate and anchor (timebase.h)
     thread_state_classify_pending();  // names hooks could not classify without regexec
     if (stopping) break;
@@ -407,8 +502,7 @@ void Sender::final_flush() {
   // The final counters, unless the last frame already carries these values.
   maybe_send_counters(INT64_MAX / 2, /*force=*/false);
   if (channel_.is_open()) encoder_.goodbye(goodbye_reason, goodbye_status, pending_);
-  done_markers_.emplace_back(bytes_written_total_ + pending_.size(),
-                             global_record_queue().popped_count());
+  add_done_marker(bytes_written_total_ + pending_.size(), global_record_queue().popped_count());
   const int64_t deadline = stop_deadline_mono_ns.load(std::memory_order_acquire);
   int64_t last_progress = monotonic_ns();
   for (;;) {
