@@ -235,6 +235,46 @@ void scenario_raw_exit_threads() {
   printf("threads ended by SYS_exit: %d\n", kRawExitThreads);
 }
 
+// --- distinct task labels without end ---------------------------------------------
+
+long resident_kib() {
+  FILE* statm = fopen("/proc/self/statm", "re");
+  CHECK(statm != nullptr);
+  long size = 0, resident = 0;
+  CHECK(fscanf(statm, "%ld %ld", &size, &resident) == 2);
+  fclose(statm);
+  return resident * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+__attribute__((noinline)) void labelled_site(pthread_mutex_t* mutex) {
+  pthread_mutex_lock(mutex);  // reported in strict mode
+  pthread_mutex_unlock(mutex);
+}
+
+void run_labelled_tasks(int first, int count) {
+  pthread_mutex_t mutex = PTHREAD_MUTEX_INITIALIZER;
+  char label[32];
+  for (int i = first; i < first + count; ++i) {
+    snprintf(label, sizeof label, "req-%d", i);
+    blockwatch_task_begin(label);
+    labelled_site(&mutex);
+    blockwatch_task_end();
+    // Paced, so the queue never fills and the sender interns every label.
+    if (i % 1000 == 999) CHECK(blockwatch_flush(10000) == 0 || !blockwatch_active());
+  }
+  CHECK(blockwatch_flush(10000) == 0 || !blockwatch_active());
+}
+
+void scenario_unique_labels() {
+  run_named_thread("worker-labels", [] {
+    run_labelled_tasks(0, kWarmUpLabels);
+    const long before = resident_kib();
+    run_labelled_tasks(kWarmUpLabels, kUniqueLabels);
+    const long after = resident_kib();
+    printf("rss growth over %d unique labels: %ld KiB\n", kUniqueLabels, after - before);
+  });
+}
+
 }  // namespace
 
 void add_hardening_scenarios(ScenarioTable& table) {
@@ -243,6 +283,7 @@ void add_hardening_scenarios(ScenarioTable& table) {
       {"small_stack", ignoring_self(scenario_small_stack)},
       {"more_threads_than_slots", ignoring_self(scenario_more_threads_than_slots)},
       {"raw_exit_threads", ignoring_self(scenario_raw_exit_threads)},
+      {"unique_labels", ignoring_self(scenario_unique_labels)},
   });
 }
 

@@ -25,4 +25,9 @@ inline constexpr int kLiveWorkerThreads = 4096 + 8;
 // destructors) after a hooked call, one after another, more than there are slots.
 inline constexpr int kRawExitThreads = 4096 + 200;
 
+// unique_labels: strict-mode reports, each in a task with a label never used
+// before; RSS is measured after the warm-up and again after the rest.
+inline constexpr int kWarmUpLabels = 20'000;
+inline constexpr int kUniqueLabels = 200'000;
+
 }  // namespace preload_target
