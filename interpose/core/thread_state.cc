@@ -82,6 +82,17 @@ void release_slot_at_thread_exit(void* value) {
 
 bool is_main_thread() { return gettid() == getpid(); }
 
+struct LearnJob {
+  const char* name;
+  bool is_main_thread;
+  bool worker;
+};
+
+void learn_job(void* arg) {
+  auto* job = static_cast<LearnJob*>(arg);
+  job->worker = worker_rules_learn(job->name, job->is_main_thread);
+}
+
 // The rules' verdict for the calling thread is known: set its mode.
 void apply_rule_verdict(ThreadSlot* slot, bool worker_by_rule) {
   if (slot->classify_pending.exchange(0, std::memory_order_relaxed) != 0) {
@@ -286,20 +297,22 @@ void mark_current_thread_internal() { store_mode(kModeLibrary); }
 
 void thread_renamed(pthread_t thread, const char* name) {
   const bool self = pthread_equal(thread, pthread_self());
-  bool worker_by_rule;
+  ThreadSlot* slot = tls_thread.slot;
+  if (self && !slot && current_mode() != kModeLibrary && g_ready.load(std::memory_order_acquire)) {
+    RecursionGuard guard;
+    slot = current_slot();
+  }
+  LearnJob job{name, self && is_main_thread(), false};
   {
     RecursionGuard guard;  // regexec's own calls pass through
-    worker_by_rule = worker_rules_learn(name, self && is_main_thread());
+    // regexec takes ~1 KB of stack: on the slot's side stack when there is one.
+    if (!slot || !run_on_side_stack(slot->side_stack, learn_job, &job)) learn_job(&job);
   }
+  const bool worker_by_rule = job.worker;
   if (self) {
     if (current_mode() == kModeLibrary) return;
     // Classified here, with the verdict just computed: the table may have
     // evicted the name already when thousands of threads name themselves.
-    ThreadSlot* slot = tls_thread.slot;
-    if (!slot && g_ready.load(std::memory_order_acquire)) {
-      RecursionGuard guard;
-      slot = current_slot();
-    }
     if (!slot) {
       store_mode(kModeUnknown);
       return;

@@ -111,13 +111,15 @@ void scenario_signal_first_hook() {
 
 constexpr unsigned char kPaint = 0xA5;
 
-// Paints the free stack below this frame, makes reported calls (a sleep over the
-// threshold, and a condvar wait, which classifies its call site first), and
-// returns how deep below this frame they wrote.
+// Paints the free stack below this frame, renames the thread (the worker rules
+// run: regexec) and makes reported calls (a sleep over the threshold, and a
+// condvar wait, which classifies its call site first), and returns how deep
+// below this frame they wrote.
 __attribute__((noinline)) size_t small_stack_site(char* low) {
   char* frame = static_cast<char*>(__builtin_frame_address(0));
   char* paint_end = frame - 256;  // this frame's callees (memset) stay above it
   memset(low, kPaint, static_cast<size_t>(paint_end - low));
+  pthread_setname_np(pthread_self(), "worker-small");  // the rules run again (regexec)
   usleep(3000);  // over the 1 ms threshold: reported
   pthread_mutex_t mutex = PTHREAD_MUTEX_INITIALIZER;
   pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
