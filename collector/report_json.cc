@@ -87,6 +87,7 @@ bool read_json_report(std::istream& in, Report* r, std::string* error) {
       get_if(*s, "stalled_ns", &parsed.stalled_ns);
       get_if(*s, "allowed_events", &parsed.allowed_events);
       get_if(*s, "dropped", &parsed.dropped);
+      get_if(*s, "threads_unwatched", &parsed.threads_unwatched);
     }
     if (auto v = j.find("verdict"); v != j.end()) {
       get_if(*v, "failed", &parsed.verdict.failed);

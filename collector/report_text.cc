@@ -106,8 +106,8 @@ void write_text_report(const Report& report, std::ostream& out, const TextReport
   if (report.threads_unwatched > 0) {
     w.line("");
     w.line("unwatched: " + std::to_string(report.threads_unwatched) +
-           " threads found all of blockwatch's thread slots in use (more live threads than "
-           "slots); their blocking calls and stalls were not recorded");
+           " threads found every blockwatch thread slot taken (more live threads than slots);");
+    w.line("   their blocking calls and stalls were not recorded");
   }
   w.line("");
   if (report.verdict.failed) {
