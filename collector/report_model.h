@@ -116,7 +116,7 @@ struct Report {
   int64_t stalled_ns = 0;
   uint64_t allowed_events = 0;
   uint64_t dropped = 0;
-  uint64_t threads_unwatched = 0;    // summary: sum over processes
+  uint64_t threads_unwatched = 0;  // summary: sum over processes
   Verdict verdict;
 };
 

@@ -42,9 +42,9 @@ long raw_syscall6(long number, long a1, long a2, long a3, long a4, long a5, long
 
 // Maps kSideStackBytes with a PROT_NONE guard page below. Null on failure.
 unsigned char* map_side_stack() {
-  const long mapped = raw_syscall6(SYS_mmap, 0, kGuardBytes + kSideStackBytes,
-                                   PROT_READ | PROT_WRITE,
-                                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  const long mapped =
+      raw_syscall6(SYS_mmap, 0, kGuardBytes + kSideStackBytes, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (mapped < 0 && mapped > -4096) return nullptr;
   if (raw_syscall6(SYS_mprotect, mapped, kGuardBytes, PROT_NONE, 0, 0, 0) != 0) {
     raw_syscall6(SYS_munmap, mapped, kGuardBytes + kSideStackBytes, 0, 0, 0, 0);

@@ -39,8 +39,9 @@ void capture_warm_up_thread();
 // Return addresses of the caller's stack, innermost first, blockwatch's frames
 // removed; at most `max_frames`. The unwind runs on a side stack
 // (side_stack.h) of the thread's slot: a few hundred bytes of the caller's
-// stack; 0 frames without a slot or when the side stack cannot be mapped. Does not allocate (libunwind's local unwinder caches
-// per-thread); not async-signal-safe on a thread's first use.
+// stack; 0 frames without a slot or when the side stack cannot be mapped. Does
+// not allocate (libunwind's local unwinder caches per-thread); not
+// async-signal-safe on a thread's first use.
 int capture_stack(uintptr_t* frames, int max_frames);
 
 // Build and submit the record for a call on the calling (worker) thread that

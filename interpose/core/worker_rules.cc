@@ -148,8 +148,8 @@ class NameVerdictTable {
   }
   NameVerdict lookup(uint64_t tag) const {
     for (int probe = 0; probe < kProbes; ++probe) {
-      const uint64_t entry = entries_[(tag + probe) % kNameVerdictEntries].load(
-          std::memory_order_acquire);
+      const uint64_t entry =
+          entries_[(tag + probe) % kNameVerdictEntries].load(std::memory_order_acquire);
       if ((entry & ~uint64_t{3}) == tag) {
         return (entry & 3) == 2 ? NameVerdict::kWorker : NameVerdict::kNotWorker;
       }
@@ -166,8 +166,8 @@ class NameVerdictTable {
         return;
       }
     }
-    entries_[(tag + (tag >> 32) % kProbes) % kNameVerdictEntries].store(
-        value, std::memory_order_release);
+    entries_[(tag + (tag >> 32) % kProbes) % kNameVerdictEntries].store(value,
+                                                                        std::memory_order_release);
   }
 
  private:

@@ -71,7 +71,7 @@ struct SenderMemoryStats {
   size_t strings = 0;               // interned labels, reasons, thread names
   size_t stacks = 0;
   size_t symbols = 0;
-  size_t threads = 0;               // tid -> name remembered
+  size_t threads = 0;  // tid -> name remembered
 };
 SenderMemoryStats sender_memory_stats();
 

@@ -330,8 +330,7 @@ TEST_F(SenderTest, StoppedCollectorKeepsTheSendersMemoryBounded) {
     agent_submit(make_record(1, "worker", pc_in(stack_function_a)));
     if (i % 200 == 199) std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
-  ASSERT_TRUE(TestCollector::wait_for([] { return sender_memory_stats().done_markers > 0; },
-                                      5000));
+  ASSERT_TRUE(TestCollector::wait_for([] { return sender_memory_stats().done_markers > 0; }, 5000));
   const SenderMemoryStats held = sender_memory_stats();
   EXPECT_LE(held.done_markers, 4u);
   // std::string grows by doubling: at most twice the limit plus one frame.
@@ -361,8 +360,8 @@ TEST_F(SenderTest, DistinctLabelsAndStacksBeyondTheTablesAreRedefinedNotKept) {
   EXPECT_LE(held.strings, 4096u);
   EXPECT_LE(held.stacks, 4096u);
   EXPECT_LE(held.symbols, 8192u);
-  ASSERT_TRUE(TestCollector::wait_for([&] { return event_count(collector, 0) == kRecords; },
-                                      10'000));
+  ASSERT_TRUE(
+      TestCollector::wait_for([&] { return event_count(collector, 0) == kRecords; }, 10'000));
   const Stream stream = check_stream(collector.frames(0));
   ASSERT_EQ(stream.events.size(), static_cast<size_t>(kRecords));
   for (int i : {0, 4095, 4096, 9999, 10'000, 19'999}) {

@@ -34,7 +34,7 @@ int g_devnull = -1;
 // Async-signal-safe hooked calls only: what a crash or timer handler does.
 void first_hook_handler(int) {
   const int saved_errno = errno;
-  (void)syscall(SYS_gettid);  // hooked (syscall), as in a crash handler
+  (void)syscall(SYS_gettid);        // hooked (syscall), as in a crash handler
   (void)!write(g_devnull, "x", 1);  // hooked (write)
   g_handler_runs.fetch_add(1);
   errno = saved_errno;
@@ -120,7 +120,7 @@ __attribute__((noinline)) size_t small_stack_site(char* low) {
   char* paint_end = frame - 256;  // this frame's callees (memset) stay above it
   memset(low, kPaint, static_cast<size_t>(paint_end - low));
   pthread_setname_np(pthread_self(), "worker-small");  // the rules run again (regexec)
-  usleep(3000);  // over the 1 ms threshold: reported
+  usleep(3000);                                        // over the 1 ms threshold: reported
   pthread_mutex_t mutex = PTHREAD_MUTEX_INITIALIZER;
   pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
   pthread_mutex_lock(&mutex);
@@ -165,8 +165,7 @@ void* small_stack_thread(void*) {
     const size_t used = with_stack_left(static_cast<char*>(low), kSmallStackLeftBytes);
     if (used > deepest) deepest = used;
   }
-  printf("stack used by a reported call: %zu bytes (of %zu left)\n", deepest,
-         kSmallStackLeftBytes);
+  printf("stack used by a reported call: %zu bytes (of %zu left)\n", deepest, kSmallStackLeftBytes);
   return nullptr;
 }
 
@@ -218,7 +217,7 @@ void scenario_more_threads_than_slots() {
 }
 
 void* raw_exit_thread(void*) {
-  usleep(1);  // a hooked call: claims a slot
+  usleep(1);             // a hooked call: claims a slot
   syscall(SYS_exit, 0);  // no TLS destructors: the slot is never given back
   return nullptr;
 }

@@ -53,8 +53,8 @@ size_t stack_used(const std::string& stdout_text) {
 // every call is reported with its stack, and each took under 1 KiB of the
 // thread's stack (painted, then scanned for the deepest byte written).
 TEST(Hardening, ReportedCallsFitInASmallStackAndUnderOneKiB) {
-  const RunResult bare = run_target("small_stack", kWorkerRule, /*preload=*/false,
-                                    BW_HARDENING_TARGET);
+  const RunResult bare =
+      run_target("small_stack", kWorkerRule, /*preload=*/false, BW_HARDENING_TARGET);
   ASSERT_TRUE(bare.exited_with(0)) << bare.stderr_text;
   const RunResult run = run_hardening("small_stack", kWorkerRule);
   ASSERT_TRUE(run.exited_with(0)) << "status " << run.status << "\n" << run.stderr_text;
@@ -94,10 +94,9 @@ TEST(Hardening, WorkersBeyondTheThreadSlotsAreCountedAsUnwatched) {
   EXPECT_GE(counters->threads_unwatched(), 8u);  // 4096 slots, 4104 workers + main
   EXPECT_EQ(reporting_tids.size() + counters->threads_unwatched(),
             static_cast<size_t>(preload_target::kLiveWorkerThreads))
-      << reporting_tids.size() << " reported, " << counters->threads_unwatched()
-      << " unwatched, " << counters->dropped_queue_full() << " queue full, "
-      << counters->dropped_no_collector() << " no collector, " << counters->dropped_too_deep()
-      << " too deep";
+      << reporting_tids.size() << " reported, " << counters->threads_unwatched() << " unwatched, "
+      << counters->dropped_queue_full() << " queue full, " << counters->dropped_no_collector()
+      << " no collector, " << counters->dropped_too_deep() << " too deep";
 }
 
 // Threads that end through a raw SYS_exit never run their TLS destructors, so
