@@ -16,8 +16,6 @@
 #include <cstring>
 #include <ctime>
 #include <deque>
-#include <unordered_map>
-#include <unordered_set>
 #include <vector>
 
 #include "interpose/base/clock.h"
@@ -27,9 +25,9 @@
 #include "interpose/base/timebase.h"
 #include "interpose/core/thread_state.h"
 #include "interpose/transport/agent.h"
-#include "interpose/transport/bounded_lru.h"
 #include "interpose/transport/output_channel.h"
 #include "interpose/transport/record_queue.h"
+#include "interpose/transport/stream_interner.h"
 #include "interpose/transport/symbols.h"
 
 namespace blockwatch::interpose {
@@ -43,15 +41,7 @@ __thread bool agent_own_thread_flag = false;
 constexpr char kLibraryVersion[] = "0.1.0";
 constexpr int64_t kCountersIntervalNs = 50'000'000;
 constexpr int64_t kFinalStallNs = 200'000'000;  // give up the final flush after no progress
-// The interning tables' sizes (README "Memory"): entries, least recently used
-// forgotten first. Symbols must outnumber a stack's frames (kMaxFrames): the
-// observer holds pointers to one stack's names while more are looked up.
-constexpr size_t kInternedStrings = 4096;    // labels, reasons, names: <= 64 bytes each
-constexpr size_t kInternedStacks = 4096;     // <= kMaxFrames pcs each
-constexpr size_t kInternedSymbols = 8192;    // pc -> demangled function name
-constexpr size_t kRememberedThreads = 4096;  // tid -> last name (holder names)
-constexpr size_t kMaxDoneMarkers = 1024;     // bw_flush positions waiting for bytes
-static_assert(kInternedSymbols > kMaxFrames);
+constexpr size_t kMaxDoneMarkers = 1024;        // bw_flush positions waiting for bytes
 
 // The observer. Replaced as a whole (leaking the old pair: registrations are rare)
 // so the sender never sees a callback with another callback's argument.
@@ -114,11 +104,9 @@ class Sender {
   void drain_queue();
   void process_record(const Record& record);
   void notify_observer(const Record& record, size_t frame_count);
-  struct SymbolEntry;
-  SymbolEntry& symbol_entry(uint64_t pc);
-  const std::string& symbol_name(uint64_t pc);
-  uint64_t define_string(std::string_view text);
-  uint64_t define_stack(const Record& record, size_t frame_count);
+  uint64_t define_string(std::string_view text) {
+    return interner_.define_string(text, encoder_, pending_);
+  }
   void maybe_send_modules(bool force);
   void maybe_send_counters(int64_t now, bool force);
   void write_pending(int64_t now);
@@ -140,25 +128,7 @@ class Sender {
   int64_t start_unix_ns_ = 0;
   int64_t monotonic_to_unix_ns_ = 0;
   // Interning: ids persist for the sender's life; "defined" is per stream.
-  // Interning, bounded (bounded_lru.h; the README's memory ceiling): ids are
-  // never reused, so a forgotten value seen again gets a new id and is defined
-  // again; `defined_in` is the stream number that last defined it.
-  struct Interned {
-    uint64_t id = 0;
-    uint64_t defined_in = 0;
-  };
-  struct SymbolEntry {
-    std::string name;
-    uint64_t defined_in = 0;
-  };
-  uint64_t stream_number_ = 0;
-  uint64_t next_string_id_ = 1;
-  uint64_t next_stack_id_ = 1;
-  BoundedLru<Interned> strings_{kInternedStrings};
-  BoundedLru<Interned> stacks_{kInternedStacks};
-  BoundedLru<SymbolEntry> symbols_{kInternedSymbols};  // key: the pc's 8 bytes
-  ElfSymbolizer symbolizer_;
-  BoundedLru<std::string> thread_names_{kRememberedThreads};  // key: tid's 4 bytes
+  StreamInterner interner_;  // strings, stacks, symbols, tid -> name: bounded
   std::vector<ModuleInfo> modules_;
   uint32_t modules_generation_ = 0;
   uint64_t module_change_count_ = 0;
@@ -248,60 +218,10 @@ HelloInfo Sender::build_hello() const {
 void Sender::begin_stream() {
   pending_.clear();
   events_in_pending_ = 0;
-  ++stream_number_;  // every interned value is undefined on the new stream
+  interner_.new_stream();  // every interned value is undefined on the new stream
   encoder_.hello(build_hello(), pending_);
   maybe_send_modules(/*force=*/true);
   maybe_send_counters(monotonic_ns(), /*force=*/true);
-}
-
-namespace {
-template <typename T>
-std::string_view bytes_of(const T& value) {
-  return std::string_view(reinterpret_cast<const char*>(&value), sizeof value);
-}
-}  // namespace
-
-Sender::SymbolEntry& Sender::symbol_entry(uint64_t pc) {
-  if (SymbolEntry* entry = symbols_.find(bytes_of(pc))) return *entry;
-  SymbolEntry entry;
-  entry.name = symbolizer_.symbolize_return_address(pc, find_module(modules_, pc));
-  return symbols_.insert(bytes_of(pc), std::move(entry));
-}
-
-const std::string& Sender::symbol_name(uint64_t pc) { return symbol_entry(pc).name; }
-
-uint64_t Sender::define_string(std::string_view text) {
-  if (text.empty()) return 0;
-  Interned* entry = strings_.find(text);
-  if (!entry) entry = &strings_.insert(text, Interned{next_string_id_++, 0});
-  if (entry->defined_in != stream_number_) {
-    encoder_.string_def(entry->id, text, pending_);
-    entry->defined_in = stream_number_;
-  }
-  return entry->id;
-}
-
-uint64_t Sender::define_stack(const Record& record, size_t frame_count) {
-  if (frame_count == 0) return 0;
-  const std::string_view key(reinterpret_cast<const char*>(record.frames),
-                             frame_count * sizeof(uintptr_t));
-  Interned* entry = stacks_.find(key);
-  if (!entry) entry = &stacks_.insert(key, Interned{next_stack_id_++, 0});
-  if (entry->defined_in == stream_number_) return entry->id;
-  entry->defined_in = stream_number_;
-  const uint64_t id = entry->id;  // symbol_entry() below may move the LRU order
-  uint64_t pcs[kMaxFrames];
-  for (size_t i = 0; i < frame_count; ++i) {
-    const uint64_t pc = pcs[i] = record.frames[i];
-    SymbolEntry& symbol = symbol_entry(pc);
-    if (symbol.defined_in == stream_number_) continue;
-    symbol.defined_in = stream_number_;
-    const ModuleInfo* module = find_module(modules_, pc);
-    encoder_.symbol(pc, symbol.name, module ? module->path : std::string_view(),
-                    module ? pc - module->base : 0, pending_);
-  }
-  encoder_.stack(id, pcs, frame_count, pending_);
-  return id;
 }
 
 void Sender::notify_observer(const Record& record, size_t frame_count) {
@@ -313,7 +233,7 @@ void Sender::notify_observer(const Record& record, size_t frame_count) {
   if (registration && registration->callback) {
     observer_frames_.clear();
     for (size_t i = 0; i < frame_count; ++i) {
-      observer_frames_.push_back(symbol_name(record.frames[i]).c_str());
+      observer_frames_.push_back(interner_.symbol_name(record.frames[i], modules_).c_str());
     }
     const std::string thread_name(bounded(record.thread_name));
     const std::string task(bounded(record.task));
@@ -337,10 +257,7 @@ void Sender::notify_observer(const Record& record, size_t frame_count) {
 void Sender::process_record(const Record& record) {
   const size_t frame_count = std::min<size_t>(record.frame_count, kMaxFrames);
   const std::string_view thread_name = bounded(record.thread_name);
-  if (std::string* known = thread_names_.find(bytes_of(record.tid))) {
-    if (*known != thread_name) known->assign(thread_name);
-  } else {
-    thread_names_.insert(bytes_of(record.tid), std::string(thread_name));
+  if (interner_.remember_thread(record.tid, thread_name)) {
     threads_seen.fetch_add(1, std::memory_order_relaxed);
   }
   notify_observer(record, frame_count);
@@ -353,12 +270,11 @@ void Sender::process_record(const Record& record) {
   ids.task = define_string(bounded(record.task));
   ids.allow_reason = define_string(bounded(record.allow_reason));
   if (record.holder_tid != 0) {
-    if (const std::string* holder = thread_names_.find(bytes_of(record.holder_tid))) {
-      const std::string holder_name = *holder;  // define_string must not see it move
-      ids.holder_name = define_string(holder_name);
+    if (const std::string* holder = interner_.thread_name(record.holder_tid)) {
+      ids.holder_name = define_string(*holder);
     }
   }
-  ids.stack = define_stack(record, frame_count);
+  ids.stack = interner_.define_stack(record, frame_count, modules_, encoder_, pending_);
   encoder_.event(record, ids, monotonic_to_unix_ns_, pending_);
   ++events_in_pending_;
 }
@@ -424,10 +340,10 @@ void Sender::add_done_marker(uint64_t bytes_end, uint64_t pos) {
 void Sender::publish_memory_stats() {
   held_pending_bytes.store(pending_.capacity(), std::memory_order_relaxed);
   held_done_markers.store(done_markers_.size(), std::memory_order_relaxed);
-  held_strings.store(strings_.size(), std::memory_order_relaxed);
-  held_stacks.store(stacks_.size(), std::memory_order_relaxed);
-  held_symbols.store(symbols_.size(), std::memory_order_relaxed);
-  held_threads.store(thread_names_.size(), std::memory_order_relaxed);
+  held_strings.store(interner_.strings(), std::memory_order_relaxed);
+  held_stacks.store(interner_.stacks(), std::memory_order_relaxed);
+  held_symbols.store(interner_.symbols(), std::memory_order_relaxed);
+  held_threads.store(interner_.threads(), std::memory_order_relaxed);
 }
 
 void Sender::publish_done(uint64_t pos) {
