@@ -80,7 +80,7 @@ void name_through_proc(int tid, const char* name) {
 }
 
 void scenario_signal_first_hook() {
-  alarm(15);  // a deadlock ends as SIGALRM, not as a stuck suite
+
   g_devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
   CHECK(g_devnull >= 0);
   blockwatch_set_event_callback(observe_tid, nullptr);
@@ -91,6 +91,7 @@ void scenario_signal_first_hook() {
   CHECK(sigaction(SIGUSR1, &action, nullptr) == 0);
   unsigned seed = 12345;
   for (int i = 0; i < kFirstHookThreads; ++i) {
+    alarm(10);  // per thread: a deadlock ends as SIGALRM, not as a stuck suite
     FirstHookThread thread_state;
     g_handler_runs.store(0);
     pthread_t thread;
@@ -104,6 +105,7 @@ void scenario_signal_first_hook() {
     CHECK(pthread_kill(thread, SIGUSR1) == 0);
     CHECK(pthread_join(thread, nullptr) == 0);
   }
+  alarm(0);
   printf("first hooks in a signal handler: %d threads\n", kFirstHookThreads);
 }
 
