@@ -337,7 +337,12 @@ void thread_renamed(pthread_t thread, const char* name) {
     if (mode && slot.tid.load(std::memory_order_acquire) != 0 &&
         pthread_equal(slot.thread.load(std::memory_order_relaxed), thread) &&
         mode->load(std::memory_order_relaxed) != kModeLibrary) {
-      mode->store(kModeUnknown, std::memory_order_relaxed);
+      // A thread still waiting for its old name's verdict must read its new
+      // name, not look up the old one.
+      if (slot.classify_pending.exchange(0, std::memory_order_relaxed) != 0) {
+        g_classify_pending.fetch_sub(1, std::memory_order_relaxed);
+      }
+      mode->store(kModeUnknown, std::memory_order_release);
     }
     unlock_mode_access(slot);
     return;

@@ -111,6 +111,26 @@ TEST_F(ThreadStateTest, LearntNamesNeedNoSender) {
   }).join();
 }
 
+// A thread waiting for the sender to learn its (unlearnt) name is renamed from
+// outside: its next hook classifies it by the new name, not the old one.
+TEST_F(ThreadStateTest, RenameFromOutsideWhilePendingUsesTheNewName) {
+  std::atomic<int> phase{0};
+  std::thread worker([&] {
+    pthread_setname_np(pthread_self(), "unlearnt-name");  // no hook: not learnt
+    EXPECT_FALSE(hook_should_time());
+    EXPECT_EQ(current_slot()->classify_pending.load(), 1);
+    phase = 1;
+    while (phase != 2) std::this_thread::yield();
+    EXPECT_TRUE(hook_should_time());
+    EXPECT_STREQ(current_slot()->name, "rule-worker");
+  });
+  while (phase != 1) std::this_thread::yield();
+  pthread_setname_np(worker.native_handle(), "rule-worker");
+  thread_renamed(worker.native_handle(), "rule-worker");
+  phase = 2;
+  worker.join();
+}
+
 TEST_F(ThreadStateTest, RenameFromOutsideReclassifiesAtNextHook) {
   std::atomic<int> phase{0};
   std::thread worker([&] {
