@@ -109,6 +109,7 @@ struct ReportJob {
   const BlockingCall* call;
   int64_t start_mono_ns;
   int64_t duration_ns;
+  int32_t tid;
 };
 
 // Fills and submits the record; runs on a side stack (the Record, the raw frame
@@ -125,7 +126,7 @@ void report_job(void* arg) {
   record.holder_tid = call.holder_tid;
   record.start_mono_ns = job.start_mono_ns;
   record.duration_ns = job.duration_ns;
-  record.tid = gettid();
+  record.tid = job.tid;
   if (call.fd >= 0) record.fd_type = fd_type_of(call.fd);
   bool allowed = false;
   if (const ThreadSlot* slot = tls_thread.slot) {
@@ -173,10 +174,18 @@ int capture_stack(uintptr_t* frames, int max_frames) {
 void report_blocking_call(const BlockingCall& call, int64_t start_mono_ns, int64_t duration_ns) {
   RecursionGuard guard;
   const int saved_errno = errno;
-  ReportJob job{&call, start_mono_ns, duration_ns};
+  ThreadSlot* slot = tls_thread.slot;
+  const int32_t tid = gettid();
+  // A vfork() child runs on its parent's thread, TLS and slot until it execs or
+  // exits: its calls are not the parent's, and its own process reports nothing
+  // (it never ran our constructor). Not recorded.
+  if (slot && slot->tid.load(std::memory_order_relaxed) != tid) {
+    errno = saved_errno;
+    return;
+  }
+  ReportJob job{&call, start_mono_ns, duration_ns, tid};
   // No slot (cannot happen on a worker) or no memory for its side stack:
   // counted, never done on the caller's stack.
-  ThreadSlot* slot = tls_thread.slot;
   if (!slot || !run_on_side_stack(slot->side_stack, report_job, &job)) {
     agent_count_not_captured();
   }

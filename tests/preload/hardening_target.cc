@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -278,6 +279,27 @@ void scenario_unique_labels() {
   });
 }
 
+// --- a vfork() child's blocking calls ----------------------------------------------
+
+__attribute__((noinline)) void vfork_child_site() { usleep(5000); }
+__attribute__((noinline)) void vfork_parent_site() { usleep(5000); }
+
+// A worker vforks; the child blocks before it exits. The child runs on the
+// worker's thread and TLS, so its calls looked like the worker's.
+void scenario_vfork_child() {
+  run_named_thread("worker-vfork", [] {
+    const pid_t child = vfork();
+    if (child == 0) {
+      vfork_child_site();
+      _exit(0);
+    }
+    CHECK(child > 0);
+    int status = 0;
+    CHECK(waitpid(child, &status, 0) == child && WIFEXITED(status));
+    vfork_parent_site();
+  });
+}
+
 }  // namespace
 
 void add_hardening_scenarios(ScenarioTable& table) {
@@ -287,6 +309,7 @@ void add_hardening_scenarios(ScenarioTable& table) {
       {"more_threads_than_slots", ignoring_self(scenario_more_threads_than_slots)},
       {"raw_exit_threads", ignoring_self(scenario_raw_exit_threads)},
       {"unique_labels", ignoring_self(scenario_unique_labels)},
+      {"vfork_child", ignoring_self(scenario_vfork_child)},
   });
 }
 

@@ -141,5 +141,15 @@ TEST(Hardening, DistinctTaskLabelsDoNotGrowTheTargetsMemory) {
   std::printf("%s", run.stdout_text.c_str());
 }
 
+// A vfork() child runs on its parent's thread until it execs or exits: its
+// blocking calls were recorded as the parent's (its pid, its thread). They are
+// not recorded; the parent's own call is (issue 10, 7).
+TEST(Hardening, AVforkChildsCallsAreNotRecordedAsTheParents) {
+  const RunResult run = run_hardening("vfork_child", kWorkerRule);
+  ASSERT_TRUE(run.exited_with(0)) << run.stderr_text;
+  EXPECT_TRUE(at_site(run.events(), "vfork_child_site").empty()) << describe(run.events());
+  EXPECT_EQ(at_site(run.events(), "vfork_parent_site").size(), 1u) << describe(run.events());
+}
+
 }  // namespace
 }  // namespace blockwatch::preload_test
