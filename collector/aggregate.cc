@@ -162,6 +162,7 @@ void Aggregator::Sink::on_counters(const wire::Counters& c) {
   p.dropped_no_collector = c.dropped_no_collector();
   p.dropped_too_deep = c.dropped_too_deep();
   p.stalls_suppressed = c.stalls_suppressed();
+  p.threads_unwatched = c.threads_unwatched();
   p.dropped = p.dropped_queue_full + p.dropped_no_collector + p.dropped_too_deep;
 }
 
@@ -397,6 +398,7 @@ Report Aggregator::report() const {
   for (const auto& process : processes_) {
     report.processes.push_back(process->info);
     report.dropped += process->info.dropped;
+    report.threads_unwatched += process->info.threads_unwatched;
     for (const auto& [key, acc] : process->hotspots) {
       if (acc->count == 0) continue;  // idle / not_worker, or its stalls moved away
       Hotspot hotspot = with_names(*acc, *process);

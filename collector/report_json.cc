@@ -39,7 +39,8 @@ void get_if(const json& j, const char* key, T* value) {
   X(pid) X(ppid) X(exe) X(argv) X(hostname) X(start_unix_ns) X(threshold_ns)          \
   X(stall_threshold_ns) X(forked_child) X(connected) X(said_goodbye) X(end_reason)    \
   X(exit_status) X(events) X(dropped) X(dropped_queue_full) X(dropped_no_collector)   \
-  X(dropped_too_deep) X(stalls_suppressed) X(task_probes) X(task_probes_note)
+  X(dropped_too_deep) X(stalls_suppressed) X(task_probes) X(task_probes_note) \
+  X(threads_unwatched)
 #define BW_TASK_PROBE_FIELDS(X) X(rule) X(function) X(module) X(installed) X(refused)
 #define BW_BLOCKING_CALL_FIELDS(X) X(kind) X(function)
 #define BW_OCCURRENCE_FIELDS(X) X(pid) X(tid) X(thread) X(start_unix_ns) X(duration_ns) X(task)
@@ -80,7 +81,8 @@ void write_json_report(const Report& r, std::ostream& out) {
               {"stalls", r.stalls},
               {"stalled_ns", r.stalled_ns},
               {"allowed_events", r.allowed_events},
-              {"dropped", r.dropped}}},
+              {"dropped", r.dropped},
+              {"threads_unwatched", r.threads_unwatched}}},
             {"verdict", {{"failed", r.verdict.failed}, {"reasons", r.verdict.reasons}}}};
   // Invalid UTF-8 from a target's thread names must not make the report unwritable.
   out << j.dump(1, ' ', false, json::error_handler_t::replace) << '\n';
@@ -104,6 +106,7 @@ bool read_json_report(std::istream& in, Report* r, std::string* error) {
       get_if(*s, "stalled_ns", &parsed.stalled_ns);
       get_if(*s, "allowed_events", &parsed.allowed_events);
       get_if(*s, "dropped", &parsed.dropped);
+      get_if(*s, "threads_unwatched", &parsed.threads_unwatched);
     }
     if (auto v = j.find("verdict"); v != j.end()) {
       get_if(*v, "failed", &parsed.verdict.failed);

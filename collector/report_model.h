@@ -58,6 +58,7 @@ struct ProcessInfo {
   uint64_t dropped_queue_full = 0;
   uint64_t dropped_no_collector = 0;
   uint64_t dropped_too_deep = 0;
+  uint64_t threads_unwatched = 0;  // found every thread slot of the library taken
   uint64_t stalls_suppressed = 0;
   std::vector<TaskProbe> task_probes;  // task-entry probes at start
   std::string task_probes_note;        // probes off, not installed, or what they miss
@@ -152,6 +153,7 @@ struct Report {
   int64_t stalled_ns = 0;
   uint64_t allowed_events = 0;
   uint64_t dropped = 0;
+  uint64_t threads_unwatched = 0;  // summary: sum over processes
   Verdict verdict;
 };
 

@@ -158,6 +158,12 @@ void write_text_report(const Report& report, std::ostream& out, const TextReport
     w.line("dropped: " + std::to_string(report.dropped) +
            " records were lost (queue full, no collector or too deep); totals are lower bounds");
   }
+  if (report.threads_unwatched > 0) {
+    w.line("");
+    w.line("unwatched: " + std::to_string(report.threads_unwatched) +
+           " threads found every blockwatch thread slot taken (more live threads than slots);");
+    w.line("   their blocking calls and stalls were not recorded");
+  }
   w.line("");
   if (report.verdict.failed) {
     w.line("verdict: FAILED");

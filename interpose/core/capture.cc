@@ -13,6 +13,7 @@
 
 #include "interpose/base/optional_libs.h"
 #include "interpose/base/own_code.h"
+#include "interpose/base/side_stack.h"
 #include "interpose/core/config.h"
 #include "interpose/core/process_scope.h"
 #include "interpose/core/record.h"
@@ -72,17 +73,10 @@ void capture_init() {
   capture_warm_up_thread();
 }
 
-void capture_warm_up_thread() {
-  if (tls_thread.capture_warm) return;
-  RecursionGuard guard;
-  const int saved_errno = errno;
-  void* frames[4];
-  unwind_backtrace(frames, 4);
-  tls_thread.capture_warm = true;
-  errno = saved_errno;
-}
+namespace {
 
-int capture_stack(uintptr_t* frames, int max_frames) {
+// The unwind itself, on whatever stack runs it (a side stack: see callers).
+int capture_stack_here(uintptr_t* frames, int max_frames) {
   constexpr int kOwnFramesMax = 16;
   void* raw[kMaxFrames + kOwnFramesMax];
   tls_thread.capture_warm = true;
@@ -96,22 +90,44 @@ int capture_stack(uintptr_t* frames, int max_frames) {
   return out;
 }
 
-void report_blocking_call(const BlockingCall& call, int64_t start_mono_ns, int64_t duration_ns) {
-  // A vfork child shares its parent's thread state and record queue: what it
-  // does is not the parent's (nor is a _Fork child's). One getpid() syscall, on
-  // the reported path only.
-  if (!is_original_process()) return;
-  RecursionGuard guard;
-  const int saved_errno = errno;
+struct CaptureJob {
+  uintptr_t* frames;
+  int max_frames;
+  int count;
+};
+
+void capture_job(void* arg) {
+  auto* job = static_cast<CaptureJob*>(arg);
+  job->count = capture_stack_here(job->frames, job->max_frames);
+}
+
+void warm_up_job(void*) {
+  void* frames[4];
+  unwind_backtrace(frames, 4);
+}
+
+struct ReportJob {
+  const BlockingCall* call;
+  int64_t start_mono_ns;
+  int64_t duration_ns;
+  int32_t tid;
+};
+
+// Fills and submits the record; runs on a side stack (the Record, the raw frame
+// array and libunwind's cursor and context are ~3 KB, its first use per thread
+// ~17 KB).
+void report_job(void* arg) {
+  const auto& job = *static_cast<const ReportJob*>(arg);
+  const BlockingCall& call = *job.call;
   Record record;
   record.kind = call.kind;
   record.function = call.function;
   record.address = call.address;
   record.fd = call.fd;
   record.holder_tid = call.holder_tid;
-  record.start_mono_ns = start_mono_ns;
-  record.duration_ns = duration_ns;
-  record.tid = gettid();
+  record.start_mono_ns = job.start_mono_ns;
+  record.duration_ns = job.duration_ns;
+  record.tid = job.tid;
   if (call.fd >= 0) record.fd_type = fd_type_of(call.fd);
   bool allowed = false;
   if (const ThreadSlot* slot = tls_thread.slot) {
@@ -131,9 +147,53 @@ void report_blocking_call(const BlockingCall& call, int64_t start_mono_ns, int64
                  sizeof record.allow_reason);
     }
   }
-  record.frame_count = static_cast<uint16_t>(capture_stack(record.frames, kMaxFrames));
+  record.frame_count = static_cast<uint16_t>(capture_stack_here(record.frames, kMaxFrames));
   if (config().abort_on_blocking && !allowed) abort_at_blocking_site(record);
   agent_submit(record);
+}
+
+}  // namespace
+
+void capture_warm_up_thread() {
+  if (tls_thread.capture_warm) return;
+  RecursionGuard guard;
+  const int saved_errno = errno;
+  ThreadSlot* slot = tls_thread.slot;
+  if (slot && run_on_side_stack(slot->side_stack, warm_up_job, nullptr)) {
+    tls_thread.capture_warm = true;
+  }
+  errno = saved_errno;
+}
+
+int capture_stack(uintptr_t* frames, int max_frames) {
+  CaptureJob job{frames, max_frames, 0};
+  ThreadSlot* slot = tls_thread.slot;
+  if (!slot || !run_on_side_stack(slot->side_stack, capture_job, &job)) return 0;
+  return job.count;
+}
+
+void report_blocking_call(const BlockingCall& call, int64_t start_mono_ns, int64_t duration_ns) {
+  // A vfork or _Fork child shares (a copy of) its parent's thread state and
+  // record queue: what it does is not the parent's. One getpid() syscall, on the
+  // reported path only; the tid check below catches a vfork child too.
+  if (!is_original_process()) return;
+  RecursionGuard guard;
+  const int saved_errno = errno;
+  ThreadSlot* slot = tls_thread.slot;
+  const int32_t tid = gettid();
+  // A vfork() child runs on its parent's thread, TLS and slot until it execs or
+  // exits: its calls are not the parent's, and its own process reports nothing
+  // (it never ran our constructor). Not recorded.
+  if (slot && slot->tid.load(std::memory_order_relaxed) != tid) {
+    errno = saved_errno;
+    return;
+  }
+  ReportJob job{&call, start_mono_ns, duration_ns, tid};
+  // No slot (cannot happen on a worker) or no memory for its side stack:
+  // counted, never done on the caller's stack.
+  if (!slot || !run_on_side_stack(slot->side_stack, report_job, &job)) {
+    agent_count_not_captured();
+  }
   errno = saved_errno;
 }
 

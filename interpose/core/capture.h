@@ -37,13 +37,18 @@ void capture_init();
 void capture_warm_up_thread();
 
 // Return addresses of the caller's stack, innermost first, blockwatch's frames
-// removed; at most `max_frames`. Does not allocate (libunwind's local unwinder
-// caches per-thread); not async-signal-safe on a thread's first use.
+// removed; at most `max_frames`. The unwind runs on a side stack
+// (side_stack.h) of the thread's slot: a few hundred bytes of the caller's
+// stack; 0 frames without a slot or when the side stack cannot be mapped. Does
+// not allocate (libunwind's local unwinder caches per-thread); not
+// async-signal-safe on a thread's first use.
 int capture_stack(uintptr_t* frames, int max_frames);
 
 // Build and submit the record for a call on the calling (worker) thread that
-// started at `start_mono_ns` and lasted `duration_ns`. No allocation, no lock of
-// ours; may abort the process when BLOCKWATCH_ON_BLOCKING=abort.
+// started at `start_mono_ns` and lasted `duration_ns`. The work runs on the
+// slot's side stack (under 1 KiB of the caller's; counted as not captured if it
+// cannot be mapped). No allocation, no lock of ours; may abort the process when
+// BLOCKWATCH_ON_BLOCKING=abort.
 void report_blocking_call(const BlockingCall& call, int64_t start_mono_ns, int64_t duration_ns);
 
 // A timed call lasted `elapsed_ticks` (at least g_threshold_ticks) from

@@ -4,9 +4,11 @@
 #include "interpose/core/thread_state.h"
 
 #include <sched.h>
+#include <signal.h>
 #include <sys/prctl.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstring>
 
 #include "interpose/core/capture.h"
@@ -24,6 +26,8 @@ std::atomic<bool> g_ready{false};
 std::atomic<bool> g_dormant{false};  // process_scope.h: no thread is ever classified
 std::atomic<int> g_claim_hint{0};
 std::atomic<int> g_slot_high_water{0};  // see thread_slots_high_water()
+std::atomic<int> g_classify_pending{0};  // slots with classify_pending set
+std::atomic<uint64_t> g_threads_without_slot{0};
 
 void store_mode(uint8_t mode) { __atomic_store_n(&tls_thread.mode, mode, __ATOMIC_RELAXED); }
 
@@ -61,6 +65,12 @@ void reset_slot(ThreadSlot& slot) {
   slot.blocked_since_ticks.store(0, std::memory_order_relaxed);
   slot.pending_wait_key.store(0, std::memory_order_relaxed);
   slot.pending_wait_count.store(0, std::memory_order_relaxed);
+  // side_stack.low stays mapped for the slot's next owner; busy is 0 unless
+  // the slot's thread was on it when another thread fork()ed.
+  slot.side_stack.busy.store(0, std::memory_order_relaxed);
+  if (slot.classify_pending.exchange(0, std::memory_order_relaxed) != 0) {
+    g_classify_pending.fetch_sub(1, std::memory_order_relaxed);
+  }
   slot.tid.store(0, std::memory_order_release);
 }
 
@@ -75,39 +85,75 @@ void release_slot_at_thread_exit(void* value) {
 
 bool is_main_thread() { return gettid() == getpid(); }
 
-// Worker by rule? Reads the thread's own name (PR_GET_NAME: one syscall). Runs the
-// rules (regexec allocates): only at classification, never per call. Guarded.
-void classify_current_thread(ThreadSlot* slot) {
-  RecursionGuard guard;
-  char name[kThreadNameBytes] = {};
-  prctl(PR_GET_NAME, name, 0, 0, 0);
-  std::memcpy(slot->name, name, sizeof name);
-  // A helper's inherited name is its creator's, not a name it was given.
-  const bool name_inherited_in_work =
-      tls_thread.spawned_in_work &&
-      std::strncmp(name, tls_thread.inherited_name, kThreadNameBytes) == 0;
-  slot->worker_by_rule =
-      name_inherited_in_work ? worker_rules_match(nullptr, is_main_thread())
-                             : worker_rules_match(name, is_main_thread());
+struct LearnJob {
+  const char* name;
+  bool is_main_thread;
+  bool worker;
+};
+
+void learn_job(void* arg) {
+  auto* job = static_cast<LearnJob*>(arg);
+  job->worker = worker_rules_learn(job->name, job->is_main_thread);
+}
+
+// The rules' verdict for the calling thread is known: set its mode.
+void apply_rule_verdict(ThreadSlot* slot, bool worker_by_rule) {
+  if (slot->classify_pending.exchange(0, std::memory_order_relaxed) != 0) {
+    g_classify_pending.fetch_sub(1, std::memory_order_relaxed);
+  }
   // No capture warm-up here: a thread's first unwind makes libunwind map and
   // fault in a 256 KiB trace cache (~3 ms on a VM), which short-lived threads
   // matched by name would pay for nothing. Threads that report pay it once, at
   // their first report (under the guard, so its mutex locks pass through).
-  const bool worker = slot->worker_by_rule || slot->worker_depth.load() > 0;
+  slot->worker_by_rule = worker_by_rule;
+  const bool worker = worker_by_rule || slot->worker_depth.load() > 0;
   store_mode(worker ? kModeWorker : kModeNotWorker);
+}
+
+// Worker by rule? Reads the thread's own name (PR_GET_NAME: one syscall) unless
+// it is waiting for the sender to learn the name it already read, and looks the
+// verdict up: no regex here. An unknown verdict leaves the thread kModeUnknown
+// (this call passes through) and asks the sender. Async-signal-safe.
+void classify_current_thread(ThreadSlot* slot) {
+  RecursionGuard guard;
+  if (slot->classify_pending.load(std::memory_order_relaxed) == 0) {
+    char name[kThreadNameBytes] = {};
+    prctl(PR_GET_NAME, name, 0, 0, 0);
+    std::memcpy(slot->name, name, sizeof name);
+  }
+  // A helper's inherited name is its creator's, not a name it was given: only
+  // `main` can make it a worker then.
+  const bool name_inherited_in_work =
+      tls_thread.spawned_in_work &&
+      std::strncmp(slot->name, tls_thread.inherited_name, kThreadNameBytes) == 0;
+  const NameVerdict verdict = worker_rules_cached_verdict(
+      name_inherited_in_work ? nullptr : slot->name, is_main_thread());
+  if (verdict == NameVerdict::kUnknown && slot->worker_depth.load() == 0) {
+    if (slot->classify_pending.exchange(1, std::memory_order_relaxed) == 0) {
+      g_classify_pending.fetch_add(1, std::memory_order_release);
+    }
+    return;
+  }
+  apply_rule_verdict(slot, verdict == NameVerdict::kWorker);
 }
 }  // namespace
 
 void thread_state_init() {
   // Created early, so its index is small and pthread_setspecific never allocates.
   pthread_key_create(&g_slot_key, release_slot_at_thread_exit);
+  // The process's name now: the name the main thread and the threads it starts
+  // carry, so their first hooks find its verdict learnt.
+  char name[kThreadNameBytes] = {};
+  prctl(PR_GET_NAME, name, 0, 0, 0);
+  worker_rules_learn(name, /*is_main_thread=*/false);
   g_ready.store(true, std::memory_order_release);
 }
 
-ThreadSlot* current_slot() {
-  if (tls_thread.slot) return tls_thread.slot;
-  if (!g_ready.load(std::memory_order_acquire)) return nullptr;
-  const int32_t tid = gettid();
+namespace {
+
+// One pass over the slots from the claim hint: the first free slot becomes the
+// calling thread's. Null when none is free.
+ThreadSlot* claim_free_slot(int32_t tid) {
   const int start = g_claim_hint.load(std::memory_order_relaxed);
   for (int i = 0; i < kMaxThreadSlots; ++i) {
     ThreadSlot& slot = g_thread_slots[(start + i) % kMaxThreadSlots];
@@ -122,15 +168,55 @@ ThreadSlot* current_slot() {
     while (high_water < claimed_end && !g_slot_high_water.compare_exchange_weak(
                                            high_water, claimed_end, std::memory_order_release)) {
     }
-    slot.thread.store(pthread_self(), std::memory_order_relaxed);
-    slot.mode = reinterpret_cast<std::atomic<uint8_t>*>(&tls_thread.mode);
-    prctl(PR_GET_NAME, slot.name, 0, 0, 0);
-    tls_thread.slot = &slot;
-    pthread_setspecific(g_slot_key, &slot);
     return &slot;
   }
-  return nullptr;  // more than kMaxThreadSlots live threads: this one is unwatched
+  return nullptr;
 }
+
+// Frees the slots of threads that no longer exist: a thread that ended through a
+// raw SYS_exit never ran its pthread key destructor. Only when every slot is taken. The dead
+// thread's TLS is never touched (reset_slot only drops the pointer). A tid the
+// kernel already gave to a new thread keeps its stale slot: rare, and bounded.
+int reclaim_slots_of_dead_threads() {
+  const int saved_errno = errno;
+  const pid_t pid = getpid();
+  int reclaimed = 0;
+  for (ThreadSlot& slot : g_thread_slots) {
+    const int32_t tid = slot.tid.load(std::memory_order_acquire);
+    if (tid == 0 || tgkill(pid, tid, 0) == 0 || errno != ESRCH) continue;
+    reset_slot(slot);
+    ++reclaimed;
+  }
+  errno = saved_errno;
+  return reclaimed;
+}
+
+}  // namespace
+
+ThreadSlot* current_slot() {
+  if (tls_thread.slot) return tls_thread.slot;
+  if (!g_ready.load(std::memory_order_acquire)) return nullptr;
+  const int32_t tid = gettid();
+  ThreadSlot* claimed = claim_free_slot(tid);
+  if (!claimed && reclaim_slots_of_dead_threads() > 0) claimed = claim_free_slot(tid);
+  if (!claimed) {
+    // More than kMaxThreadSlots live threads: this one is unwatched. Said once.
+    if (!tls_thread.slot_denied) {
+      tls_thread.slot_denied = true;
+      g_threads_without_slot.fetch_add(1, std::memory_order_relaxed);
+    }
+    return nullptr;
+  }
+  ThreadSlot& slot = *claimed;
+  slot.thread.store(pthread_self(), std::memory_order_relaxed);
+  slot.mode = reinterpret_cast<std::atomic<uint8_t>*>(&tls_thread.mode);
+  prctl(PR_GET_NAME, slot.name, 0, 0, 0);
+  tls_thread.slot = &slot;
+  pthread_setspecific(g_slot_key, &slot);
+  return &slot;
+}
+
+uint64_t threads_without_slot() { return g_threads_without_slot.load(std::memory_order_relaxed); }
 
 bool hook_should_time_slow(uint8_t mode) {
   if (tls_thread.guard_depth != 0) return hook_is_nested_in_timed_call(mode);
@@ -264,14 +350,31 @@ void mark_spawned_in_work() {
 }
 
 void thread_renamed(pthread_t thread, const char* name) {
-  if (pthread_equal(thread, pthread_self())) {
+  const bool self = pthread_equal(thread, pthread_self());
+  ThreadSlot* slot = tls_thread.slot;
+  if (self && !slot && current_mode() != kModeLibrary && g_ready.load(std::memory_order_acquire)) {
+    RecursionGuard guard;
+    slot = current_slot();
+  }
+  LearnJob job{name, self && is_main_thread(), false};
+  {
+    RecursionGuard guard;  // regexec's own calls pass through
+    // regexec takes ~1 KB of stack: on the slot's side stack when there is one.
+    if (!slot || !run_on_side_stack(slot->side_stack, learn_job, &job)) learn_job(&job);
+  }
+  const bool worker_by_rule = job.worker;
+  if (self) {
     tls_thread.spawned_in_work = false;  // a name it gave itself counts
-    if (tls_thread.slot) {
-      std::strncpy(tls_thread.slot->name, name, kThreadNameBytes - 1);
-      classify_current_thread(tls_thread.slot);
-    } else if (current_mode() != kModeLibrary) {
+    if (current_mode() == kModeLibrary) return;
+    // Classified here, with the verdict just computed: the table may have
+    // evicted the name already when thousands of threads name themselves.
+    if (!slot) {
       store_mode(kModeUnknown);
+      return;
     }
+    RecursionGuard guard;
+    prctl(PR_GET_NAME, slot->name, 0, 0, 0);  // what the kernel kept of `name`
+    apply_rule_verdict(slot, worker_by_rule);
     return;
   }
   // Another thread: make it reclassify itself at its next hook. A thread that has
@@ -289,10 +392,38 @@ void thread_renamed(pthread_t thread, const char* name) {
     if (mode && slot.tid.load(std::memory_order_acquire) != 0 &&
         pthread_equal(slot.thread.load(std::memory_order_relaxed), thread) &&
         mode->load(std::memory_order_relaxed) != kModeLibrary) {
-      mode->store(kModeUnknown, std::memory_order_relaxed);
+      // A thread still waiting for its old name's verdict must read its new
+      // name, not look up the old one.
+      if (slot.classify_pending.exchange(0, std::memory_order_relaxed) != 0) {
+        g_classify_pending.fetch_sub(1, std::memory_order_relaxed);
+      }
+      mode->store(kModeUnknown, std::memory_order_release);
     }
     unlock_mode_access(slot);
     return;
+  }
+}
+
+void thread_state_classify_pending() {
+  if (g_classify_pending.load(std::memory_order_acquire) == 0) return;
+  RecursionGuard guard;
+  const int slot_end = thread_slots_high_water();
+  for (int i = 0; i < slot_end; ++i) {
+    ThreadSlot& slot = g_thread_slots[i];
+    if (slot.classify_pending.load(std::memory_order_acquire) == 0) continue;
+    // The owner wrote the name before raising the flag and does not change it
+    // while the flag is up; a slot freed and reused meanwhile gives a name that
+    // is learnt for nothing, never a wrong verdict (verdicts are by name).
+    char name[kThreadNameBytes];
+    for (int b = 0; b < kThreadNameBytes; ++b) {
+      name[b] = __atomic_load_n(&slot.name[b], __ATOMIC_RELAXED);
+    }
+    name[kThreadNameBytes - 1] = '\0';
+    worker_rules_learn(name, /*is_main_thread=*/false);
+    // The owner reads its name again at its next hook and finds the verdict.
+    if (slot.classify_pending.exchange(0, std::memory_order_release) != 0) {
+      g_classify_pending.fetch_sub(1, std::memory_order_relaxed);
+    }
   }
 }
 
@@ -310,6 +441,7 @@ void thread_state_after_fork_child() {
     if (&slot != own && slot.tid.load(std::memory_order_relaxed) != 0) reset_slot(slot);
   }
   if (own) own->tid.store(gettid(), std::memory_order_relaxed);
+  g_threads_without_slot.store(0, std::memory_order_relaxed);  // the child's own count
 }
 
 }  // namespace blockwatch::interpose

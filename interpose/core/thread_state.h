@@ -19,6 +19,7 @@
 #include <atomic>
 #include <cstdint>
 
+#include "interpose/base/side_stack.h"
 #include "interpose/base/timebase.h"
 #include "interpose/core/record.h"
 
@@ -62,6 +63,13 @@ struct ThreadSlot {
   std::atomic<uint8_t> pending_wait_kind{0};
   std::atomic<uint8_t> pending_wait_count{0};
   std::atomic<uintptr_t> pending_wait_pcs[kPendingWaitFrames] = {};
+  // 1: the owner found its name's worker verdict not learnt yet (no regex on
+  // the hook path); it passes through until the sender learns it
+  // (thread_state_classify_pending). Set by the owner, cleared by the sender.
+  std::atomic<uint8_t> classify_pending{0};
+  // Where the owner's reports unwind (side_stack.h): mapped at the slot's first
+  // report, kept for later owners.
+  SideStack side_stack;
   // Held (1) while another thread writes `*mode` (a rename from outside) and
   // while the owner drops `mode` at exit, so no write lands in freed TLS.
   std::atomic<uint8_t> mode_access{0};
@@ -75,6 +83,7 @@ struct ThreadLocalState {
   // thread): while its name is still `inherited_name`, name rules ignore it.
   bool spawned_in_work;
   char inherited_name[kThreadNameBytes];
+  bool slot_denied;  // found every slot taken (counted once per thread)
   ThreadSlot* slot;  // null until claimed, and again after release
 };
 
@@ -112,8 +121,11 @@ void thread_state_thread_exiting();
 
 // Is the calling thread a worker whose blocking calls a hook should time now?
 // The fast path (mode == kModeNotWorker) is one TLS read; everything else goes
-// to the slow path, which classifies unknown threads once (may read
-// /proc/self/task/TID/comm and run the worker rules: allocates; guarded).
+// to the slow path, which classifies unknown threads: claims a slot, reads the
+// name (PR_GET_NAME) and looks its verdict up (worker_rules_cached_verdict). A
+// name whose verdict is not learnt yet leaves the thread unknown and passing
+// through until the sender learns it. Async-signal-safe, no allocation, no lock:
+// a thread's first hook may run in a signal handler that interrupted malloc.
 bool hook_should_time_slow(uint8_t mode);
 inline bool hook_should_time() {
   const uint8_t mode = current_mode();
@@ -122,9 +134,17 @@ inline bool hook_should_time() {
   return hook_should_time_slow(mode);
 }
 
-// The calling thread's slot, claiming one if needed. Null when all are taken.
-// No allocation after thread_state_init (pthread_setspecific on an early key).
+// The calling thread's slot, claiming one if needed. When all are taken, slots
+// of threads that ended without running their TLS destructors (a raw SYS_exit)
+// are reclaimed first (tgkill(pid, tid, 0) says ESRCH); null when none is
+// free even then: the thread is unwatched, counted once in
+// threads_without_slot(). No allocation after thread_state_init
+// (pthread_setspecific on an early key); async-signal-safe; errno preserved.
 ThreadSlot* current_slot();
+
+// Threads that found every slot taken since start (or the last fork). Wire
+// Counters.threads_unwatched. Async-signal-safe.
+uint64_t threads_without_slot();
 
 // The bw_* API (nesting counters; see blockwatch.h). No allocation, no lock.
 void worker_begin();
@@ -170,9 +190,17 @@ void mark_spawned_in_work();
 // Mark the calling thread as blockwatch's own: never reported.
 void mark_current_thread_internal();
 
-// The thread `thread` (maybe the caller) was renamed to `name`: re-run the worker
-// rules for it (now if it is the caller, at its next hook otherwise).
+// The thread `thread` (maybe the caller) was renamed to `name`: learn the rules'
+// verdict for `name` (regexec: allocates; pthread_setname_np is not
+// async-signal-safe either) and reclassify the thread (now if it is the
+// caller, at its next hook otherwise).
 void thread_renamed(pthread_t thread, const char* name);
+
+// Learn the worker verdict of the names hooks could not classify (slots with
+// classify_pending); those threads pick it up at their next hook. Runs the
+// rules (allocates). The sender thread, every loop turn; cheap when nothing
+// is pending (one atomic load).
+void thread_state_classify_pending();
 
 // In the child after fork(): only the calling thread survives; free every other
 // slot. Single-threaded context.

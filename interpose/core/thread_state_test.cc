@@ -85,11 +85,20 @@ TEST_F(ThreadStateTest, TasksNestAndCountAndAllowKeepsOutermostReason) {
   }).join();
 }
 
-TEST_F(ThreadStateTest, RuleAppliesAtFirstHookAndOnRename) {
+// A name the rules' verdict table has not learnt (set without the naming hook,
+// as here) cannot be classified by a hook (regexec allocates: no regex on the
+// hook path): the thread passes through until the sender learns it.
+TEST_F(ThreadStateTest, RuleAppliesOnceTheNameIsLearntAndOnRename) {
   std::thread([] {
-    pthread_setname_np(pthread_self(), "rule-worker");  // before its first hook
-    EXPECT_TRUE(hook_should_time());
+    pthread_setname_np(pthread_self(), "rule-worker");  // no hook: not learnt
+    EXPECT_FALSE(hook_should_time());
+    EXPECT_EQ(current_mode(), kModeUnknown);
+    EXPECT_EQ(current_slot()->classify_pending.load(), 1);
     EXPECT_STREQ(current_slot()->name, "rule-worker");
+    EXPECT_FALSE(hook_should_time()) << "still pending";
+    thread_state_classify_pending();  // the sender's turn
+    EXPECT_EQ(current_slot()->classify_pending.load(), 0);
+    EXPECT_TRUE(hook_should_time());
     pthread_setname_np(pthread_self(), "not-a-worker");
     thread_renamed(pthread_self(), "not-a-worker");  // what the naming hook calls
     EXPECT_FALSE(hook_should_time());
@@ -114,6 +123,36 @@ TEST_F(ThreadStateTest, TaskBeginClassifiesAThreadWithoutAHookYet) {
     EXPECT_EQ(current_mode(), kModeNotWorker);
     task_end();
   }).join();
+}
+
+
+TEST_F(ThreadStateTest, LearntNamesNeedNoSender) {
+  thread_renamed(pthread_self(), "rule-worker");  // learnt by a naming hook
+  std::thread([] {
+    pthread_setname_np(pthread_self(), "rule-worker");
+    EXPECT_TRUE(hook_should_time());
+    EXPECT_EQ(current_slot()->classify_pending.load(), 0);
+  }).join();
+}
+
+// A thread waiting for the sender to learn its (unlearnt) name is renamed from
+// outside: its next hook classifies it by the new name, not the old one.
+TEST_F(ThreadStateTest, RenameFromOutsideWhilePendingUsesTheNewName) {
+  std::atomic<int> phase{0};
+  std::thread worker([&] {
+    pthread_setname_np(pthread_self(), "unlearnt-name");  // no hook: not learnt
+    EXPECT_FALSE(hook_should_time());
+    EXPECT_EQ(current_slot()->classify_pending.load(), 1);
+    phase = 1;
+    while (phase != 2) std::this_thread::yield();
+    EXPECT_TRUE(hook_should_time());
+    EXPECT_STREQ(current_slot()->name, "rule-worker");
+  });
+  while (phase != 1) std::this_thread::yield();
+  pthread_setname_np(worker.native_handle(), "rule-worker");
+  thread_renamed(worker.native_handle(), "rule-worker");
+  phase = 2;
+  worker.join();
 }
 
 TEST_F(ThreadStateTest, RenameFromOutsideReclassifiesAtNextHook) {

@@ -55,7 +55,12 @@ bool VerdictCache::insert(uint64_t key, WaitVerdict verdict) {
       return true;
     }
   }
-  return false;
+  // Every entry of the window holds another call site: forget one of them (it is
+  // classified again when next parked). Refusing left a program with more than
+  // the cache's call sites re-symbolizing the new ones at every watchdog tick,
+  // and their parks never ended a loop turn.
+  entries_[(tag + (tag >> 32) % kProbes) % kEntries].store(value, std::memory_order_release);
+  return true;
 }
 
 void VerdictCache::clear() {

@@ -28,7 +28,7 @@ TEST(VerdictCache, StoresAndFindsVerdicts) {
   EXPECT_EQ(cache.lookup(12345), WaitVerdict::kIdle);
 }
 
-TEST(VerdictCache, CollidingKeysProbeAndAFullNeighbourhoodRefuses) {
+TEST(VerdictCache, CollidingKeysProbeAndAFullNeighbourhoodEvictsOne) {
   static VerdictCache cache;
   cache.clear();
   // Keys that land on the same first entry (same value modulo kEntries after tagging).
@@ -41,10 +41,17 @@ TEST(VerdictCache, CollidingKeysProbeAndAFullNeighbourhoodRefuses) {
     const uint64_t key = base + static_cast<uint64_t>(i) * 4 * VerdictCache::kEntries;
     EXPECT_EQ(cache.lookup(key), i % 2 ? WaitVerdict::kOther : WaitVerdict::kIdle) << i;
   }
-  // Every entry of the neighbourhood of `base` is taken by other keys now.
+  // Every entry of the neighbourhood of `base` is taken by other keys now: the
+  // new key takes one of their places (that one is classified again later).
   const uint64_t crowded = base + uint64_t{VerdictCache::kProbes} * 4 * VerdictCache::kEntries;
-  EXPECT_FALSE(cache.insert(crowded, WaitVerdict::kIdle));
-  EXPECT_EQ(cache.lookup(crowded), WaitVerdict::kUnknown);
+  EXPECT_TRUE(cache.insert(crowded, WaitVerdict::kIdle));
+  EXPECT_EQ(cache.lookup(crowded), WaitVerdict::kIdle);
+  int forgotten = 0;
+  for (int i = 0; i < VerdictCache::kProbes; ++i) {
+    const uint64_t key = base + static_cast<uint64_t>(i) * 4 * VerdictCache::kEntries;
+    forgotten += cache.lookup(key) == WaitVerdict::kUnknown;
+  }
+  EXPECT_EQ(forgotten, 1);
 }
 
 TEST(VerdictCache, ReadersSeeWholeEntriesWhileOneThreadInserts) {

@@ -2,12 +2,20 @@
 // the bw_* API. A comma-separated list of rules:
 //   main         the process's first thread (Node, Redis, nginx, asyncio)
 //   name:REGEX   a thread whose name fully matches the POSIX extended REGEX
+// A comma separates rules only where another rule starts after it (spaces
+// allowed): a lower-case word followed by a colon (`name:`), a comma, or the end
+// (`main`). Any other comma belongs to the regex, so `name:w{1,15},main` is the
+// two rules `name:w{1,15}` and `main`.
 // Linux keeps only the first 15 bytes of a thread name, so a rule whose literal
 // start is longer ("name:tokio-runtime-worker", "name:my-long-pool-name-[0-9]+")
 // also matches a name that is exactly those first 15 bytes.
-// Patterns are compiled once, at startup. Matching runs only when a thread is
-// classified (its first hook, or when it is renamed), never per blocking call:
-// regexec may allocate.
+// Patterns are compiled once, at startup. regexec allocates (glibc builds DFA
+// states as it goes), so it never runs on the hook path: a hook only looks the
+// thread's name up in a lock-free table of verdicts (worker_rules_cached_verdict).
+// The table is filled off the hook path: for the process's name at start-up, for
+// every name given through pthread_setname_np/prctl by the renaming thread, and
+// for names seen only by a hook (written to /proc/.../comm, set before we were
+// loaded) by the sender thread (thread_state_classify_pending).
 #pragma once
 
 #include <regex.h>
@@ -33,6 +41,8 @@ class WorkerRules {
   bool matches(const char* thread_name, bool is_main_thread) const;
 
   bool empty() const { return !match_main_ && patterns_.empty(); }
+  bool has_name_rules() const { return !patterns_.empty() || !cut_names_.empty(); }
+  bool matches_main() const { return match_main_; }
 
  private:
   void clear();
@@ -45,5 +55,21 @@ class WorkerRules {
 // constructor (single-threaded); worker_rules_match may run on any thread after.
 bool install_worker_rules(const char* text, std::string* error);
 bool worker_rules_match(const char* thread_name, bool is_main_thread);
+
+// Verdicts of the process's rules by thread name, as learnt so far.
+enum class NameVerdict : int { kUnknown = -1, kNotWorker = 0, kWorker = 1 };
+
+// The verdict for a thread named `thread_name` (kThreadNameBytes, NUL-terminated
+// or full) without running a regex: `main`, rule-less processes, and names the
+// table has learnt. kUnknown when the name was not learnt yet (or was evicted).
+// Hook path: async-signal-safe, no allocation, no lock.
+NameVerdict worker_rules_cached_verdict(const char* thread_name, bool is_main_thread);
+
+// Runs the rules on `thread_name` and remembers the verdict for its name (the
+// table holds kNameVerdictEntries names; a full probe window evicts one, which
+// is learnt again when seen). Allocates (regexec): never from a hook; the
+// renaming thread, the library constructor and the sender call it.
+bool worker_rules_learn(const char* thread_name, bool is_main_thread);
+inline constexpr int kNameVerdictEntries = 4096;  // 32 KiB
 
 }  // namespace blockwatch::interpose

@@ -53,6 +53,28 @@ TEST(WorkerRules, ListCombinesRules) {
   EXPECT_FALSE(rules.matches("uvx", false));
 }
 
+// A comma inside a regex (a bound, a bracket) is not a rule separator: only a
+// comma followed by the next rule's keyword is (issue 10, 7a).
+TEST(WorkerRules, CommaInsideARegexStaysInTheRegex) {
+  WorkerRules rules;
+  std::string error;
+  ASSERT_TRUE(rules.parse("name:w{1,15}", &error)) << error;
+  EXPECT_TRUE(rules.matches("www", false));
+  EXPECT_FALSE(rules.matches("w{1", false));
+  ASSERT_TRUE(rules.parse("name:w{1,15}, main,name:[a,b]x", &error)) << error;
+  EXPECT_TRUE(rules.matches("w", false));
+  EXPECT_TRUE(rules.matches("anything", true));
+  EXPECT_TRUE(rules.matches(",x", false));
+  EXPECT_TRUE(rules.matches("bx", false));
+  EXPECT_FALSE(rules.matches("cx", false));
+  ASSERT_TRUE(rules.parse("name:a,,name:b,", &error)) << error;  // empty rules skipped
+  EXPECT_TRUE(rules.matches("a", false));
+  EXPECT_TRUE(rules.matches("b", false));
+  // A misspelt keyword after a comma is a rule of its own, and reported.
+  EXPECT_FALSE(rules.parse("name:x,thread:foo", &error));
+  EXPECT_NE(error.find("'thread:foo'"), std::string::npos) << error;
+}
+
 TEST(WorkerRules, MalformedRuleIsReportedAndTheOthersKept) {
   WorkerRules rules;
   std::string error;

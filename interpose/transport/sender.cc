@@ -16,8 +16,6 @@
 #include <cstring>
 #include <ctime>
 #include <deque>
-#include <unordered_map>
-#include <unordered_set>
 #include <vector>
 
 #include "interpose/base/clock.h"
@@ -31,6 +29,7 @@
 #include "interpose/transport/agent.h"
 #include "interpose/transport/output_channel.h"
 #include "interpose/transport/record_queue.h"
+#include "interpose/transport/stream_interner.h"
 #include "interpose/transport/symbols.h"
 
 namespace blockwatch::interpose {
@@ -49,6 +48,7 @@ constexpr int64_t kExecStallNs = 50'000'000;
 // A fork() child opens its stream at its first record, or this long after the
 // fork: a child that execs (or exits) at once costs no connection at all.
 constexpr int64_t kLazyConnectNs = 100'000'000;
+constexpr size_t kMaxDoneMarkers = 1024;        // bw_flush positions waiting for bytes
 
 // The observer. Replaced as a whole (leaking the old pair: registrations are rare)
 // so the sender never sees a callback with another callback's argument.
@@ -95,6 +95,14 @@ class Sender {
   // exec_request (both seq_cst): an exec that sees it unset with nothing queued
   // need not wait, and the sender then never begins a stream.
   std::atomic<bool> stream_begun{false};
+  // What the sender holds, published at the end of every loop turn
+  // (sender_memory_stats: tests and diagnostics).
+  std::atomic<size_t> held_pending_bytes{0};
+  std::atomic<size_t> held_done_markers{0};
+  std::atomic<size_t> held_strings{0};
+  std::atomic<size_t> held_stacks{0};
+  std::atomic<size_t> held_symbols{0};
+  std::atomic<size_t> held_threads{0};
   char goodbye_reason[16] = {};
   int goodbye_status = 0;
   // A replaced sender (restart, fork child) is kept, never freed: a late bw_flush
@@ -115,9 +123,9 @@ class Sender {
   void drain_queue();
   void process_record(const Record& record);
   void notify_observer(const Record& record, size_t frame_count);
-  const std::string& symbol_name(uint64_t pc);
-  uint64_t define_string(std::string_view text);
-  uint64_t define_stack(const Record& record, size_t frame_count);
+  uint64_t define_string(std::string_view text) {
+    return interner_.define_string(text, encoder_, pending_);
+  }
   void maybe_send_modules(bool force);
   void maybe_send_counters(int64_t now, bool force);
   void write_pending(int64_t now);
@@ -126,6 +134,9 @@ class Sender {
   bool may_open_stream(int64_t now);
   void serve_exec_request();
   void goodbye_and_close(const char* reason, int status, int64_t deadline, int64_t stall_ns);
+  void publish_memory_stats();
+  void add_done_marker(uint64_t bytes_end, uint64_t pos);
+  bool over_pending_limit() const { return pending_.size() > options_.max_pending_bytes; }
   void final_flush();
   HelloInfo build_hello() const;
 
@@ -141,18 +152,12 @@ class Sender {
   int64_t stuck_since_ns_ = 0;  // bytes waiting and none taken since then; 0: not stuck
   int64_t monotonic_to_unix_ns_ = 0;
   // Interning: ids persist for the sender's life; "defined" is per stream.
-  std::unordered_map<std::string, uint64_t> string_ids_;
-  std::unordered_map<std::string, uint64_t> stack_ids_;
-  std::vector<bool> string_defined_;
-  std::vector<bool> stack_defined_;
-  std::unordered_set<uint64_t> symbols_defined_;
-  std::unordered_map<uint64_t, std::string> symbol_names_;
-  ElfSymbolizer symbolizer_;
-  std::unordered_map<int32_t, std::string> thread_names_;  // tid -> last name seen
+  StreamInterner interner_;  // strings, stacks, symbols, tid -> name: bounded
   std::vector<ModuleInfo> modules_;
   uint32_t modules_generation_ = 0;
   uint64_t module_change_count_ = 0;
   uint32_t modules_requests_seen_ = 0;
+  bool modules_unsent_ = false;  // Modules due on this stream, waiting for room
   CountersInfo counters_sent_;
   int64_t counters_sent_at_ns_ = 0;
   std::vector<const char*> observer_frames_;
@@ -180,11 +185,25 @@ CountersInfo sender_counters() {
   info.dropped_too_deep = counters.dropped_too_deep.load(std::memory_order_relaxed);
   info.dropped_no_collector = counters.dropped_after_shutdown.load(std::memory_order_relaxed);
   info.stalls_suppressed = counters.stalls_suppressed.load(std::memory_order_relaxed);
+  info.threads_unwatched = threads_without_slot();
   if (Sender* sender = g_sender.load(std::memory_order_acquire)) {
     info.dropped_no_collector += sender->dropped_no_collector.load(std::memory_order_relaxed);
     info.threads_seen = sender->threads_seen.load(std::memory_order_relaxed);
   }
   return info;
+}
+
+SenderMemoryStats sender_memory_stats() {
+  SenderMemoryStats stats;
+  if (Sender* sender = g_sender.load(std::memory_order_acquire)) {
+    stats.pending_buffer_bytes = sender->held_pending_bytes.load(std::memory_order_relaxed);
+    stats.done_markers = sender->held_done_markers.load(std::memory_order_relaxed);
+    stats.strings = sender->held_strings.load(std::memory_order_relaxed);
+    stats.stacks = sender->held_stacks.load(std::memory_order_relaxed);
+    stats.symbols = sender->held_symbols.load(std::memory_order_relaxed);
+    stats.threads = sender->held_threads.load(std::memory_order_relaxed);
+  }
+  return stats;
 }
 
 HelloInfo Sender::build_hello() const {
@@ -228,57 +247,10 @@ HelloInfo Sender::build_hello() const {
 void Sender::begin_stream() {
   pending_.clear();
   events_in_pending_ = 0;
-  string_defined_.assign(string_defined_.size(), false);
-  stack_defined_.assign(stack_defined_.size(), false);
-  symbols_defined_.clear();
+  interner_.new_stream();  // every interned value is undefined on the new stream
   encoder_.hello(build_hello(), pending_);
   maybe_send_modules(/*force=*/true);
   maybe_send_counters(monotonic_ns(), /*force=*/true);
-}
-
-const std::string& Sender::symbol_name(uint64_t pc) {
-  auto it = symbol_names_.find(pc);
-  if (it == symbol_names_.end()) {
-    const std::string name = symbolizer_.symbolize_return_address(pc, find_module(modules_, pc));
-    it = symbol_names_.emplace(pc, name).first;
-  }
-  return it->second;
-}
-
-uint64_t Sender::define_string(std::string_view text) {
-  if (text.empty()) return 0;
-  auto [it, inserted] = string_ids_.try_emplace(std::string(text), string_ids_.size() + 1);
-  const uint64_t id = it->second;
-  if (string_defined_.size() <= id) string_defined_.resize(id + 1, false);
-  if (!string_defined_[id]) {
-    encoder_.string_def(id, text, pending_);
-    string_defined_[id] = true;
-  }
-  return id;
-}
-
-uint64_t Sender::define_stack(const Record& record, size_t frame_count) {
-  if (frame_count == 0) return 0;
-  std::string key(reinterpret_cast<const char*>(record.frames), frame_count * sizeof(uintptr_t));
-  auto [it, inserted] = stack_ids_.try_emplace(std::move(key), stack_ids_.size() + 1);
-  const uint64_t id = it->second;
-  if (stack_defined_.size() <= id) stack_defined_.resize(id + 1, false);
-  if (stack_defined_[id]) return id;
-  uint64_t pcs[kMaxFrames];
-  for (size_t i = 0; i < frame_count; ++i) {
-    const uint64_t pc = pcs[i] = record.frames[i];
-    // The collector symbolizes pcs of objects it can open (Modules: path,
-    // build-id, bias). Only what has no file there is named here: the vDSO and
-    // code outside any object (dladdr, no ELF parsing).
-    const ModuleInfo* module = find_module(modules_, pc);
-    if (module && !module->path.empty() && module->path[0] == '/') continue;
-    if (!symbols_defined_.insert(pc).second) continue;
-    encoder_.symbol(pc, symbol_name(pc), module ? module->path : std::string_view(),
-                    module ? pc - module->base : 0, pending_);
-  }
-  encoder_.stack(id, pcs, frame_count, pending_);
-  stack_defined_[id] = true;
-  return id;
 }
 
 void Sender::notify_observer(const Record& record, size_t frame_count) {
@@ -290,7 +262,7 @@ void Sender::notify_observer(const Record& record, size_t frame_count) {
   if (registration && registration->callback) {
     observer_frames_.clear();
     for (size_t i = 0; i < frame_count; ++i) {
-      observer_frames_.push_back(symbol_name(record.frames[i]).c_str());
+      observer_frames_.push_back(interner_.symbol_name(record.frames[i], modules_).c_str());
     }
     const std::string thread_name(bounded(record.thread_name));
     const std::string task(bounded(record.task));
@@ -314,14 +286,11 @@ void Sender::notify_observer(const Record& record, size_t frame_count) {
 void Sender::process_record(const Record& record) {
   const size_t frame_count = std::min<size_t>(record.frame_count, kMaxFrames);
   const std::string_view thread_name = bounded(record.thread_name);
-  auto [name_it, new_thread] = thread_names_.try_emplace(record.tid, thread_name);
-  if (new_thread) {
+  if (interner_.remember_thread(record.tid, thread_name)) {
     threads_seen.fetch_add(1, std::memory_order_relaxed);
-  } else if (name_it->second != thread_name) {
-    name_it->second = thread_name;
   }
   notify_observer(record, frame_count);
-  if (!channel_.is_open() || pending_.size() > options_.max_pending_bytes) {
+  if (!channel_.is_open() || over_pending_limit()) {
     dropped_no_collector.fetch_add(1, std::memory_order_relaxed);
     return;
   }
@@ -330,10 +299,11 @@ void Sender::process_record(const Record& record) {
   ids.task = define_string(bounded(record.task));
   ids.allow_reason = define_string(bounded(record.allow_reason));
   if (record.holder_tid != 0) {
-    auto holder = thread_names_.find(record.holder_tid);
-    if (holder != thread_names_.end()) ids.holder_name = define_string(holder->second);
+    if (const std::string* holder = interner_.thread_name(record.holder_tid)) {
+      ids.holder_name = define_string(*holder);
+    }
   }
-  ids.stack = define_stack(record, frame_count);
+  ids.stack = interner_.define_stack(record, frame_count, modules_, encoder_, pending_);
   encoder_.event(record, ids, monotonic_to_unix_ns_, pending_);
   ++events_in_pending_;
 }
@@ -355,7 +325,13 @@ void Sender::maybe_send_modules(bool force) {
     ++modules_generation_;
     force = true;
   }
-  if (force && channel_.is_open()) encoder_.modules(modules_generation_, modules_, pending_);
+  if (force) modules_unsent_ = true;
+  // Over the buffer limit: sent when there is room again (a program that
+  // dlopens in a loop while the collector is stopped must not grow the buffer).
+  if (modules_unsent_ && channel_.is_open() && !over_pending_limit()) {
+    encoder_.modules(modules_generation_, modules_, pending_);
+    modules_unsent_ = false;
+  }
 }
 
 void Sender::maybe_send_counters(int64_t now, bool force) {
@@ -363,9 +339,40 @@ void Sender::maybe_send_counters(int64_t now, bool force) {
   const bool changed = memcmp(&counters, &counters_sent_, sizeof counters) != 0;
   if (!channel_.is_open()) return;
   if (!force && (!changed || now - counters_sent_at_ns_ < kCountersIntervalNs)) return;
+  // Over the buffer limit (a stopped collector): the counters are totals, so the
+  // next frame carries these too; appending one every 50 ms grew the buffer
+  // past its limit without end.
+  if (!force && over_pending_limit()) return;
   encoder_.counters(counters, pending_);
   counters_sent_ = counters;
   counters_sent_at_ns_ = now;
+}
+
+// bw_flush's bookkeeping: records up to `pos` are done once `bytes_end` bytes
+// are written. A marker that adds nothing (same position: the collector is
+// stopped and nothing new came) is not added, and beyond kMaxDoneMarkers the
+// newest is merged into the last (its records are then reported done a little
+// later, never earlier): one marker per loop turn used to pile up at ~200 per
+// second while the collector was stopped.
+void Sender::add_done_marker(uint64_t bytes_end, uint64_t pos) {
+  if (!done_markers_.empty()) {
+    auto& last = done_markers_.back();
+    if (last.second >= pos) return;
+    if (last.first >= bytes_end || done_markers_.size() >= kMaxDoneMarkers) {
+      last = {std::max(last.first, bytes_end), pos};
+      return;
+    }
+  }
+  done_markers_.emplace_back(bytes_end, pos);
+}
+
+void Sender::publish_memory_stats() {
+  held_pending_bytes.store(pending_.capacity(), std::memory_order_relaxed);
+  held_done_markers.store(done_markers_.size(), std::memory_order_relaxed);
+  held_strings.store(interner_.strings(), std::memory_order_relaxed);
+  held_stacks.store(interner_.stacks(), std::memory_order_relaxed);
+  held_symbols.store(interner_.symbols(), std::memory_order_relaxed);
+  held_threads.store(interner_.threads(), std::memory_order_relaxed);
 }
 
 void Sender::publish_done(uint64_t pos) {
@@ -459,13 +466,15 @@ void Sender::run() {
     drain_queue();
     const uint64_t popped = global_record_queue().popped_count();
     if (popped != popped_before || !pending_.empty()) {
-      done_markers_.emplace_back(bytes_written_total_ + pending_.size(), popped);
+      add_done_marker(bytes_written_total_ + pending_.size(), popped);
     } else {
       publish_done(popped);
     }
     maybe_send_counters(now, false);
     write_pending(now);
+    publish_memory_stats();
     timebase_refine();  // the hooks' TSC rate and anchor (timebase.h)
+    thread_state_classify_pending();  // names hooks could not classify without regexec
     if (stopping) break;
     int64_t wait_ns = pending_.empty() ? options_.idle_wait_ns : 5'000'000;
     if (!stream_begun.load(std::memory_order_relaxed) && options_.lazy_connect) {
@@ -490,8 +499,7 @@ void Sender::goodbye_and_close(const char* reason, int status, int64_t deadline,
   // The final counters, unless the last frame already carries these values.
   maybe_send_counters(INT64_MAX / 2, /*force=*/false);
   if (channel_.is_open()) encoder_.goodbye(reason, status, pending_);
-  done_markers_.emplace_back(bytes_written_total_ + pending_.size(),
-                             global_record_queue().popped_count());
+  add_done_marker(bytes_written_total_ + pending_.size(), global_record_queue().popped_count());
   // A collector that has taken nothing for a while already is not waited for
   // again: the no-progress time counts from when it stopped reading.
   int64_t last_progress = stuck_since_ns_ != 0 ? stuck_since_ns_ : monotonic_ns();

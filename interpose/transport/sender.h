@@ -81,4 +81,16 @@ int sender_set_event_callback(bw_event_callback callback, void* arg);
 // The counters as the sender would send them now (tests, diagnostics).
 CountersInfo sender_counters();
 
+// What the sender holds, as of its last loop turn (tests, diagnostics): the
+// bounds of the README's "Memory" section.
+struct SenderMemoryStats {
+  size_t pending_buffer_bytes = 0;  // capacity of the unsent-bytes buffer
+  size_t done_markers = 0;          // bw_flush positions waiting for bytes
+  size_t strings = 0;               // interned labels, reasons, thread names
+  size_t stacks = 0;
+  size_t symbols = 0;
+  size_t threads = 0;  // tid -> name remembered
+};
+SenderMemoryStats sender_memory_stats();
+
 }  // namespace blockwatch::interpose

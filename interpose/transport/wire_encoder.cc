@@ -207,6 +207,7 @@ void WireEncoder::counters(const CountersInfo& counters, std::string& out) {
   put_uint(4, counters.dropped_too_deep, body_);
   put_uint(5, counters.stalls_suppressed, body_);
   put_uint(6, counters.threads_seen, body_);
+  put_uint(7, counters.threads_unwatched, body_);
   finish_frame(7, out);
 }
 

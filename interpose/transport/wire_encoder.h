@@ -60,6 +60,7 @@ struct CountersInfo {
   uint64_t dropped_too_deep = 0;
   uint64_t stalls_suppressed = 0;
   uint64_t threads_seen = 0;
+  uint64_t threads_unwatched = 0;
 };
 
 // The interned ids an Event refers to (0 = none), resolved by the sender.

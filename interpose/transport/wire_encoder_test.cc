@@ -211,7 +211,7 @@ TEST(WireEncoder, MinimalEventMatchesLibprotobufBytes) {
 }
 
 TEST(WireEncoder, CountersAndGoodbye) {
-  CountersInfo counters{1, 2, 3, 4, 5, 6};
+  CountersInfo counters{1, 2, 3, 4, 5, 6, 7};
   std::string out;
   WireEncoder encoder;
   encoder.counters(counters, out);
@@ -226,6 +226,7 @@ TEST(WireEncoder, CountersAndGoodbye) {
   EXPECT_EQ(c.dropped_too_deep(), 4u);
   EXPECT_EQ(c.stalls_suppressed(), 5u);
   EXPECT_EQ(c.threads_seen(), 6u);
+  EXPECT_EQ(c.threads_unwatched(), 7u);
   ASSERT_TRUE(frames[1].has_goodbye());
   EXPECT_EQ(frames[1].goodbye().reason(), "exit");
   EXPECT_EQ(frames[1].goodbye().exit_status(), -3);

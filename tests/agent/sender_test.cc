@@ -20,6 +20,8 @@
 #include <fstream>
 #include <map>
 #include <set>
+#include <string>
+#include <thread>
 
 #include "interpose/transport/agent.h"
 #include "interpose/transport/record_queue.h"
@@ -364,6 +366,65 @@ TEST_F(SenderTest, ExecFlushesSaysGoodbyeAndAFailedExecStartsANewStream) {
   const Stream after_exec = check_stream(collector.frames(1));
   EXPECT_EQ(after_exec.goodbye.reason(), "exit");
   EXPECT_TRUE(after_exec.hello.pid() == getpid());
+}
+
+// While the collector is stopped, what the sender holds stays bounded: its
+// buffer near max_pending_bytes (Counters frames are not appended past it), and
+// bw_flush's markers do not pile up one per loop turn (issue 10, defect 3).
+TEST_F(SenderTest, StoppedCollectorKeepsTheSendersMemoryBounded) {
+  TestCollector collector(socket_path_);
+  collector.set_paused(true);
+  SenderOptions opts = options();
+  opts.max_pending_bytes = 64 << 10;
+  ASSERT_TRUE(sender_start(opts));
+  // Fill the socket and our buffer, then keep records coming for 1.5 s (the
+  // sender turns every 5 ms while bytes wait: ~300 turns).
+  const auto end = Clock::now() + std::chrono::milliseconds(1500);
+  for (int i = 0; Clock::now() < end; ++i) {
+    agent_submit(make_record(1, "worker", pc_in(stack_function_a)));
+    if (i % 200 == 199) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_TRUE(TestCollector::wait_for([] { return sender_memory_stats().done_markers > 0; }, 5000));
+  const SenderMemoryStats held = sender_memory_stats();
+  EXPECT_LE(held.done_markers, 4u);
+  // std::string grows by doubling: at most twice the limit plus one frame.
+  EXPECT_LE(held.pending_buffer_bytes, 2 * opts.max_pending_bytes + 4096);
+  EXPECT_GT(sender_counters().dropped_no_collector, 0u);
+  collector.set_paused(false);
+}
+
+// 20,000 distinct task labels and stacks: the interning tables stay at their
+// bounds, and every event still names its own label and stack (a forgotten
+// value seen again is defined again under a new id).
+TEST_F(SenderTest, DistinctLabelsAndStacksBeyondTheTablesAreRedefinedNotKept) {
+  TestCollector collector(socket_path_);
+  ASSERT_TRUE(sender_start(options()));
+  constexpr int kRecords = 20'000;
+  for (int i = 0; i < kRecords; ++i) {
+    const std::string label = "request-" + std::to_string(i % 10'000);  // each seen twice
+    Record record = make_record(1, "worker", pc_in(stack_function_a), label.c_str());
+    record.frames[1] = 0x100000 + static_cast<uint64_t>(i % 10'000) * 16;
+    while (!agent_submit(record)) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    if (i % 1000 == 999) {
+      ASSERT_EQ(sender_flush(5000), 0);
+    }
+  }
+  ASSERT_EQ(sender_flush(5000), 0);
+  const SenderMemoryStats held = sender_memory_stats();
+  EXPECT_LE(held.strings, 4096u);
+  EXPECT_LE(held.stacks, 4096u);
+  EXPECT_LE(held.symbols, 8192u);
+  ASSERT_TRUE(
+      TestCollector::wait_for([&] { return event_count(collector, 0) == kRecords; }, 10'000));
+  const Stream stream = check_stream(collector.frames(0));
+  ASSERT_EQ(stream.events.size(), static_cast<size_t>(kRecords));
+  for (int i : {0, 4095, 4096, 9999, 10'000, 19'999}) {
+    const wire::Event& event = stream.events[i];
+    EXPECT_EQ(stream.strings.at(event.task()), "request-" + std::to_string(i % 10'000)) << i;
+    EXPECT_EQ(stream.stacks.at(event.stack()).at(1),
+              0x100000 + static_cast<uint64_t>(i % 10'000) * 16)
+        << i;
+  }
 }
 
 // The sender's connected fd: the client socket whose peer is our collector path.

@@ -139,6 +139,7 @@ TEST(Aggregator, CountsExactlyPerKindAndStack) {
   EXPECT_EQ(r.blocking_events, 101u);
   EXPECT_EQ(r.blocked_ns, 5050 * 1000 + 7'000'000);
   EXPECT_EQ(r.dropped, 4u);
+  EXPECT_EQ(r.threads_unwatched, 0u);
   ASSERT_EQ(r.processes.size(), 1u);
   EXPECT_TRUE(r.processes[0].said_goodbye);
   EXPECT_EQ(r.processes[0].end_reason, "exit");
@@ -559,4 +560,21 @@ TEST(Aggregator, StallsInIdleHotspotsCountNothing) {
 }
 
 }  // namespace
+// Threads that found every slot of the library taken are counted by the library
+// (Counters.threads_unwatched): per process, and summed in the report.
+TEST(Aggregate, UnwatchedThreadsAreCountedPerProcessAndInTotal) {
+  std::vector<std::string> streams;
+  for (int pid : {20, 21}) {
+    WireBuilder w = process(pid);
+    wire::Frame counters;
+    counters.mutable_counters()->set_threads_unwatched(pid == 20 ? 3 : 4);
+    streams.push_back(w.frame(counters).goodbye().bytes);
+  }
+  Report r = aggregate(streams);
+  ASSERT_EQ(r.processes.size(), 2u);
+  EXPECT_EQ(r.processes[0].threads_unwatched + r.processes[1].threads_unwatched, 7u);
+  EXPECT_EQ(r.threads_unwatched, 7u);
+  EXPECT_EQ(r.dropped, 0u);  // not records: whole threads
+}
+
 }  // namespace blockwatch::collector

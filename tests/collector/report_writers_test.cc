@@ -21,6 +21,7 @@ TEST(JsonReport, HasTheDocumentedShape) {
   EXPECT_EQ(j["version"], 1);
   EXPECT_EQ(j["processes"][0]["exe"], "/usr/bin/demo");
   EXPECT_EQ(j["processes"][0]["dropped"], 2);
+  EXPECT_EQ(j["processes"][0]["threads_unwatched"], 5);
   const auto& h = j["hotspots"][0];
   for (const char* key :
        {"kind", "count", "total_ns", "max_ns", "p50_ns", "p99_ns", "threads", "holders", "tasks",
@@ -35,6 +36,7 @@ TEST(JsonReport, HasTheDocumentedShape) {
   EXPECT_EQ(j["summary"]["blocking_events"], 6);
   EXPECT_EQ(j["summary"]["stalled_ns"], 90'000'000);
   EXPECT_EQ(j["summary"]["dropped"], 2);
+  EXPECT_EQ(j["summary"]["threads_unwatched"], 5);
   EXPECT_EQ(j["verdict"]["failed"], true);
   EXPECT_EQ(j["verdict"]["reasons"][0], "any: 3 hotspots");
 }
@@ -80,6 +82,9 @@ TEST(TextReport, FitsOneHundredColumnsAndShowsUserFrames) {
   EXPECT_NE(text.find("allowed: retry backoff"), std::string::npos);
   EXPECT_NE(text.find("model: 3 blocking (18ms), 3 stalls (90ms)"), std::string::npos) << text;
   EXPECT_NE(text.find("dropped: 2"), std::string::npos);
+  EXPECT_NE(text.find("unwatched: 5 threads found every blockwatch thread slot taken"),
+            std::string::npos)
+      << text;
   EXPECT_NE(text.find("verdict: FAILED"), std::string::npos);
   EXPECT_NE(text.find("report: out/run.json"), std::string::npos);
   // Allowed hotspots come after the others even with a larger total.

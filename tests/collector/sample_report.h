@@ -42,6 +42,7 @@ inline collector::Report sample_report() {
   p.end_reason = "exit";
   p.events = 7;
   p.dropped = 2;
+  p.threads_unwatched = 5;
   p.dropped_queue_full = 2;
   r.processes.push_back(p);
   r.hotspots.push_back(sample_hotspot("fsync", 12'000'000, "app::SaveState()", "model"));
@@ -59,6 +60,7 @@ inline collector::Report sample_report() {
   r.stalled_ns = 90'000'000;
   r.allowed_events = 3;
   r.dropped = 2;
+  r.threads_unwatched = 5;
   return r;
 }
 

@@ -82,5 +82,7 @@ void add_lock_scenarios(ScenarioTable& table);
 void add_io_scenarios(ScenarioTable& table);
 void add_worker_scenarios(ScenarioTable& table);
 void add_lifecycle_scenarios(ScenarioTable& table);
+// preload_hardening_target's own table (hardening_target.cc).
+void add_hardening_scenarios(ScenarioTable& table);
 
 }  // namespace preload_target
