@@ -6,6 +6,8 @@
 // collector's own report (collector/aggregate.h) of the same streams.
 // BW_PRELOAD_LIBRARY and BW_STALL_TARGET are set by CMake.
 #include <fcntl.h>
+#include <linux/perf_event.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -110,6 +112,22 @@ ScenarioRun run_scenario(const std::string& scenario, std::map<std::string, std:
   run.report = aggregator.report();
   std::filesystem::remove_all(dir);
   return run;
+}
+
+// Whether this kernel lets a process sample its own threads with perf (the
+// library's default sampler); otherwise it falls back to the signal sampler.
+bool perf_allowed() {
+  perf_event_attr attr = {};
+  attr.size = sizeof attr;
+  attr.type = PERF_TYPE_SOFTWARE;
+  attr.config = PERF_COUNT_SW_TASK_CLOCK;
+  attr.disabled = 1;
+  attr.exclude_kernel = 1;
+  attr.exclude_hv = 1;
+  const long fd = syscall(SYS_perf_event_open, &attr, 0, -1, -1, PERF_FLAG_FD_CLOEXEC);
+  if (fd < 0) return false;
+  close(static_cast<int>(fd));
+  return true;
 }
 
 std::vector<ResolvedEvent> of_kind(const ScenarioRun& run, wire::Kind kind) {
@@ -270,14 +288,28 @@ TEST(Stall, ShortTasksAreNoStall) {
   }
 }
 
+// The signal fallback (BLOCKWATCH_SAMPLER=signal) never takes a signal the
+// program handles: the stall is still reported, without a stack.
 TEST(Stall, ProgramsOwnSignalIsNeverTaken) {
-  const ScenarioRun run = run_scenario("program_owns_signal", {});
+  const ScenarioRun run =
+      run_scenario("program_owns_signal", {{"BLOCKWATCH_SAMPLER", "signal"}});
   ASSERT_TRUE(WIFEXITED(run.status) && WEXITSTATUS(run.status) == 0) << describe(run);
   EXPECT_NE(run.stdout_text.find("program_signals=0"), std::string::npos) << run.stdout_text;
-  // Still reported, without a stack.
   const auto stalls = stalls_by_id(run);
   ASSERT_EQ(stalls.size(), 1u) << describe(run);
   EXPECT_TRUE(stalls.begin()->second.stack.empty()) << describe(run);
+}
+
+// perf sampling sends no signal at all: the program keeps its signal and the
+// stall still has its stack.
+TEST(Stall, PerfSamplingNeedsNoSignal) {
+  if (!perf_allowed()) GTEST_SKIP() << "perf_event_open refused on this machine";
+  const ScenarioRun run = run_scenario("program_owns_signal", {{"BLOCKWATCH_SAMPLER", "perf"}});
+  ASSERT_TRUE(WIFEXITED(run.status) && WEXITSTATUS(run.status) == 0) << describe(run);
+  EXPECT_NE(run.stdout_text.find("program_signals=0"), std::string::npos) << run.stdout_text;
+  const auto stalls = stalls_by_id(run);
+  ASSERT_EQ(stalls.size(), 1u) << describe(run);
+  EXPECT_TRUE(stack_contains(stalls.begin()->second, "stall_cpu_loop_site")) << describe(run);
 }
 
 TEST(Stall, BudgetSuppressesAndCounts) {

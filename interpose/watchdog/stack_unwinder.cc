@@ -1,0 +1,270 @@
+// DWARF unwinding of a stack sample (see stack_unwinder.h).
+//
+// libunwind's remote API with accessors of our own, as perf's unwinder does:
+//  - registers come from the sample;
+//  - memory inside the copied stack comes from the copy; memory inside a loaded
+//    module's readable segments (code, .eh_frame_hdr, .eh_frame) is read in
+//    place; anything else is refused, so a wild address never faults;
+//  - unwind info: the module's .eh_frame_hdr search table, handed to libunwind's
+//    own dwarf_search_unwind_table.
+// The module table is rebuilt from dl_iterate_phdr before each unwind (a
+// dlclose between two samples must not leave stale ranges); libunwind's cache
+// is flushed when the set of modules changed.
+#include "interpose/watchdog/stack_unwinder.h"
+
+#include <link.h>
+
+#include <cstring>
+
+#include "interpose/base/own_code.h"
+
+#if defined(__x86_64__)
+#include <libunwind.h>
+
+// libunwind's table search, exported by libunwind-generic but not declared in
+// its public headers (perf declares it the same way).
+extern "C" int _Ux86_64_dwarf_search_unwind_table(unw_addr_space_t, unw_word_t, unw_dyn_info_t*,
+                                                  unw_proc_info_t*, int, void*);
+#endif
+
+namespace blockwatch::interpose {
+
+#if defined(__x86_64__)
+namespace {
+
+constexpr int kMaxModules = 1024;
+constexpr int kMaxSegments = 4096;
+
+struct Module {
+  uintptr_t text_start = 0, text_end = 0;  // the executable PT_LOAD
+  uintptr_t eh_frame_hdr = 0;              // 0: no usable search table
+  uintptr_t table = 0;
+  uint64_t fde_count = 0;
+};
+
+struct Segment {  // a readable PT_LOAD, sorted by start
+  uintptr_t start = 0, end = 0;
+  int module = 0;
+};
+
+// Watchdog thread only.
+constinit Module g_modules[kMaxModules];
+constinit int g_module_count = 0;
+constinit Segment g_segments[kMaxSegments];
+constinit int g_segment_count = 0;
+constinit unsigned long long g_loads_seen = 0;  // dlpi_adds + dlpi_subs at the last rebuild
+constinit unw_addr_space_t g_address_space = nullptr;
+
+// DW_EH_PE encodings a .eh_frame_hdr of GNU ld / lld / gold uses.
+constexpr uint8_t kPeUdata4 = 0x03, kPeSdata4 = 0x0b, kPeUdata8 = 0x04, kPeSdata8 = 0x0c;
+constexpr uint8_t kPeDatarelSdata4 = 0x3b;
+
+// Size of an encoded pointer we can skip, or 0.
+int encoded_size(uint8_t encoding) {
+  switch (encoding & 0x0f) {
+    case kPeUdata4 & 0x0f:
+    case kPeSdata4 & 0x0f:
+      return 4;
+    case kPeUdata8 & 0x0f:
+    case kPeSdata8 & 0x0f:
+      return 8;
+    default:
+      return 0;
+  }
+}
+
+// The binary-search table of a mapped .eh_frame_hdr, when it has the layout
+// libunwind searches (version 1, udata4 count, datarel sdata4 entries).
+void read_eh_frame_hdr(Module& module, uintptr_t hdr) {
+  const auto* bytes = reinterpret_cast<const uint8_t*>(hdr);
+  const int pointer_size = encoded_size(bytes[1]);
+  if (bytes[0] != 1 || pointer_size == 0 || bytes[2] != kPeUdata4 ||
+      bytes[3] != kPeDatarelSdata4) {
+    return;
+  }
+  uint32_t count = 0;
+  std::memcpy(&count, bytes + 4 + pointer_size, sizeof count);
+  module.eh_frame_hdr = hdr;
+  module.table = hdr + 4 + pointer_size + 4;
+  module.fde_count = count;
+}
+
+int add_module(dl_phdr_info* info, size_t, void*) {
+  if (g_module_count >= kMaxModules) return 1;
+  Module& module = g_modules[g_module_count];
+  module = Module{};
+  const int first_segment = g_segment_count;
+  for (int i = 0; i < info->dlpi_phnum; ++i) {
+    const ElfW(Phdr)& phdr = info->dlpi_phdr[i];
+    const uintptr_t start = info->dlpi_addr + phdr.p_vaddr;
+    if (phdr.p_type == PT_LOAD && (phdr.p_flags & PF_R) && g_segment_count < kMaxSegments) {
+      g_segments[g_segment_count++] = Segment{start, start + phdr.p_memsz, g_module_count};
+      if (phdr.p_flags & PF_X) {
+        module.text_start = start;
+        module.text_end = start + phdr.p_memsz;
+      }
+    }
+  }
+  for (int i = 0; i < info->dlpi_phnum; ++i) {
+    const ElfW(Phdr)& phdr = info->dlpi_phdr[i];
+    if (phdr.p_type != PT_GNU_EH_FRAME) continue;
+    const uintptr_t hdr = info->dlpi_addr + phdr.p_vaddr;
+    // Read only if it lies in one of this module's readable segments.
+    for (int s = first_segment; s < g_segment_count; ++s) {
+      if (hdr >= g_segments[s].start && hdr + 16 <= g_segments[s].end) {
+        read_eh_frame_hdr(module, hdr);
+        break;
+      }
+    }
+  }
+  if (module.text_end > module.text_start) ++g_module_count;
+  else g_segment_count = first_segment;  // no code: nothing to unwind through
+  return 0;
+}
+
+int count_loads(dl_phdr_info* info, size_t size, void* data) {
+  if (size >= offsetof(dl_phdr_info, dlpi_subs) + sizeof info->dlpi_subs) {
+    *static_cast<unsigned long long*>(data) = info->dlpi_adds + info->dlpi_subs;
+  }
+  return 1;  // the counters are global: the first object is enough
+}
+
+void rebuild_modules() {
+  g_module_count = 0;
+  g_segment_count = 0;
+  dl_iterate_phdr(add_module, nullptr);
+  // Insertion sort by start (a few hundred segments, mostly in order already).
+  for (int i = 1; i < g_segment_count; ++i) {
+    const Segment moving = g_segments[i];
+    int j = i - 1;
+    while (j >= 0 && g_segments[j].start > moving.start) {
+      g_segments[j + 1] = g_segments[j];
+      --j;
+    }
+    g_segments[j + 1] = moving;
+  }
+}
+
+// The readable segment holding [address, address + bytes), or null.
+const Segment* segment_of(uintptr_t address, uintptr_t bytes) {
+  int low = 0, high = g_segment_count - 1;
+  while (low <= high) {
+    const int mid = (low + high) / 2;
+    if (address < g_segments[mid].start) {
+      high = mid - 1;
+    } else if (address >= g_segments[mid].end) {
+      low = mid + 1;
+    } else {
+      return address + bytes <= g_segments[mid].end ? &g_segments[mid] : nullptr;
+    }
+  }
+  return nullptr;
+}
+
+const StackCopy& copy_of(void* arg) { return *static_cast<const StackCopy*>(arg); }
+
+int find_proc_info(unw_addr_space_t as, unw_word_t ip, unw_proc_info_t* info,
+                   int need_unwind_info, void* arg) {
+  const Segment* segment = segment_of(ip, 1);
+  if (!segment) return -UNW_ENOINFO;
+  const Module& module = g_modules[segment->module];
+  if (module.eh_frame_hdr == 0 || ip < module.text_start || ip >= module.text_end) {
+    return -UNW_ENOINFO;
+  }
+  unw_dyn_info_t table = {};
+  table.format = UNW_INFO_FORMAT_REMOTE_TABLE;
+  table.start_ip = module.text_start;
+  table.end_ip = module.text_end;
+  table.u.rti.segbase = module.eh_frame_hdr;
+  table.u.rti.table_data = module.table;
+  table.u.rti.table_len = module.fde_count * 8 / sizeof(unw_word_t);
+  return _Ux86_64_dwarf_search_unwind_table(as, ip, &table, info, need_unwind_info, arg);
+}
+
+// libunwind frees what dwarf_search_unwind_table allocated itself.
+void put_unwind_info(unw_addr_space_t, unw_proc_info_t*, void*) {}
+
+int get_dyn_info_list_addr(unw_addr_space_t, unw_word_t*, void*) { return -UNW_ENOINFO; }
+
+int access_mem(unw_addr_space_t, unw_word_t address, unw_word_t* value, int write, void* arg) {
+  if (write) return -UNW_EREADONLYREG;
+  const StackCopy& copy = copy_of(arg);
+  if (address >= copy.stack_start && address + sizeof *value <= copy.stack_start + copy.stack_bytes) {
+    std::memcpy(value, copy.stack + (address - copy.stack_start), sizeof *value);
+    return 0;
+  }
+  if (!segment_of(address, sizeof *value)) return -UNW_EINVAL;
+  std::memcpy(value, reinterpret_cast<const void*>(address), sizeof *value);
+  return 0;
+}
+
+int access_reg(unw_addr_space_t, unw_regnum_t regnum, unw_word_t* value, int write, void* arg) {
+  if (regnum < 0 || regnum >= kStackCopyRegs) return -UNW_EBADREG;
+  if (write) return 0;  // a step never needs to write the sample back
+  *value = copy_of(arg).regs[regnum];
+  return 0;
+}
+
+int access_fpreg(unw_addr_space_t, unw_regnum_t, unw_fpreg_t*, int, void*) {
+  return -UNW_EBADREG;
+}
+
+int resume(unw_addr_space_t, unw_cursor_t*, void*) { return -UNW_EINVAL; }
+
+int get_proc_name(unw_addr_space_t, unw_word_t, char*, size_t, unw_word_t*, void*) {
+  return -UNW_ENOINFO;  // names come later, from the sender and the collector
+}
+
+bool prepare_address_space() {
+  if (!g_address_space) {
+    static unw_accessors_t accessors = {};
+    accessors.find_proc_info = find_proc_info;
+    accessors.put_unwind_info = put_unwind_info;
+    accessors.get_dyn_info_list_addr = get_dyn_info_list_addr;
+    accessors.access_mem = access_mem;
+    accessors.access_reg = access_reg;
+    accessors.access_fpreg = access_fpreg;
+    accessors.resume = resume;
+    accessors.get_proc_name = get_proc_name;
+    g_address_space = unw_create_addr_space(&accessors, 0);
+    if (!g_address_space) return false;
+    unw_set_caching_policy(g_address_space, UNW_CACHE_GLOBAL);
+  }
+  unsigned long long loads = 0;
+  dl_iterate_phdr(count_loads, &loads);
+  if (g_module_count == 0 || loads != g_loads_seen) {
+    rebuild_modules();
+    unw_flush_cache(g_address_space, 0, 0);
+    g_loads_seen = loads;
+  }
+  return true;
+}
+
+}  // namespace
+
+int unwind_stack_copy(const StackCopy& copy, uintptr_t* frames, int max_frames,
+                      bool drop_own_frames) {
+  if (copy.regs[kRegRip] == 0 || max_frames <= 0 || !prepare_address_space()) return 0;
+  unw_cursor_t cursor;
+  if (unw_init_remote(&cursor, g_address_space, const_cast<StackCopy*>(&copy)) < 0) return 0;
+  int count = 0;
+  bool innermost = true;
+  for (int steps = 0; count < max_frames && steps < 4 * max_frames; ++steps) {
+    unw_word_t ip = 0;
+    if (unw_get_reg(&cursor, UNW_REG_IP, &ip) < 0 || ip == 0) break;
+    // The innermost pc is exact: handed on as pc + 1, it is symbolized at itself.
+    const uintptr_t pc = innermost ? ip + 1 : ip;
+    innermost = false;
+    if (!(drop_own_frames && is_own_pc(ip))) frames[count++] = pc;
+    if (unw_step(&cursor) <= 0) break;
+  }
+  return count;
+}
+
+#else  // no unwinder for this architecture yet: samples carry no stack
+
+int unwind_stack_copy(const StackCopy&, uintptr_t*, int, bool) { return 0; }
+
+#endif
+
+}  // namespace blockwatch::interpose
