@@ -52,7 +52,8 @@ std::string read_text(const std::filesystem::path& path) {
 }
 
 // Runs one scenario with the preload and `env`; kills it after 20 s.
-ScenarioRun run_scenario(const std::string& scenario, std::map<std::string, std::string> env) {
+ScenarioRun run_scenario(const std::string& scenario, std::map<std::string, std::string> env,
+                         const char* target = BW_STALL_TARGET) {
   char dir_template[] = "/tmp/bw_stall_XXXXXX";
   const std::filesystem::path dir = mkdtemp(dir_template);
   env["LD_PRELOAD"] = BW_PRELOAD_LIBRARY;
@@ -75,8 +76,8 @@ ScenarioRun run_scenario(const std::string& scenario, std::map<std::string, std:
   if (pid == 0) {
     const int out = open(stdout_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     dup2(out, 1);
-    const char* argv[] = {BW_STALL_TARGET, scenario.c_str(), nullptr};
-    execve(BW_STALL_TARGET, const_cast<char**>(argv), envp.data());
+    const char* argv[] = {target, scenario.c_str(), nullptr};
+    execve(target, const_cast<char**>(argv), envp.data());
     _exit(127);
   }
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
@@ -225,6 +226,42 @@ TEST(Stall, CpuLoopIsOneStallSampledInsideTheLoop) {
     EXPECT_LE(e.raw.sample(), 4u);
     last_sample = e.raw.sample();
   }
+}
+
+bool is_clock_frame(const collector::StackFrame& frame) {
+  return frame.function.find("clock_gettime") != std::string::npos ||
+         frame.module.find("libc.so") != std::string::npos ||
+         frame.module.find("vdso") != std::string::npos;
+}
+
+// A clock-reading loop built without frame pointers (stall_target_nofp), sampled
+// by `sampler`: every sample's first frame outside libc and the vDSO is the
+// loop's function, and its caller comes right after it.
+void expect_loop_right_below_the_clock(const std::string& sampler) {
+  const ScenarioRun run =
+      run_scenario("clock_loop", {{"BLOCKWATCH_SAMPLER", sampler}}, BW_STALL_TARGET_NOFP);
+  ASSERT_TRUE(WIFEXITED(run.status) && WEXITSTATUS(run.status) == 0) << describe(run);
+  int with_stack = 0;
+  for (const ResolvedEvent& e : of_kind(run, wire::KIND_STALL)) {
+    if (e.stack.empty()) continue;
+    ++with_stack;
+    size_t first = 0;
+    while (first < e.stack.size() && is_clock_frame(e.stack[first])) ++first;
+    ASSERT_LT(first + 1, e.stack.size()) << describe(run);
+    EXPECT_EQ(e.stack[first].function, "clock_loop_site") << describe(run);
+    EXPECT_EQ(e.stack[first + 1].function, "clock_loop_caller") << describe(run);
+  }
+  EXPECT_GT(with_stack, 0) << describe(run);
+  if (getenv("BW_STALL_TEST_VERBOSE")) std::printf("%s", describe(run).c_str());
+}
+
+TEST(Stall, StackThroughCodeWithoutFramePointersPerf) {
+  if (!perf_allowed()) GTEST_SKIP() << "perf_event_open refused on this machine";
+  expect_loop_right_below_the_clock("perf");
+}
+
+TEST(Stall, StackThroughCodeWithoutFramePointersSignalFallback) {
+  expect_loop_right_below_the_clock("signal");
 }
 
 TEST(Stall, SleepIsAnOffCpuStallInNanosleep) {
