@@ -3,8 +3,8 @@
 // libunwind's remote API with accessors of our own, as perf's unwinder does:
 //  - registers come from the sample;
 //  - memory inside the copied stack comes from the copy; memory inside a loaded
-//    module's readable segments (code, .eh_frame_hdr, .eh_frame) is read in
-//    place; anything else is refused, so a wild address never faults;
+//    module's readable segments (code, .eh_frame_hdr, .eh_frame) is read with
+//    process_vm_readv (cached); anything else is refused: nothing faults;
 //  - unwind info: the module's .eh_frame_hdr search table, handed to libunwind's
 //    own dwarf_search_unwind_table.
 // The module table is rebuilt from dl_iterate_phdr before each unwind (a
@@ -13,6 +13,8 @@
 #include "interpose/watchdog/stack_unwinder.h"
 
 #include <link.h>
+#include <sys/uio.h>
+#include <unistd.h>
 
 #include <cstring>
 
@@ -76,7 +78,10 @@ int encoded_size(uint8_t encoding) {
 // The binary-search table of a mapped .eh_frame_hdr, when it has the layout
 // libunwind searches (version 1, udata4 count, datarel sdata4 entries).
 void read_eh_frame_hdr(Module& module, uintptr_t hdr) {
-  const auto* bytes = reinterpret_cast<const uint8_t*>(hdr);
+  uint8_t bytes[16];
+  iovec local = {bytes, sizeof bytes};
+  iovec remote = {reinterpret_cast<void*>(hdr), sizeof bytes};
+  if (process_vm_readv(getpid(), &local, 1, &remote, 1, 0) != sizeof bytes) return;
   const int pointer_size = encoded_size(bytes[1]);
   if (bytes[0] != 1 || pointer_size == 0 || bytes[2] != kPeUdata4 ||
       bytes[3] != kPeDatarelSdata4) {
@@ -163,6 +168,40 @@ const Segment* segment_of(uintptr_t address, uintptr_t bytes) {
 
 const StackCopy& copy_of(void* arg) { return *static_cast<const StackCopy*>(arg); }
 
+// Module memory is read through a small cache of 256-byte lines filled with
+// process_vm_readv on our own pid, which returns an error instead of faulting:
+// a module dlclose'd while we unwind (after the table above was built) cannot
+// crash the watchdog. Emptied before each unwind. Watchdog thread only.
+constexpr size_t kLineBytes = 256;
+constexpr int kLines = 64;
+struct CacheLine {
+  uintptr_t base = 0;  // 0: empty
+  unsigned char bytes[kLineBytes] = {};
+};
+constinit CacheLine g_lines[kLines];
+
+bool read_module_word(uintptr_t address, unw_word_t* value) {
+  const uintptr_t base = address & ~(kLineBytes - 1);
+  if (address + sizeof *value > base + kLineBytes) {  // straddles two lines
+    iovec local = {value, sizeof *value};
+    iovec remote = {reinterpret_cast<void*>(address), sizeof *value};
+    return process_vm_readv(getpid(), &local, 1, &remote, 1, 0) == sizeof *value;
+  }
+  CacheLine& line = g_lines[(base / kLineBytes) % kLines];
+  if (line.base != base) {
+    // A line never crosses a page: if `address` is mapped, all of it is.
+    iovec local = {line.bytes, kLineBytes};
+    iovec remote = {reinterpret_cast<void*>(base), kLineBytes};
+    line.base = 0;
+    if (process_vm_readv(getpid(), &local, 1, &remote, 1, 0) != static_cast<ssize_t>(kLineBytes)) {
+      return false;
+    }
+    line.base = base;
+  }
+  std::memcpy(value, line.bytes + (address - base), sizeof *value);
+  return true;
+}
+
 int find_proc_info(unw_addr_space_t as, unw_word_t ip, unw_proc_info_t* info,
                    int need_unwind_info, void* arg) {
   const Segment* segment = segment_of(ip, 1);
@@ -193,8 +232,7 @@ int access_mem(unw_addr_space_t, unw_word_t address, unw_word_t* value, int writ
     std::memcpy(value, copy.stack + (address - copy.stack_start), sizeof *value);
     return 0;
   }
-  if (!segment_of(address, sizeof *value)) return -UNW_EINVAL;
-  std::memcpy(value, reinterpret_cast<const void*>(address), sizeof *value);
+  if (!segment_of(address, sizeof *value) || !read_module_word(address, value)) return -UNW_EINVAL;
   return 0;
 }
 
@@ -246,6 +284,7 @@ int unwind_stack_copy(const StackCopy& copy, uintptr_t* frames, int max_frames,
                       bool drop_own_frames) {
   if (copy.regs[kRegRip] == 0 || max_frames <= 0 || !prepare_address_space()) return 0;
   unw_cursor_t cursor;
+  for (CacheLine& line : g_lines) line.base = 0;
   if (unw_init_remote(&cursor, g_address_space, const_cast<StackCopy*>(&copy)) < 0) return 0;
   int count = 0;
   bool innermost = true;

@@ -415,7 +415,7 @@ int stall_sampler_sample(int32_t tid, int index, StackCopy* out, int64_t timeout
       // Not started: withdraw. Being written: the copy is short, wait for it.
       if (g_sample.word.compare_exchange_strong(word, base | kPhaseIdle)) break;
     }
-    sleep_briefly_ns(100'000);
+    sleep_briefly_ns(500'000);
   }
   timer_delete(timer);
   g_sample.word.store(base | kPhaseIdle, std::memory_order_release);
