@@ -36,8 +36,8 @@ constexpr int kPerfRegs[] = {PERF_REG_X86_AX,  PERF_REG_X86_BX,  PERF_REG_X86_CX
                              PERF_REG_X86_IP,  PERF_REG_X86_R8,  PERF_REG_X86_R9,  PERF_REG_X86_R10,
                              PERF_REG_X86_R11, PERF_REG_X86_R12, PERF_REG_X86_R13, PERF_REG_X86_R14,
                              PERF_REG_X86_R15};
-constexpr int kDwarfOfPerfReg[] = {0, 3, 2, 1, 4, 5, kRegRbp, kRegRsp, kRegRip,
-                                   8, 9, 10, 11, 12, 13, 14, 15};
+constexpr int kDwarfOfPerfReg[] = {0, 3, 2,  1,  4,  5,  kRegRbp, kRegRsp, kRegRip,
+                                   8, 9, 10, 11, 12, 13, 14,      15};
 constexpr int kSampledRegs = sizeof kPerfRegs / sizeof kPerfRegs[0];
 static_assert(kSampledRegs == sizeof kDwarfOfPerfReg / sizeof kDwarfOfPerfReg[0]);
 
@@ -67,8 +67,8 @@ perf_event_attr sample_attr() {
   attr.type = PERF_TYPE_SOFTWARE;
   attr.config = PERF_COUNT_SW_TASK_CLOCK;
   attr.sample_period = kSamplePeriodNs;
-  attr.sample_type = PERF_SAMPLE_TID | PERF_SAMPLE_TIME | PERF_SAMPLE_REGS_USER |
-                     PERF_SAMPLE_STACK_USER;
+  attr.sample_type =
+      PERF_SAMPLE_TID | PERF_SAMPLE_TIME | PERF_SAMPLE_REGS_USER | PERF_SAMPLE_STACK_USER;
 #if defined(__x86_64__)
   attr.sample_regs_user = regs_mask();
 #endif

@@ -35,6 +35,7 @@ namespace blockwatch::interpose {
 namespace {
 
 constexpr int kMaxModules = 1024;
+constexpr uintptr_t kRedZoneBytes = 128;  // x86-64 SysV: below sp, still the function's
 constexpr int kMaxSegments = 4096;
 
 struct Module {
@@ -83,8 +84,7 @@ void read_eh_frame_hdr(Module& module, uintptr_t hdr) {
   iovec remote = {reinterpret_cast<void*>(hdr), sizeof bytes};
   if (process_vm_readv(getpid(), &local, 1, &remote, 1, 0) != sizeof bytes) return;
   const int pointer_size = encoded_size(bytes[1]);
-  if (bytes[0] != 1 || pointer_size == 0 || bytes[2] != kPeUdata4 ||
-      bytes[3] != kPeDatarelSdata4) {
+  if (bytes[0] != 1 || pointer_size == 0 || bytes[2] != kPeUdata4 || bytes[3] != kPeDatarelSdata4) {
     return;
   }
   uint32_t count = 0;
@@ -122,8 +122,10 @@ int add_module(dl_phdr_info* info, size_t, void*) {
       }
     }
   }
-  if (module.text_end > module.text_start) ++g_module_count;
-  else g_segment_count = first_segment;  // no code: nothing to unwind through
+  if (module.text_end > module.text_start)
+    ++g_module_count;
+  else
+    g_segment_count = first_segment;  // no code: nothing to unwind through
   return 0;
 }
 
@@ -166,7 +168,15 @@ const Segment* segment_of(uintptr_t address, uintptr_t bytes) {
   return nullptr;
 }
 
-const StackCopy& copy_of(void* arg) { return *static_cast<const StackCopy*>(arg); }
+// What the accessors unwind: the copy, and the registers to start from (the
+// sample's, or the caller's after finish_epilogue below).
+struct UnwindInput {
+  const StackCopy* copy = nullptr;
+  uint64_t regs[kStackCopyRegs] = {};
+  bool read_below_copy = false;  // a rule asked for a stack slot below the sampled sp
+};
+
+UnwindInput& input_of(void* arg) { return *static_cast<UnwindInput*>(arg); }
 
 // Module memory is read through a small cache of 256-byte lines filled with
 // process_vm_readv on our own pid, which returns an error instead of faulting:
@@ -202,8 +212,8 @@ bool read_module_word(uintptr_t address, unw_word_t* value) {
   return true;
 }
 
-int find_proc_info(unw_addr_space_t as, unw_word_t ip, unw_proc_info_t* info,
-                   int need_unwind_info, void* arg) {
+int find_proc_info(unw_addr_space_t as, unw_word_t ip, unw_proc_info_t* info, int need_unwind_info,
+                   void* arg) {
   const Segment* segment = segment_of(ip, 1);
   if (!segment) return -UNW_ENOINFO;
   const Module& module = g_modules[segment->module];
@@ -227,10 +237,16 @@ int get_dyn_info_list_addr(unw_addr_space_t, unw_word_t*, void*) { return -UNW_E
 
 int access_mem(unw_addr_space_t, unw_word_t address, unw_word_t* value, int write, void* arg) {
   if (write) return -UNW_EREADONLYREG;
-  const StackCopy& copy = copy_of(arg);
-  if (address >= copy.stack_start && address + sizeof *value <= copy.stack_start + copy.stack_bytes) {
+  UnwindInput& input = input_of(arg);
+  const StackCopy& copy = *input.copy;
+  if (address >= copy.stack_start &&
+      address + sizeof *value <= copy.stack_start + copy.stack_bytes) {
     std::memcpy(value, copy.stack + (address - copy.stack_start), sizeof *value);
     return 0;
+  }
+  if (address < copy.stack_start && address + kRedZoneBytes >= copy.stack_start) {
+    input.read_below_copy = true;
+    return -UNW_EINVAL;
   }
   if (!segment_of(address, sizeof *value) || !read_module_word(address, value)) return -UNW_EINVAL;
   return 0;
@@ -239,13 +255,11 @@ int access_mem(unw_addr_space_t, unw_word_t address, unw_word_t* value, int writ
 int access_reg(unw_addr_space_t, unw_regnum_t regnum, unw_word_t* value, int write, void* arg) {
   if (regnum < 0 || regnum >= kStackCopyRegs) return -UNW_EBADREG;
   if (write) return 0;  // a step never needs to write the sample back
-  *value = copy_of(arg).regs[regnum];
+  *value = input_of(arg).regs[regnum];
   return 0;
 }
 
-int access_fpreg(unw_addr_space_t, unw_regnum_t, unw_fpreg_t*, int, void*) {
-  return -UNW_EBADREG;
-}
+int access_fpreg(unw_addr_space_t, unw_regnum_t, unw_fpreg_t*, int, void*) { return -UNW_EBADREG; }
 
 int resume(unw_addr_space_t, unw_cursor_t*, void*) { return -UNW_EINVAL; }
 
@@ -278,24 +292,94 @@ bool prepare_address_space() {
   return true;
 }
 
-}  // namespace
-
-int unwind_stack_copy(const StackCopy& copy, uintptr_t* frames, int max_frames,
-                      bool drop_own_frames) {
-  if (copy.regs[kRegRip] == 0 || max_frames <= 0 || !prepare_address_space()) return 0;
+// Appends the frames of `input` to frames[*count...]. Returns how many steps
+// succeeded before the walk stopped.
+int walk(UnwindInput& input, bool innermost, uintptr_t* frames, int max_frames,
+         bool drop_own_frames, int* count) {
   unw_cursor_t cursor;
-  for (CacheLine& line : g_lines) line.base = 0;
-  if (unw_init_remote(&cursor, g_address_space, const_cast<StackCopy*>(&copy)) < 0) return 0;
-  int count = 0;
-  bool innermost = true;
-  for (int steps = 0; count < max_frames && steps < 4 * max_frames; ++steps) {
+  if (unw_init_remote(&cursor, g_address_space, &input) < 0) return 0;
+  int steps = 0;
+  while (*count < max_frames && steps < 4 * max_frames) {
     unw_word_t ip = 0;
     if (unw_get_reg(&cursor, UNW_REG_IP, &ip) < 0 || ip == 0) break;
     // The innermost pc is exact: handed on as pc + 1, it is symbolized at itself.
     const uintptr_t pc = innermost ? ip + 1 : ip;
     innermost = false;
-    if (!(drop_own_frames && is_own_pc(ip))) frames[count++] = pc;
+    if (!(drop_own_frames && is_own_pc(ip))) frames[(*count)++] = pc;
     if (unw_step(&cursor) <= 0) break;
+    ++steps;
+  }
+  return steps;
+}
+
+// LLVM (clang, Rust) leaves a callee-saved register's "saved at CFA-n" rule in
+// place after the epilogue's `pop` restored it, so a sample taken between that
+// pop and the `ret` has a rule pointing below sp, where a copy taken from sp
+// has nothing (perf copies from sp up). There the caller's state is what the
+// rest of the epilogue computes, and an epilogue's tail is only `pop reg` and
+// `ret`: those two instruction forms (and nothing else) are executed here on
+// the registers and the copy. False when the code at pc is anything else.
+bool finish_epilogue(UnwindInput& input) {
+  // x86 register number of a pop (rax rcx rdx rbx rsp rbp rsi rdi) -> DWARF.
+  static constexpr int kDwarfOfX86[8] = {0, 2, 1, 3, kRegRsp, kRegRbp, 4, 5};
+  const StackCopy& copy = *input.copy;
+  uintptr_t pc = input.regs[kRegRip];
+  uintptr_t sp = input.regs[kRegRsp];
+  for (int instruction = 0; instruction < 16; ++instruction) {
+    uint8_t code[2];
+    iovec local = {code, sizeof code};
+    iovec remote = {reinterpret_cast<void*>(pc), sizeof code};
+    if (!segment_of(pc, sizeof code) ||
+        process_vm_readv(getpid(), &local, 1, &remote, 1, 0) != sizeof code) {
+      return false;
+    }
+    if (sp < copy.stack_start || sp + 8 > copy.stack_start + copy.stack_bytes) return false;
+    uint64_t top;
+    std::memcpy(&top, copy.stack + (sp - copy.stack_start), sizeof top);
+    sp += 8;
+    if (code[0] == 0xc3) {  // ret
+      input.regs[kRegRip] = top;
+      input.regs[kRegRsp] = sp;
+      return true;
+    }
+    int reg = -1;
+    if (code[0] >= 0x58 && code[0] <= 0x5f) {
+      reg = kDwarfOfX86[code[0] - 0x58];
+      pc += 1;
+    } else if (code[0] == 0x41 && code[1] >= 0x58 && code[1] <= 0x5f) {
+      reg = 8 + (code[1] - 0x58);  // r8..r15
+      pc += 2;
+    }
+    if (reg < 0 || reg == kRegRsp) return false;
+    input.regs[reg] = top;
+  }
+  return false;
+}
+
+}  // namespace
+
+int unwind_stack_copy(const StackCopy& copy, uintptr_t* frames, int max_frames,
+                      bool drop_own_frames) {
+  if (copy.regs[kRegRip] == 0 || max_frames <= 0 || !prepare_address_space()) return 0;
+  for (CacheLine& line : g_lines) line.base = 0;
+  static UnwindInput input;  // watchdog thread only
+  input = UnwindInput{};
+  input.copy = &copy;
+  std::memcpy(input.regs, copy.regs, sizeof input.regs);
+  int count = 0;
+  walk(input, /*innermost=*/true, frames, max_frames, drop_own_frames, &count);
+  // A rule asked for a slot below the sampled sp: only a stale rule of the
+  // innermost frame's epilogue does (every other frame's slots are above it),
+  // and the value it wanted is in the register already. Walk again from the
+  // caller's state that the rest of the epilogue leaves, after frame 0.
+  if (input.read_below_copy) {
+    input = UnwindInput{};
+    input.copy = &copy;
+    std::memcpy(input.regs, copy.regs, sizeof input.regs);
+    if (finish_epilogue(input)) {
+      count = drop_own_frames && is_own_pc(copy.regs[kRegRip]) ? 0 : 1;
+      walk(input, /*innermost=*/false, frames, max_frames, drop_own_frames, &count);
+    }
   }
   return count;
 }

@@ -95,7 +95,8 @@ void copy_interrupted_state(const void* context, StackCopy& copy) {
   static constexpr int kGregOfDwarf[kStackCopyRegs] = {
       REG_RAX, REG_RDX, REG_RCX, REG_RBX, REG_RSI, REG_RDI, REG_RBP, REG_RSP, REG_R8,
       REG_R9,  REG_R10, REG_R11, REG_R12, REG_R13, REG_R14, REG_R15, REG_RIP};
-  for (int i = 0; i < kStackCopyRegs; ++i) copy.regs[i] = static_cast<uint64_t>(gregs[kGregOfDwarf[i]]);
+  for (int i = 0; i < kStackCopyRegs; ++i)
+    copy.regs[i] = static_cast<uint64_t>(gregs[kGregOfDwarf[i]]);
   const uintptr_t sp = copy.regs[kRegRsp];
   const uintptr_t end = readable_end(sp);
   const size_t available = end > sp ? end - sp : 0;

@@ -76,8 +76,8 @@ int sample_thread_stack(int32_t tid, const ThreadSlot* slot, int slot_index, uin
   if (slot && slot->blocked_in.load(std::memory_order_acquire) != nullptr) return 0;
   bool sampled = false;
   if (g_mode == SamplerMode::kPerf) {
-    sampled = perf_sample_thread(tid, &g_copy, timeout_ns, still_running) ==
-              PerfSampleResult::kSampled;
+    sampled =
+        perf_sample_thread(tid, &g_copy, timeout_ns, still_running) == PerfSampleResult::kSampled;
   } else if (g_mode == SamplerMode::kSignal && slot) {
     sampled = stall_sampler_sample(tid, slot_index, &g_copy, timeout_ns) == 1;
   }

@@ -8,9 +8,10 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <chrono>
-#include <ctime>
 #include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <ctime>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -290,6 +291,65 @@ TEST(PerfSampler, ASleepingThreadGivesNoSample) {
   sleeper.join();
 }
 
+// A function whose epilogue leaves a stale CFI rule, as LLVM emits them: after
+// `pop %rbp` the rule still says rbp is saved at CFA-16, which at the `ret` is
+// below sp. A sample there must still unwind to the caller.
+asm(R"(
+  .text
+  .globl bw_test_stale_epilogue
+  .type bw_test_stale_epilogue, @function
+bw_test_stale_epilogue:
+  .cfi_startproc
+  push %rbp
+  .cfi_def_cfa_offset 16
+  .cfi_offset %rbp, -16
+  mov %rsp, %rbp
+  .cfi_def_cfa_register %rbp
+  pop %rbp
+  .cfi_def_cfa %rsp, 8
+  .globl bw_test_stale_epilogue_ret
+bw_test_stale_epilogue_ret:
+  ret
+  .cfi_endproc
+  .size bw_test_stale_epilogue, .-bw_test_stale_epilogue
+)");
+extern "C" void bw_test_stale_epilogue();
+extern "C" char bw_test_stale_epilogue_ret[];
+
+extern "C" __attribute__((noinline)) uintptr_t watchdog_test_return_site() {
+  return reinterpret_cast<uintptr_t>(__builtin_return_address(0));
+}
+
+// Its return site is in code whose CFA is rbp-based: unwinding past it needs
+// rbp, which the stale rule above would read from below sp.
+extern "C" __attribute__((noinline, optimize("no-omit-frame-pointer"))) uintptr_t
+watchdog_test_rbp_frame_caller() {
+  volatile uintptr_t result = watchdog_test_return_site();  // no tail call
+  return result;
+}
+
+TEST(StackUnwinder, ASampleAtARetAfterAStaleRuleReachesTheCallers) {
+  const uintptr_t return_address = watchdog_test_rbp_frame_caller();
+  const uintptr_t outer_return = reinterpret_cast<uintptr_t>(&watchdog_test_spin_caller) + 4;
+  // The copy stands for a stack at 0x10000: [sp] the return address into the
+  // caller; the caller's frame at rbp = sp + 32: {saved rbp 0, outer return}.
+  static StackCopy copy;
+  copy = StackCopy{};
+  copy.stack_start = 0x10000;
+  copy.stack_bytes = 64;
+  const uintptr_t words[8] = {return_address, 0, 0, 0, 0, outer_return, 0, 0};
+  std::memcpy(copy.stack, words, sizeof words);
+  copy.regs[kRegRip] = reinterpret_cast<uintptr_t>(bw_test_stale_epilogue_ret);
+  copy.regs[kRegRsp] = copy.stack_start;
+  copy.regs[kRegRbp] = copy.stack_start + 32;  // already restored by the pop
+  uintptr_t frames[kMaxFrames];
+  const int count = unwind_stack_copy(copy, frames, kMaxFrames, /*drop_own_frames=*/false);
+  ASSERT_GE(count, 3);
+  EXPECT_EQ(frames[0], reinterpret_cast<uintptr_t>(bw_test_stale_epilogue_ret) + 1);
+  EXPECT_EQ(frames[1], return_address);
+  EXPECT_EQ(frames[2], outer_return);
+}
+
 TEST(StallSampler, SamplesASpinningThreadOnItsAltStackAndKeepsErrno) {
   if (!stall_sampler_kernel_is_safe()) GTEST_SKIP() << "CPU-timer signals may interrupt syscalls";
   const int signal = SIGRTMIN + 7;
@@ -332,7 +392,8 @@ TEST(StallSampler, SigBlkParsing) {
 TEST(StallSampler, SyscallFileParsing) {
   EXPECT_FALSE(parse_thread_syscall("running\n").in_syscall);
   EXPECT_FALSE(parse_thread_syscall("-1 0x7ffd 0x401000\n").in_syscall);
-  const ThreadSyscall write_call = parse_thread_syscall("1 0x3 0x7f00 0x400000 0 0 0 0x7ffd 0x7f\n");
+  const ThreadSyscall write_call =
+      parse_thread_syscall("1 0x3 0x7f00 0x400000 0 0 0 0x7ffd 0x7f\n");
   EXPECT_TRUE(write_call.in_syscall);
   EXPECT_STREQ(write_call.name, "write");
   EXPECT_STREQ(parse_thread_syscall("9999 0 0 0 0 0 0 0 0\n").name, "syscall");

@@ -39,7 +39,8 @@ int64_t clock_ns(clockid_t clock) {
 
 extern "C" __attribute__((noinline)) uint64_t spin_leaf() {
   uint64_t sum = 0;
-  while (!g_stop.load(std::memory_order_relaxed)) sum += static_cast<uint64_t>(clock_ns(CLOCK_MONOTONIC));
+  while (!g_stop.load(std::memory_order_relaxed))
+    sum += static_cast<uint64_t>(clock_ns(CLOCK_MONOTONIC));
   return sum;
 }
 
@@ -62,8 +63,9 @@ void print(const char* name, const Cost& cost, int asked) {
   std::printf(
       "%s: samples=%d/%d wall_us_per_sample=%.1f watchdog_cpu_us_per_sample=%.1f "
       "unwind_us_per_sample=%.1f frames_per_sample=%.1f\n",
-      name, cost.taken, asked, cost.wall_ns / 1e3 / cost.taken, cost.watchdog_cpu_ns / 1e3 / cost.taken,
-      cost.unwind_ns / 1e3 / cost.taken, double(cost.frames) / cost.taken);
+      name, cost.taken, asked, cost.wall_ns / 1e3 / cost.taken,
+      cost.watchdog_cpu_ns / 1e3 / cost.taken, cost.unwind_ns / 1e3 / cost.taken,
+      double(cost.frames) / cost.taken);
 }
 
 template <typename Sample>
@@ -112,16 +114,21 @@ int main(int argc, char** argv) {
     for (int i = 0; i < samples; ++i) perf_sample_thread(tid, &copy, 0);
     std::printf("perf: open_and_close_us=%.1f\n",
                 (clock_ns(CLOCK_THREAD_CPUTIME_ID) - cpu0) / 1e3 / samples);
-    print("perf", measure(samples, [&](StackCopy* out) {
-            return perf_sample_thread(tid, out, 100'000'000) == PerfSampleResult::kSampled;
-          }), samples);
+    print("perf",
+          measure(samples,
+                  [&](StackCopy* out) {
+                    return perf_sample_thread(tid, out, 100'000'000) == PerfSampleResult::kSampled;
+                  }),
+          samples);
   } else {
     std::printf("perf: refused by this kernel\n");
   }
   if (stall_sampler_kernel_is_safe() && stall_sampler_install(SIGRTMIN + 7)) {
-    print("signal", measure(samples, [&](StackCopy* out) {
-            return stall_sampler_sample(tid, 0, out, 100'000'000) == 1;
-          }), samples);
+    print("signal",
+          measure(
+              samples,
+              [&](StackCopy* out) { return stall_sampler_sample(tid, 0, out, 100'000'000) == 1; }),
+          samples);
   } else {
     std::printf("signal: fallback off on this kernel\n");
   }

@@ -86,15 +86,16 @@ __attribute__((noinline)) int stall_sleep_site(int64_t duration_ns) {
 // (vDSO, called through libc, neither with frame pointers). Built without frame
 // pointers too in stall_target_nofp: only DWARF unwinding finds this function
 // right below the clock frames, and its caller below it.
-__attribute__((noinline)) uint64_t clock_loop_site(int64_t duration_ns) {
+__attribute__((noinline)) uint64_t clock_loop_site(int64_t cpu_ns) {
+  // Runs until this thread used `cpu_ns` of CPU (a loaded machine stretches the
+  // wall time, never shortens the work), checked every 4096 clock reads.
+  const int64_t end_cpu_ns = thread_cpu_ns() + cpu_ns;
   timespec now;
-  clock_gettime(CLOCK_MONOTONIC, &now);
-  const int64_t end_ns = int64_t{now.tv_sec} * 1'000'000'000 + now.tv_nsec + duration_ns;
   uint64_t reads = 0;
   for (;;) {
     clock_gettime(CLOCK_MONOTONIC, &now);
     ++reads;
-    if (int64_t{now.tv_sec} * 1'000'000'000 + now.tv_nsec >= end_ns) return reads;
+    if ((reads & 4095) == 0 && thread_cpu_ns() >= end_cpu_ns) return reads;
   }
 }
 

@@ -328,8 +328,7 @@ TEST(Stall, ShortTasksAreNoStall) {
 // The signal fallback (BLOCKWATCH_SAMPLER=signal) never takes a signal the
 // program handles: the stall is still reported, without a stack.
 TEST(Stall, ProgramsOwnSignalIsNeverTaken) {
-  const ScenarioRun run =
-      run_scenario("program_owns_signal", {{"BLOCKWATCH_SAMPLER", "signal"}});
+  const ScenarioRun run = run_scenario("program_owns_signal", {{"BLOCKWATCH_SAMPLER", "signal"}});
   ASSERT_TRUE(WIFEXITED(run.status) && WEXITSTATUS(run.status) == 0) << describe(run);
   EXPECT_NE(run.stdout_text.find("program_signals=0"), std::string::npos) << run.stdout_text;
   const auto stalls = stalls_by_id(run);
