@@ -1,7 +1,7 @@
 // Signal-free stack samples with perf_event_open (see perf_sampler.h).
 //
 // One event at a time: PERF_COUNT_SW_TASK_CLOCK on the thread (the kernel's
-// hrtimer runs only while the thread is on a CPU), a sample every 100 us of its
+// hrtimer runs only while the thread is on a CPU), a sample every 20 us of its
 // run time, exclude_kernel (a timer tick that lands inside a system call is
 // dropped, so the copy is always of user-mode state), and a ring of 64 KiB:
 // room for one sample of 32 KiB of stack. The watchdog enables the event, waits
@@ -48,7 +48,7 @@ constexpr uint64_t regs_mask() {
 }
 #endif
 
-constexpr uint64_t kSamplePeriodNs = 100'000;  // of the thread's run time
+constexpr uint64_t kSamplePeriodNs = 20'000;  // of the thread's run time
 constexpr size_t kRingDataBytes = 64 * 1024;   // a power of two of pages, > one sample
 constexpr int kFirstOwnFd = 900;               // keep our fd out of the program's low numbers
 

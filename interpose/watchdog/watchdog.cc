@@ -44,7 +44,7 @@ namespace {
 
 // How long a running thread gets to produce a user-mode sample before it is
 // recorded without a stack (the watchdog waits meanwhile: keep it short).
-constexpr int64_t kSampleTimeoutNs = 50'000'000;
+constexpr int64_t kSampleTimeoutNs = 100'000'000;
 constexpr int64_t kHangSampleTimeoutNs = 200'000'000;
 constexpr int kHangFlushTimeoutMs = 1000;
 constexpr int64_t kStopWaitNs = 500'000'000;

@@ -3,7 +3,7 @@
 // the watchdog, samples it N times with each sampler (perf_event_open, and the
 // CPU-timer signal fallback) and unwinds every copy with DWARF. Printed per
 // sample: wall time until the copy was there (mostly waiting for the target to
-// run: a sample is taken after 100 us / one tick of its CPU time), the
+// run: a sample is taken after 20 us / one tick of its CPU time), the
 // watchdog's own CPU time for taking it, and the unwind's time and depth.
 // Links the library's core directly (no preload); no assertions.
 //
