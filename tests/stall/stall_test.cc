@@ -237,9 +237,9 @@ bool is_clock_frame(const collector::StackFrame& frame) {
 // A clock-reading loop built without frame pointers (stall_target_nofp), sampled
 // by `sampler`: every sample's first frame outside libc and the vDSO is the
 // loop's function, and its caller comes right after it.
-void expect_loop_right_below_the_clock(const std::string& sampler) {
-  const ScenarioRun run =
-      run_scenario("clock_loop", {{"BLOCKWATCH_SAMPLER", sampler}}, BW_STALL_TARGET_NOFP);
+void expect_loop_right_below_the_clock(const std::string& sampler, const char* target,
+                                       const std::string& site, const std::string& caller) {
+  const ScenarioRun run = run_scenario("clock_loop", {{"BLOCKWATCH_SAMPLER", sampler}}, target);
   ASSERT_TRUE(WIFEXITED(run.status) && WEXITSTATUS(run.status) == 0) << describe(run);
   int with_stack = 0;
   for (const ResolvedEvent& e : of_kind(run, wire::KIND_STALL)) {
@@ -248,11 +248,16 @@ void expect_loop_right_below_the_clock(const std::string& sampler) {
     size_t first = 0;
     while (first < e.stack.size() && is_clock_frame(e.stack[first])) ++first;
     ASSERT_LT(first + 1, e.stack.size()) << describe(run);
-    EXPECT_EQ(e.stack[first].function, "clock_loop_site") << describe(run);
-    EXPECT_EQ(e.stack[first + 1].function, "clock_loop_caller") << describe(run);
+    EXPECT_EQ(e.stack[first].function, site) << describe(run);
+    EXPECT_EQ(e.stack[first + 1].function, caller) << describe(run);
   }
   EXPECT_GT(with_stack, 0) << describe(run);
   if (getenv("BW_STALL_TEST_VERBOSE")) std::printf("%s", describe(run).c_str());
+}
+
+void expect_loop_right_below_the_clock(const std::string& sampler) {
+  expect_loop_right_below_the_clock(sampler, BW_STALL_TARGET_NOFP, "clock_loop_site",
+                                    "clock_loop_caller");
 }
 
 TEST(Stall, StackThroughCodeWithoutFramePointersPerf) {
@@ -262,6 +267,20 @@ TEST(Stall, StackThroughCodeWithoutFramePointersPerf) {
 
 TEST(Stall, StackThroughCodeWithoutFramePointersSignalFallback) {
   expect_loop_right_below_the_clock("signal");
+}
+
+// The same in Rust (stall_rust.rs, opt-level 2, no frame pointers).
+TEST(Stall, RustStackWithoutFramePointers) {
+  if (std::string(BW_STALL_RUST).empty()) GTEST_SKIP() << "Debian's rustc not found";
+  if (!perf_allowed()) GTEST_SKIP() << "perf_event_open refused on this machine";
+  expect_loop_right_below_the_clock("perf", BW_STALL_RUST, "rust_clock_loop_site",
+                                    "rust_clock_loop_caller");
+}
+
+TEST(Stall, RustStackWithoutFramePointersSignalFallback) {
+  if (std::string(BW_STALL_RUST).empty()) GTEST_SKIP() << "Debian's rustc not found";
+  expect_loop_right_below_the_clock("signal", BW_STALL_RUST, "rust_clock_loop_site",
+                                    "rust_clock_loop_caller");
 }
 
 TEST(Stall, SleepIsAnOffCpuStallInNanosleep) {
