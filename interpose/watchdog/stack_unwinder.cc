@@ -7,9 +7,11 @@
 //    process_vm_readv (cached); anything else is refused: nothing faults;
 //  - unwind info: the module's .eh_frame_hdr search table, handed to libunwind's
 //    own dwarf_search_unwind_table.
-// The module table is rebuilt from dl_iterate_phdr before each unwind (a
-// dlclose between two samples must not leave stale ranges); libunwind's cache
-// is flushed when the set of modules changed.
+// The module table comes from dl_iterate_phdr, looked at again at most once a
+// second or when an unwind meets code outside every known module; it is rebuilt
+// and libunwind's cache flushed when the set of modules changed. A module
+// unloaded in between costs wrong or missing frames, never a fault (reads go
+// through process_vm_readv).
 #include "interpose/watchdog/stack_unwinder.h"
 
 #include <link.h>
@@ -18,6 +20,7 @@
 
 #include <cstring>
 
+#include "interpose/base/clock.h"
 #include "interpose/base/own_code.h"
 
 #if defined(__x86_64__)
@@ -57,6 +60,9 @@ constinit Segment g_segments[kMaxSegments];
 constinit int g_segment_count = 0;
 constinit unsigned long long g_loads_seen = 0;  // dlpi_adds + dlpi_subs at the last rebuild
 constinit unw_addr_space_t g_address_space = nullptr;
+constinit int64_t g_loads_checked_ns = 0;
+constinit bool g_unknown_ip_seen = false;
+constexpr int64_t kRecheckNs = 1'000'000'000;
 
 // DW_EH_PE encodings a .eh_frame_hdr of GNU ld / lld / gold uses.
 constexpr uint8_t kPeUdata4 = 0x03, kPeSdata4 = 0x0b, kPeUdata8 = 0x04, kPeSdata8 = 0x0c;
@@ -215,7 +221,10 @@ bool read_module_word(uintptr_t address, unw_word_t* value) {
 int find_proc_info(unw_addr_space_t as, unw_word_t ip, unw_proc_info_t* info, int need_unwind_info,
                    void* arg) {
   const Segment* segment = segment_of(ip, 1);
-  if (!segment) return -UNW_ENOINFO;
+  if (!segment) {
+    g_unknown_ip_seen = true;
+    return -UNW_ENOINFO;
+  }
   const Module& module = g_modules[segment->module];
   if (module.eh_frame_hdr == 0 || ip < module.text_start || ip >= module.text_end) {
     return -UNW_ENOINFO;
@@ -282,6 +291,15 @@ bool prepare_address_space() {
     if (!g_address_space) return false;
     unw_set_caching_policy(g_address_space, UNW_CACHE_GLOBAL);
   }
+  // The loader's lock is taken at most once a second, or when the last unwind
+  // met code in no known module (a dlopen since): a fork() while it is held
+  // would leave the child's loader locked (glibc does not reset it).
+  const int64_t now_ns = monotonic_ns();
+  if (g_module_count != 0 && !g_unknown_ip_seen && now_ns - g_loads_checked_ns < kRecheckNs) {
+    return true;
+  }
+  g_loads_checked_ns = now_ns;
+  g_unknown_ip_seen = false;
   unsigned long long loads = 0;
   dl_iterate_phdr(count_loads, &loads);
   if (g_module_count == 0 || loads != g_loads_seen) {

@@ -7,7 +7,8 @@
 // frame-pointer step.
 //
 // Watchdog thread only (one static address space, not reentrant). Takes the
-// loader's lock (dl_iterate_phdr) once per unwind to see the current modules;
+// loader's lock (dl_iterate_phdr) at most once a second, or when code outside
+// the known modules shows up, to see the current modules;
 // allocates nothing after the first call (libunwind's address space, created
 // once; its caches use mmap, not malloc).
 #pragma once
