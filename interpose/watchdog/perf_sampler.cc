@@ -49,8 +49,8 @@ constexpr uint64_t regs_mask() {
 #endif
 
 constexpr uint64_t kSamplePeriodNs = 20'000;  // of the thread's run time
-constexpr size_t kRingDataBytes = 64 * 1024;   // a power of two of pages, > one sample
-constexpr int kFirstOwnFd = 900;               // keep our fd out of the program's low numbers
+constexpr size_t kRingDataBytes = 64 * 1024;  // a power of two of pages, > one sample
+constexpr int kFirstOwnFd = 900;              // keep our fd out of the program's low numbers
 
 // 0 not tried, 1 available, 2 refused. Watchdog thread only.
 constinit int g_availability = 0;
@@ -155,6 +155,20 @@ bool read_first_sample(void* ring, int32_t tid, StackCopy* out) {
 bool refused(int error) { return error == EACCES || error == EPERM || error == ENOSYS; }
 
 }  // namespace
+
+void perf_sampler_keep_warm() {
+  static int warm_fd = -1;
+  if (warm_fd >= 0 || !perf_sampler_available()) return;
+  perf_event_attr attr = {};
+  attr.size = sizeof attr;
+  attr.type = PERF_TYPE_SOFTWARE;
+  attr.config = PERF_COUNT_SW_TASK_CLOCK;
+  attr.disabled = 1;
+  attr.exclude_kernel = 1;
+  attr.exclude_hv = 1;
+  const long fd = perf_event_open(&attr, 0);
+  if (fd >= 0) warm_fd = move_fd_high(static_cast<int>(fd));
+}
 
 bool perf_sampler_available() {
   if (g_availability == 0) {

@@ -26,6 +26,16 @@ namespace blockwatch::interpose {
 // permission. BLOCKWATCH_SAMPLER=signal (read by the caller) skips perf.
 bool perf_sampler_available();
 
+// Keeps one counting event (disabled, no ring) open on the calling thread for
+// the process's life. The kernel switches its scheduler hooks for perf on when
+// the first task event of the machine opens (static key, synchronize_rcu: 5-25
+// ms here, more under load) and off 1 s after the last closes; without this,
+// most stall samples would pay that, and a short stall could end before its
+// sample came. Cost: those hooks stay on (a few ns per context switch) while
+// the process lives. Once, from one thread of ours (the event outlives it),
+// when stall detection is on; after perf_sampler_available() was decided.
+void perf_sampler_keep_warm();
+
 enum class PerfSampleResult {
   kSampled,      // `out` holds the registers and stack copy
   kNoSample,     // the thread did not run in user space before the deadline

@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "interpose/base/internal_thread.h"
 #include "interpose/core/thread_state.h"
 #include "interpose/watchdog/perf_sampler.h"
 #include "interpose/watchdog/stack_unwinder.h"
@@ -51,6 +52,19 @@ void thread_sampler_init(int signal) {
 }
 
 SamplerMode thread_sampler_mode() { return g_mode; }
+
+// A thread of ours that only opens the keep-warm event and exits (the event
+// stays open with its fd): opening it waits for an RCU grace period, which
+// neither the program's start nor the watchdog's first ticks should.
+void* keep_warm_main(void*) {
+  mark_current_thread_internal();
+  perf_sampler_keep_warm();
+  return nullptr;
+}
+
+void thread_sampler_watchdog_started(bool stalls_on) {
+  if (stalls_on && g_mode == SamplerMode::kPerf) start_internal_thread(keep_warm_main, nullptr);
+}
 
 const char* thread_sampler_mode_name() {
   switch (g_mode) {

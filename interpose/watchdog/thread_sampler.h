@@ -29,6 +29,11 @@ enum class SamplerMode : uint8_t { kPerf, kSignal, kOff };
 // stack. Call before threads are classified (library constructor).
 void thread_sampler_init(int signal);
 SamplerMode thread_sampler_mode();
+
+// On the watchdog thread as it starts: with stall detection on and perf in
+// use, a short-lived thread of ours keeps the kernel's perf hooks warm
+// (perf_sampler_keep_warm), so stall samples do not wait for it.
+void thread_sampler_watchdog_started(bool stalls_on);
 // "perf", "signal" or "off".
 const char* thread_sampler_mode_name();
 

@@ -325,6 +325,7 @@ void* watchdog_thread_main(void*) {
   pthread_setname_np(pthread_self(), "bw-watchdog");
   mark_current_thread_internal();
   g_watchdog_tid = gettid();
+  thread_sampler_watchdog_started(g_settings.stall_threshold_ns > 0);
   while (!g_stop_requested.load(std::memory_order_acquire)) {
     const uint32_t seen_word = g_wake_word.load(std::memory_order_acquire);
     const bool any_busy = tick(monotonic_ns());
