@@ -17,13 +17,16 @@ inline int64_t clock_ns(clockid_t clock) {
 // CLOCK_MONOTONIC in ns.
 inline int64_t monotonic_ns() { return clock_ns(CLOCK_MONOTONIC); }
 
-// Another thread's CPU time, by tid: the kernel's per-thread CPU clock id (what
-// pthread_getcpuclockid computes), so no pthread_t of a maybe-exited thread is
-// touched. 0 when the thread is gone.
+// The kernel's per-thread CPU clock id of `tid` (what pthread_getcpuclockid
+// computes), so no pthread_t of a maybe-exited thread is touched.
+inline clockid_t thread_cpu_clock_id(int32_t tid) {
+  return static_cast<clockid_t>((~static_cast<unsigned>(tid) << 3) | 6);
+}
+
+// Another thread's CPU time, by tid. 0 when the thread is gone.
 inline int64_t thread_cpu_ns(int32_t tid) {
-  const clockid_t clock = static_cast<clockid_t>((~static_cast<unsigned>(tid) << 3) | 6);
   timespec cpu{};
-  if (clock_gettime(clock, &cpu) != 0) return 0;
+  if (clock_gettime(thread_cpu_clock_id(tid), &cpu) != 0) return 0;
   return static_cast<int64_t>(cpu.tv_sec) * 1'000'000'000 + cpu.tv_nsec;
 }
 

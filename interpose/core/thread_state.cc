@@ -19,6 +19,7 @@ namespace blockwatch::interpose {
 
 __thread ThreadLocalState tls_thread __attribute__((tls_model("initial-exec"))) = {};
 ThreadSlot g_thread_slots[kMaxThreadSlots];
+void (*g_on_thread_became_worker)(int slot_index) = nullptr;
 
 namespace {
 pthread_key_t g_slot_key;
@@ -85,6 +86,10 @@ void release_slot_at_thread_exit(void* value) {
 
 bool is_main_thread() { return gettid() == getpid(); }
 
+void announce_worker(const ThreadSlot& slot) {
+  if (auto* hook = g_on_thread_became_worker) hook(static_cast<int>(&slot - g_thread_slots));
+}
+
 struct LearnJob {
   const char* name;
   bool is_main_thread;
@@ -108,6 +113,7 @@ void apply_rule_verdict(ThreadSlot* slot, bool worker_by_rule) {
   slot->worker_by_rule = worker_by_rule;
   const bool worker = worker_by_rule || slot->worker_depth.load() > 0;
   store_mode(worker ? kModeWorker : kModeNotWorker);
+  if (worker) announce_worker(*slot);
 }
 
 // Worker by rule? Reads the thread's own name (PR_GET_NAME: one syscall) unless
@@ -247,7 +253,10 @@ void worker_begin() {
   RecursionGuard guard;
   ThreadSlot* slot = current_slot();
   if (!slot) return;
-  if (slot->worker_depth.fetch_add(1, std::memory_order_relaxed) == 0) capture_warm_up_thread();
+  if (slot->worker_depth.fetch_add(1, std::memory_order_relaxed) == 0) {
+    capture_warm_up_thread();
+    announce_worker(*slot);
+  }
   if (current_mode() != kModeLibrary) store_mode(kModeWorker);
 }
 

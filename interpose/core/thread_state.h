@@ -187,6 +187,12 @@ bool creating_thread_in_work();
 // name it inherited. No allocation, no lock.
 void mark_spawned_in_work();
 
+// Called on a thread when it becomes a worker (classified by rule, or its first
+// bw_worker_begin), with its slot index; null: nothing. Set once, by the
+// watchdog at start-up (the fallback stack sampler prepares the thread's
+// alternate signal stack here). Runs on the classification path, never per call.
+extern void (*g_on_thread_became_worker)(int slot_index);
+
 // Mark the calling thread as blockwatch's own: never reported.
 void mark_current_thread_internal();
 

@@ -1,21 +1,20 @@
-// The signal side of stall detection (see stall_sampler.h).
+// The fallback signal sampler (see stall_sampler.h).
 //
 // ASYNC-SIGNAL-SAFE CODE: handle_sample_signal() and everything it calls run in a
-// signal handler on an arbitrary target thread that may hold any lock (malloc's,
-// the loader's, libunwind's). They allocate nothing, take no lock, call no
-// function that might (no dl_iterate_phdr, no unw_backtrace: its first use per
-// thread locks mutexes and it looks up unwind tables through the loader), touch
-// only static memory, and preserve errno. The stack is walked by frame pointers
-// from the interrupted context: every address is checked against a snapshot of
-// the readable mappings (/proc/self/maps) taken by the watchdog just before the
-// signal, so a target built without frame pointers yields a short stack, never a
-// fault. Code without frame pointers between frames ends or shortens the walk.
+// signal handler on a target thread that may hold any lock (malloc's, the
+// loader's, libunwind's). They allocate nothing, take no lock, call no function
+// that might, touch only static memory, and preserve errno. The handler copies
+// registers and at most kStackCopyBytes of the stack, bounded by the readable
+// mapping holding sp (from a /proc/self/maps snapshot the watchdog takes before
+// arming the timer), so it never faults; the unwinding happens later, on the
+// watchdog thread.
 #include "interpose/watchdog/stall_sampler.h"
 
 #include <fcntl.h>
-#include <link.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/utsname.h>
 #include <time.h>
 #include <ucontext.h>
 #include <unistd.h>
@@ -27,9 +26,8 @@
 #include <cstring>
 
 #include "interpose/base/clock.h"
-#include "interpose/base/own_code.h"
 #include "interpose/base/proc_file.h"
-#include "interpose/core/record.h"
+#include "interpose/core/thread_state.h"
 
 namespace blockwatch::interpose {
 namespace {
@@ -42,11 +40,14 @@ constexpr uint64_t kPhaseWriting = 2;
 constexpr uint64_t kPhaseDone = 3;
 constexpr uint64_t kPhaseMask = 3;
 
+// The timer fires after this much of the thread's CPU time (the kernel checks
+// at its next tick, so in practice after one tick of running).
+constexpr long kTimerCpuNs = 50'000;
+
 struct SampleBuffer {
   std::atomic<uint64_t> word{0};
   std::atomic<int32_t> tid{0};
-  int frame_count = 0;
-  uintptr_t frames[kMaxFrames] = {};
+  StackCopy copy;
 };
 constinit SampleBuffer g_sample;
 constinit uint64_t g_generation = 0;  // watchdog thread only
@@ -57,6 +58,11 @@ constinit bool g_install_tried = false;
 using SampleHandler = void (*)(int, siginfo_t*, void*);
 constinit SampleHandler g_installed_handler = nullptr;
 
+// Per thread slot: the tid whose alternate stack is ready there, and our stack
+// memory for it (mapped once, reused by the slot's next owner).
+constinit std::atomic<int32_t> g_ready_tid[kMaxThreadSlots];
+constinit std::atomic<void*> g_alt_stack[kMaxThreadSlots];
+
 // Readable mappings, sorted (the kernel lists them in address order). Written by
 // the watchdog only while no request is pending or being written.
 constexpr int kMaxRanges = 8192;
@@ -64,15 +70,10 @@ constinit uintptr_t g_range_start[kMaxRanges];
 constinit uintptr_t g_range_end[kMaxRanges];
 constinit int g_range_count = 0;
 
-// False in unit tests, where "own" code is the test itself.
-constinit bool g_drop_own_frames = true;
-
-bool install_handler(int signal);
-
 // --- async-signal-safe part -------------------------------------------------
 
-// Index of the readable range holding [address, address + bytes), or -1.
-int readable_range(uintptr_t address, uintptr_t bytes) {
+// End of the readable range holding `address`, or 0.
+uintptr_t readable_end(uintptr_t address) {
   int low = 0, high = g_range_count - 1;
   while (low <= high) {
     const int mid = (low + high) / 2;
@@ -81,67 +82,43 @@ int readable_range(uintptr_t address, uintptr_t bytes) {
     } else if (address >= g_range_end[mid]) {
       low = mid + 1;
     } else {
-      return address + bytes <= g_range_end[mid] ? mid : -1;
+      return g_range_end[mid];
     }
   }
-  return -1;
+  return 0;
 }
 
-struct InterruptedRegisters {
-  uintptr_t pc = 0, fp = 0, sp = 0;
-};
-
-InterruptedRegisters registers_of(const void* context) {
-  InterruptedRegisters regs;
-  const auto* uc = static_cast<const ucontext_t*>(context);
+// Registers (DWARF numbering) and the top of the stack. No allocation.
+void copy_interrupted_state(const void* context, StackCopy& copy) {
 #if defined(__x86_64__)
-  regs.pc = static_cast<uintptr_t>(uc->uc_mcontext.gregs[REG_RIP]);
-  regs.fp = static_cast<uintptr_t>(uc->uc_mcontext.gregs[REG_RBP]);
-  regs.sp = static_cast<uintptr_t>(uc->uc_mcontext.gregs[REG_RSP]);
-#elif defined(__aarch64__)
-  regs.pc = uc->uc_mcontext.pc;
-  regs.fp = uc->uc_mcontext.regs[29];
-  regs.sp = uc->uc_mcontext.sp;
+  const greg_t* gregs = static_cast<const ucontext_t*>(context)->uc_mcontext.gregs;
+  static constexpr int kGregOfDwarf[kStackCopyRegs] = {
+      REG_RAX, REG_RDX, REG_RCX, REG_RBX, REG_RSI, REG_RDI, REG_RBP, REG_RSP, REG_R8,
+      REG_R9,  REG_R10, REG_R11, REG_R12, REG_R13, REG_R14, REG_R15, REG_RIP};
+  for (int i = 0; i < kStackCopyRegs; ++i)
+    copy.regs[i] = static_cast<uint64_t>(gregs[kGregOfDwarf[i]]);
+  const uintptr_t sp = copy.regs[kRegRsp];
+  const uintptr_t end = readable_end(sp);
+  const size_t available = end > sp ? end - sp : 0;
+  copy.stack_start = sp;
+  copy.stack_bytes = available < kStackCopyBytes ? available : kStackCopyBytes;
+  std::memcpy(copy.stack, reinterpret_cast<const void*>(sp), copy.stack_bytes);
 #else
-  (void)uc;
+  (void)context;
+  copy.regs[kRegRip] = 0;  // no stack on this architecture
+  copy.stack_bytes = 0;
 #endif
-  return regs;
-}
-
-// Frame-pointer walk: each frame is {saved fp, return address}; caller frames
-// sit at higher addresses on the same stack mapping as the interrupted sp.
-// Async-signal-safe, no allocation.
-int walk_frames(const void* context, uintptr_t* frames, int max_frames) {
-  const InterruptedRegisters regs = registers_of(context);
-  int count = 0;
-  // Stacks are symbolized as return addresses, looked up at address - 1 (the
-  // call instruction). The interrupted pc is exact and may be a function's first
-  // instruction: handed on as pc + 1, it is looked up at itself.
-  if (regs.pc != 0 && !(g_drop_own_frames && is_own_pc(regs.pc))) frames[count++] = regs.pc + 1;
-  const int stack_range = readable_range(regs.sp, sizeof(uintptr_t));
-  uintptr_t fp = regs.fp;
-  while (count < max_frames && fp != 0 && (fp % sizeof(uintptr_t)) == 0) {
-    const int range = readable_range(fp, 2 * sizeof(uintptr_t));
-    if (range < 0 || (stack_range >= 0 && range != stack_range)) break;
-    const auto* frame = reinterpret_cast<const uintptr_t*>(fp);
-    const uintptr_t next_fp = frame[0];
-    const uintptr_t return_address = frame[1];
-    if (return_address == 0) break;
-    if (!(g_drop_own_frames && is_own_pc(return_address))) frames[count++] = return_address;
-    if (next_fp <= fp) break;  // stacks grow down: a caller's frame is higher
-    fp = next_fp;
-  }
-  return count;
 }
 
 void handle_sample_signal(int, siginfo_t* info, void* context) {
   const int saved_errno = errno;
   uint64_t word = g_sample.word.load(std::memory_order_acquire);
-  if ((word & kPhaseMask) == kPhaseRequested && info && info->si_code == SI_TKILL &&
-      info->si_pid == getpid() && g_sample.tid.load(std::memory_order_relaxed) == gettid() &&
+  if ((word & kPhaseMask) == kPhaseRequested && info && info->si_code == SI_TIMER &&
+      reinterpret_cast<uintptr_t>(info->si_value.sival_ptr) == (word >> 2) &&
+      g_sample.tid.load(std::memory_order_relaxed) == gettid() &&
       g_sample.word.compare_exchange_strong(word, (word & ~kPhaseMask) | kPhaseWriting,
                                             std::memory_order_acq_rel)) {
-    g_sample.frame_count = walk_frames(context, g_sample.frames, kMaxFrames);
+    copy_interrupted_state(context, g_sample.copy);
     g_sample.word.store((word & ~kPhaseMask) | kPhaseDone, std::memory_order_release);
   }
   errno = saved_errno;
@@ -162,15 +139,18 @@ uintptr_t parse_hex(const char*& p) {
   }
 }
 
-// One line of /proc/self/maps: "start-end perms ...". Keeps readable ones,
-// merging adjacent ranges (a stack and the mapping above it stay separate unless
-// they touch, which is harmless: both are readable).
+// One line of /proc/self/maps: "start-end perms ...". Keeps readable ones.
 void add_maps_line(const char* line) {
   const char* p = line;
   const uintptr_t start = parse_hex(p);
   if (*p++ != '-') return;
   const uintptr_t end = parse_hex(p);
   if (*p++ != ' ' || *p != 'r' || end <= start || g_range_count >= kMaxRanges) return;
+  // Adjacent readable ranges merge: a copy may then run from one into the next.
+  if (g_range_count > 0 && g_range_end[g_range_count - 1] == start) {
+    g_range_end[g_range_count - 1] = end;
+    return;
+  }
   g_range_start[g_range_count] = start;
   g_range_end[g_range_count] = end;
   ++g_range_count;
@@ -205,42 +185,14 @@ void sleep_briefly_ns(long nsec) {
   nanosleep(&pause, nullptr);
 }
 
-// Does thread `tid` block `signal` right now ("SigBlk:" of its status)? A
-// blocked signal would stay pending and could reach the program later through
-// sigwaitinfo or a signalfd: such a thread is never sent one. Unknown: blocked.
+// Does thread `tid` block `signal` right now ("SigBlk:" of its status)? Unknown:
+// blocked.
 bool thread_blocks_signal(int32_t tid, int signal) {
   char path[64], text[2048];
   task_file_path(tid, "status", path, sizeof path);
   if (read_small_file(path, text, sizeof text) < 0) return true;
   return parse_signal_blocked(text, signal);
 }
-
-}  // namespace
-
-bool parse_signal_blocked(const char* status_text, int signal) {
-  static constexpr char kKey[] = "\nSigBlk:";
-  const char* line = std::strstr(status_text, kKey);
-  if (!line || signal < 1 || signal > 64) return true;
-  const char* p = line + sizeof kKey - 1;
-  while (*p == ' ' || *p == '\t') ++p;
-  const char* digits = p;
-  const uint64_t mask = parse_hex(p);
-  if (p == digits) return true;
-  return (mask >> (signal - 1)) & 1;
-}
-
-void stall_sampler_prepare(int signal) {
-  own_code_init();
-  g_wanted_signal = signal;
-}
-
-bool stall_sampler_install(int signal, bool drop_own_frames) {
-  g_drop_own_frames = drop_own_frames;
-  if (drop_own_frames) own_code_init();
-  return install_handler(signal);
-}
-
-namespace {
 
 bool install_handler(int signal) {
   struct sigaction previous;
@@ -275,7 +227,45 @@ void install_handler_at_first_sample() {
   if (n > 0) (void)!write(2, line, static_cast<size_t>(n) < sizeof line ? n : sizeof line - 1);
 }
 
+size_t alt_stack_bytes() {
+  const long minimum = sysconf(_SC_MINSIGSTKSZ);
+  const size_t wanted = minimum > 0 ? static_cast<size_t>(minimum) * 4 : 0;
+  return wanted > 64 * 1024 ? wanted : 64 * 1024;
+}
+
+// Arms a one-shot timer on `tid`'s CPU clock carrying `generation`. -1: failed.
+bool arm_cpu_timer(int32_t tid, uint64_t generation, timer_t* timer) {
+  sigevent event = {};
+  event.sigev_notify = SIGEV_THREAD_ID;
+  event.sigev_signo = g_signal;
+  event.sigev_value.sival_ptr = reinterpret_cast<void*>(static_cast<uintptr_t>(generation));
+  event._sigev_un._tid = tid;
+  if (timer_create(thread_cpu_clock_id(tid), &event, timer) != 0) return false;
+  const itimerspec once = {{0, 0}, {0, kTimerCpuNs}};
+  if (timer_settime(*timer, 0, &once, nullptr) != 0) {
+    timer_delete(*timer);
+    return false;
+  }
+  return true;
+}
+
 }  // namespace
+
+bool parse_signal_blocked(const char* status_text, int signal) {
+  static constexpr char kKey[] = "\nSigBlk:";
+  const char* line = std::strstr(status_text, kKey);
+  if (!line || signal < 1 || signal > 64) return true;
+  const char* p = line + sizeof kKey - 1;
+  while (*p == ' ' || *p == '\t') ++p;
+  const char* digits = p;
+  const uint64_t mask = parse_hex(p);
+  if (p == digits) return true;
+  return (mask >> (signal - 1)) & 1;
+}
+
+void stall_sampler_prepare(int signal) { g_wanted_signal = signal; }
+
+bool stall_sampler_install(int signal) { return install_handler(signal); }
 
 bool stall_sampler_usable() {
   if (g_signal == 0) return false;
@@ -284,19 +274,70 @@ bool stall_sampler_usable() {
   return (current.sa_flags & SA_SIGINFO) && current.sa_sigaction == g_installed_handler;
 }
 
+bool stall_sampler_kernel_is_safe() {
+#if defined(__x86_64__)
+  utsname name;
+  if (uname(&name) != 0) return false;
+  int major = 0, minor = 0;
+  if (std::sscanf(name.release, "%d.%d", &major, &minor) != 2) return false;
+  return major > 5 || (major == 5 && minor >= 11);
+#else
+  return false;
+#endif
+}
+
+bool stall_sampler_prepare_thread(int index) {
+  if (index < 0 || index >= kMaxThreadSlots) return false;
+  stack_t current;
+  if (sigaltstack(nullptr, &current) != 0) return false;
+  if (!(current.ss_flags & SS_DISABLE)) {
+    g_ready_tid[index].store(gettid(), std::memory_order_release);  // the program's own
+    return true;
+  }
+  const size_t bytes = alt_stack_bytes();
+  void* memory = g_alt_stack[index].load(std::memory_order_acquire);
+  if (!memory) {
+    memory = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (memory == MAP_FAILED) return false;
+    g_alt_stack[index].store(memory, std::memory_order_release);
+  }
+  const stack_t ours = {memory, 0, bytes};
+  if (sigaltstack(&ours, nullptr) != 0) return false;
+  g_ready_tid[index].store(gettid(), std::memory_order_release);
+  return true;
+}
+
 ThreadSyscall parse_thread_syscall(const char* text) {
   ThreadSyscall result;
   if (!text || std::strncmp(text, "running", 7) == 0) return result;
   char* end = nullptr;
   const long number = std::strtol(text, &end, 10);
   if (end == text || number < 0) return result;  // -1: blocked outside a syscall
+  result.in_syscall = true;
+  result.name = "syscall";
   struct Entry {
     long number;
     const char* name;
   };
-  // Syscalls that a handled signal ends with EINTR whatever SA_RESTART says
-  // (signal(7)), plus futex, whose EINTR some libc paths (sem_wait) pass on.
-  static constexpr Entry kNotRestarted[] = {
+  static constexpr Entry kNames[] = {
+      {SYS_read, "read"},
+      {SYS_write, "write"},
+      {SYS_readv, "readv"},
+      {SYS_writev, "writev"},
+      {SYS_pread64, "pread64"},
+      {SYS_pwrite64, "pwrite64"},
+      {SYS_recvfrom, "recvfrom"},
+      {SYS_sendto, "sendto"},
+      {SYS_recvmsg, "recvmsg"},
+      {SYS_sendmsg, "sendmsg"},
+      {SYS_accept, "accept"},
+      {SYS_accept4, "accept4"},
+      {SYS_connect, "connect"},
+      {SYS_openat, "openat"},
+      {SYS_fsync, "fsync"},
+      {SYS_fdatasync, "fdatasync"},
+      {SYS_wait4, "wait4"},
+      {SYS_waitid, "waitid"},
 #ifdef SYS_nanosleep
       {SYS_nanosleep, "nanosleep"},
 #endif
@@ -330,11 +371,8 @@ ThreadSyscall parse_thread_syscall(const char* text) {
       {SYS_msgsnd, "msgsnd"},
       {SYS_futex, "futex"},
   };
-  for (const Entry& entry : kNotRestarted) {
-    if (entry.number == number) {
-      result.interruptible = false;
-      result.name = entry.name;
-    }
+  for (const Entry& entry : kNames) {
+    if (entry.number == number) result.name = entry.name;
   }
   return result;
 }
@@ -343,44 +381,54 @@ ThreadSyscall read_thread_syscall(int32_t tid) {
   char path[64];
   task_file_path(tid, "syscall", path, sizeof path);
   char text[256];
-  if (read_small_file(path, text, sizeof text) < 0) {
-    return ThreadSyscall{.interruptible = false, .name = nullptr};  // gone
-  }
+  if (read_small_file(path, text, sizeof text) < 0) return ThreadSyscall{};  // gone
   return parse_thread_syscall(text);
 }
 
-int stall_sampler_sample(int32_t tid, uintptr_t* frames, int max_frames, int64_t timeout_ns) {
+int stall_sampler_sample(int32_t tid, int index, StackCopy* out, int64_t timeout_ns) {
   install_handler_at_first_sample();
-  if (!stall_sampler_usable() || thread_blocks_signal(tid, g_signal)) return -1;
+  if (!stall_sampler_usable() || !stall_sampler_kernel_is_safe() || index < 0 ||
+      index >= kMaxThreadSlots || g_ready_tid[index].load(std::memory_order_acquire) != tid ||
+      thread_blocks_signal(tid, g_signal)) {
+    return -1;
+  }
   refresh_readable_ranges();
-  const uint64_t base = ++g_generation << 2;
+  const uint64_t generation = ++g_generation & (UINT64_MAX >> 2);
+  const uint64_t base = generation << 2;
   g_sample.tid.store(tid, std::memory_order_relaxed);
-  g_sample.frame_count = 0;
   g_sample.word.store(base | kPhaseRequested, std::memory_order_release);
-  if (syscall(SYS_tgkill, getpid(), tid, g_signal) != 0) {
+  timer_t timer;
+  if (!arm_cpu_timer(tid, generation, &timer)) {
     g_sample.word.store(base | kPhaseIdle, std::memory_order_release);
     return -1;
   }
   const int64_t deadline_ns = monotonic_ns() + timeout_ns;
+  int result = 0;
   for (;;) {
     uint64_t word = g_sample.word.load(std::memory_order_acquire);
-    if (word == (base | kPhaseDone)) break;
+    if (word == (base | kPhaseDone)) {
+      std::memcpy(static_cast<void*>(out), &g_sample.copy, sizeof *out);
+      result = 1;
+      break;
+    }
     if (monotonic_ns() >= deadline_ns) {
       word = base | kPhaseRequested;
-      // Not started: withdraw. Being written: the walk is short, wait for it.
-      if (g_sample.word.compare_exchange_strong(word, base | kPhaseIdle)) return -1;
+      // Not started: withdraw. Being written: the copy is short, wait for it.
+      if (g_sample.word.compare_exchange_strong(word, base | kPhaseIdle)) break;
     }
-    sleep_briefly_ns(50'000);
+    sleep_briefly_ns(500'000);
   }
-  const int count = g_sample.frame_count < max_frames ? g_sample.frame_count : max_frames;
-  std::memcpy(frames, g_sample.frames, sizeof(uintptr_t) * static_cast<size_t>(count));
+  timer_delete(timer);
   g_sample.word.store(base | kPhaseIdle, std::memory_order_release);
-  return count;
+  return result;
 }
 
 void stall_sampler_after_fork_child() {
   g_sample.word.store(0, std::memory_order_relaxed);
   g_sample.tid.store(0, std::memory_order_relaxed);
+  // Only the forking thread lives on, under a new tid: it is prepared again when
+  // it is next classified as a worker.
+  for (auto& tid : g_ready_tid) tid.store(0, std::memory_order_relaxed);
 }
 
 }  // namespace blockwatch::interpose

@@ -1,57 +1,71 @@
-// The signal side of stall detection: the watchdog asks one thread at a time for
-// its stack by sending it a realtime signal (tgkill); the handler, running on that
-// thread while the stall is happening, walks the frame-pointer chain from the
-// interrupted context into one shared sample buffer and publishes it with an
-// atomic. The handler is async-signal-safe (see stall_sampler.cc).
+// The fallback stack sampler, for kernels that refuse perf_event_open
+// (perf_sampler.h): a one-shot timer on the stalled thread's own CPU-time clock
+// delivers a realtime signal to that thread; the handler, on an alternate signal
+// stack, copies the interrupted registers and the top of the stack into one
+// preallocated buffer (stack_copy.h) and the watchdog unwinds the copy with DWARF
+// (stack_unwinder.h). The handler is async-signal-safe (see stall_sampler.cc).
 //
-// Only the watchdog thread calls the functions below (one request at a time); they
-// are not hook-path code and may read /proc.
+// Why a CPU-time timer and not tgkill: on kernels whose CPU timers expire from
+// task work (CONFIG_POSIX_CPU_TIMERS_TASK_WORK: x86-64 since Linux 5.11) the
+// signal is generated only while the thread returns to user mode, after any
+// system call has completed, so it can never make a read/write short or a
+// sleep/poll/epoll_wait return EINTR. Elsewhere the fallback is off (stalls are
+// reported without a stack). The timer is also only armed while the thread is
+// outside every blocking hook.
+//
+// Only the watchdog thread calls these functions, except
+// stall_sampler_prepare_thread (the worker itself, when it becomes a worker).
 #pragma once
 
 #include <cstdint>
 
+#include "interpose/watchdog/stack_copy.h"
+
 namespace blockwatch::interpose {
 
-// Note blockwatch's own code ranges (dl_iterate_phdr) and the signal to use. The
-// handler itself is installed lazily by the first stall_sampler_sample(), so a
-// program that never stalls never sees it, and one that takes the signal for
-// itself before then keeps it. Constructor or watchdog thread.
+// Note the signal to use; the handler is installed lazily by the first
+// sample, so a program that never stalls never sees it. Constructor or watchdog.
 void stall_sampler_prepare(int signal);
 
 // Install the sample handler for `signal` now (SA_SIGINFO|SA_RESTART|SA_ONSTACK).
 // Never steals a signal: if the program already has a handler or ignores it,
 // nothing is installed and false is returned (stalls are then reported without a
-// stack). Also notes blockwatch's own code ranges (dl_iterate_phdr): call from
-// the watchdog thread or the constructor, never from a signal handler.
-// `drop_own_frames` false keeps them (unit tests, where "own" is the test itself).
-bool stall_sampler_install(int signal, bool drop_own_frames = true);
+// stack). Watchdog thread or constructor, never a signal handler.
+bool stall_sampler_install(int signal);
 
 // True while the handler installed above is still the signal's disposition (the
-// program may install its own later: then blockwatch stops sending the signal).
+// program may install its own later: then blockwatch stops arming timers).
 bool stall_sampler_usable();
 
-// The syscall a thread is blocked in, read from /proc/self/task/TID/syscall.
-// `interruptible` is false when a signal handler would make that syscall return
-// EINTR to the program even with SA_RESTART (sleeps, poll/epoll/select, futex,
-// sigwait, SysV IPC...): such threads are never signalled (invariant 1).
-// `name` is a static string ("nanosleep", "futex", ...) or null when running or
-// unknown.
+// Whether this kernel generates CPU-timer signals only on the way back to user
+// mode (see above): the fallback is used only then.
+bool stall_sampler_kernel_is_safe();
+
+// On the calling thread, when it becomes a watched worker: make sure a sample
+// signal would run on an alternate stack. A program's own sigaltstack is kept
+// (and used); otherwise one of ours, mapped once per `index` (the thread's slot,
+// reused by the slot's next owner) and never freed. Not hook-path hot code:
+// mmap and sigaltstack, no malloc, no lock. Returns whether the thread is ready.
+bool stall_sampler_prepare_thread(int index);
+
+// The syscall a thread is in, read from /proc/self/task/TID/syscall. `in_syscall`
+// is true when the thread sleeps inside one (then `name` is a static string such
+// as "write", "nanosleep", or "syscall" when unnamed); false when it runs (or
+// waits for a CPU) or is gone.
 struct ThreadSyscall {
-  bool interruptible = true;
+  bool in_syscall = false;
   const char* name = nullptr;
 };
 ThreadSyscall read_thread_syscall(int32_t tid);
 // The same from the file's text (unit tests).
 ThreadSyscall parse_thread_syscall(const char* text);
 
-// Sample the stack of thread `tid` of this process: pcs innermost first,
-// blockwatch's own frames removed. Waits at most `timeout_ns` for the handler.
-// Returns the number of frames, or -1 when the thread did not answer (exited,
-// handler replaced) or was not asked because it blocks the signal (a pending
-// signal could reach the program through sigwaitinfo or signalfd); a handler
-// that answers after the timeout writes nothing. Watchdog thread only (reads /proc/self/maps;
-// allocates nothing).
-int stall_sampler_sample(int32_t tid, uintptr_t* frames, int max_frames, int64_t timeout_ns);
+// Sample thread `tid` (prepared at `index`) into `out`. 1: sampled; 0: no sample
+// before `timeout_ns` (the thread did not run, or blocked); -1: not asked (no
+// usable handler, kernel not safe, no alternate stack, or the thread blocks the
+// signal: a pending signal could reach the program through sigwaitinfo or a
+// signalfd). A handler that runs after the timeout writes nothing.
+int stall_sampler_sample(int32_t tid, int index, StackCopy* out, int64_t timeout_ns);
 
 // Whether a /proc/self/task/TID/status text says `signal` is blocked (SigBlk).
 // True when it cannot tell (the safe answer: do not send). Unit tests.

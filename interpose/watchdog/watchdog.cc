@@ -37,13 +37,13 @@
 #include "interpose/transport/agent.h"
 #include "interpose/transport/record_queue.h"
 #include "interpose/transport/sender.h"
-#include "interpose/watchdog/stall_sampler.h"
+#include "interpose/watchdog/thread_sampler.h"
 
 namespace blockwatch::interpose {
 namespace {
 
-// How long a signalled thread gets to answer before it is recorded without a
-// stack (a thread with the signal blocked never answers).
+// How long a running thread gets to produce a user-mode sample before it is
+// recorded without a stack (the watchdog waits meanwhile: keep it short).
 constexpr int64_t kSampleTimeoutNs = 100'000'000;
 constexpr int64_t kHangSampleTimeoutNs = 200'000'000;
 constexpr int kHangFlushTimeoutMs = 1000;
@@ -151,16 +151,15 @@ void fill_from_slot(Record& record, const ThreadSlot& slot, int64_t now_ns) {
   }
 }
 
-// The stack of `tid`, unless a signal would change what its current syscall
-// returns to the program; then the syscall's name goes to blocked_in instead.
-void sample_stack_into(Record& record, int32_t tid) {
-  const ThreadSyscall syscall_state = read_thread_syscall(tid);
-  if (!syscall_state.interruptible) {
-    if (!record.blocked_in) record.blocked_in = syscall_state.name;
-    return;
-  }
-  const int count = stall_sampler_sample(tid, record.frames, kMaxFrames, kSampleTimeoutNs);
+// The stack of `tid`, sampled without interrupting it (thread_sampler.h); a
+// thread asleep in a system call gets that call's name in blocked_in instead.
+void sample_stack_into(Record& record, int32_t tid, const ThreadSlot* slot, int64_t timeout_ns) {
+  const int slot_index = slot ? static_cast<int>(slot - g_thread_slots) : -1;
+  const char* syscall_name = nullptr;
+  const int count = sample_thread_stack(tid, slot, slot_index, record.frames, kMaxFrames,
+                                        timeout_ns, &syscall_name);
   record.frame_count = static_cast<uint16_t>(count > 0 ? count : 0);
+  if (!record.blocked_in && syscall_name) record.blocked_in = syscall_name;
 }
 
 int64_t non_negative(int64_t value) { return value > 0 ? value : 0; }
@@ -206,7 +205,7 @@ void report_stall(ThreadSlot& slot, StallTracker& tracker, const TickDecision& d
   }
   record.runqueue_ns = stall_runqueue_ns(record.duration_ns, record.cpu_ns, schedstat_runqueue_ns,
                                          never_blocked_and_runnable);
-  sample_stack_into(record, tracker.tid);
+  sample_stack_into(record, tracker.tid, &slot, kSampleTimeoutNs);
   // The task may have ended while we sampled: then the stack is the next one's.
   const SlotView after = read_view(slot, slot.tid.load(std::memory_order_acquire));
   if (after.tid != tracker.tid || !(after.key == tracker.key)) record.frame_count = 0;
@@ -235,8 +234,9 @@ void report_hang_thread(int32_t tid, const StallTracker& hung, const TickDecisio
   record.start_mono_ns = tid == hung.tid ? hung.first_seen_mono_ns : now_ns;
   record.duration_ns = tid == hung.tid ? decision.elapsed_ns : 0;
   copy_text(record.thread_name, name, sizeof record.thread_name);
-  if (const ThreadSlot* slot = find_slot(tid)) fill_from_slot(record, *slot, now_ns);
-  sample_stack_into(record, tid);
+  const ThreadSlot* slot = find_slot(tid);
+  if (slot) fill_from_slot(record, *slot, now_ns);
+  sample_stack_into(record, tid, slot, kHangSampleTimeoutNs);
   agent_submit(record);
 }
 
@@ -327,6 +327,7 @@ void* watchdog_thread_main(void*) {
   pthread_setname_np(pthread_self(), "bw-watchdog");
   mark_current_thread_internal();
   g_watchdog_tid = gettid();
+  thread_sampler_watchdog_started(g_settings.stall_threshold_ns > 0);
   while (!g_stop_requested.load(std::memory_order_acquire)) {
     const uint32_t seen_word = g_wake_word.load(std::memory_order_acquire);
     const bool any_busy = tick(monotonic_ns());
@@ -427,8 +428,9 @@ void watchdog_start() {
   g_settings = watchdog_settings_from_environment();
   if (g_settings.stall_threshold_ns <= 0 && g_settings.hang_threshold_ns <= 0) return;
   g_budget = StallBudget(g_settings.stall_budget_per_minute);
-  // The handler is installed at the first stall sample, not now (stall_sampler.h).
-  stall_sampler_prepare(g_settings.stall_signal);
+  // Chooses perf or the signal fallback; a signal handler is installed only at
+  // the first fallback sample, not now (stall_sampler.h).
+  thread_sampler_init(g_settings.stall_signal);
   g_was_started = start_thread();
 }
 
@@ -450,7 +452,7 @@ void watchdog_after_fork_child() {
   const bool was_running = g_thread_running.load(std::memory_order_relaxed) &&
                            !g_stop_requested.load(std::memory_order_relaxed);
   g_thread_running.store(false, std::memory_order_relaxed);
-  stall_sampler_after_fork_child();
+  thread_sampler_after_fork_child();
   // Only trackers of slots ever used, and only those that hold something: every
   // page written here is a copy-on-write fault in the child.
   for (int i = 0; i < thread_slots_high_water(); ++i) {

@@ -1,7 +1,7 @@
 // The stall and hang watchdog: one thread of blockwatch's own ("bw-watchdog")
 // that ticks every few milliseconds, notices a worker whose task or loop turn has
 // not changed for the stall threshold, samples its stack while it stalls
-// (stall_sampler.h) and reports kind `stall` records at 1x, 2x and 4x the
+// (thread_sampler.h) and reports kind `stall` records at 1x, 2x and 4x the
 // threshold; past the hang threshold it dumps every thread's stack (kind `hang`)
 // and flushes the agent. Task begin/end pay nothing for this: the watchdog only
 // reads the counters the slots already keep (thread_state.h).

@@ -1,6 +1,7 @@
 // Unit tests of the watchdog's pure logic (the per-slot stall state machine, the
-// report budget, the /proc parsers) and of the signal stack sampler, which works
-// in any process: this test installs it and samples its own threads.
+// report budget, the /proc parsers) and of the stack samplers (perf and the
+// signal fallback) with the DWARF unwinder, which work in any process: this test
+// samples its own threads.
 #include "interpose/watchdog/watchdog.h"
 
 #include <signal.h>
@@ -8,12 +9,17 @@
 
 #include <atomic>
 #include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <ctime>
 #include <thread>
 
 #include <gtest/gtest.h>
 
 #include "common/kinds.h"
 #include "interpose/core/record.h"
+#include "interpose/watchdog/perf_sampler.h"
+#include "interpose/watchdog/stack_unwinder.h"
 #include "interpose/watchdog/stall_sampler.h"
 
 namespace blockwatch::interpose {
@@ -211,13 +217,12 @@ TEST(ProcParsers, SchedstatStatStatusAndSyscall) {
             17);
   EXPECT_EQ(parse_voluntary_switches("Name:\tx\n"), -1);
 
-  EXPECT_TRUE(parse_thread_syscall("running\n").interruptible);
-  EXPECT_TRUE(parse_thread_syscall("-1 0x7ffd 0x4005\n").interruptible);
+  EXPECT_FALSE(parse_thread_syscall("running\n").in_syscall);
+  EXPECT_FALSE(parse_thread_syscall("-1 0x7ffd 0x4005\n").in_syscall);
   const ThreadSyscall sleeping = parse_thread_syscall("230 0x1 0x0 0x7ffd 0x0 0 0 0x7ffd 0x7f00\n");
-  EXPECT_FALSE(sleeping.interruptible);
+  EXPECT_TRUE(sleeping.in_syscall);
   EXPECT_STREQ(sleeping.name, "clock_nanosleep");
-  EXPECT_TRUE(
-      parse_thread_syscall("0 0x3 0x7ffd 0x10 0 0 0 0x7ffd 0x7f00\n").interruptible);  // read
+  EXPECT_STREQ(parse_thread_syscall("0 0x3 0x7ffd 0x10 0 0 0 0x7ffd 0x7f00\n").name, "read");
 }
 
 TEST(RunqueueSplit, NeverMoreThanTheTimeOffCpu) {
@@ -227,43 +232,181 @@ TEST(RunqueueSplit, NeverMoreThanTheTimeOffCpu) {
   EXPECT_EQ(stall_runqueue_ns(100, 130, 5, false), 0);
 }
 
-// --- the sampler, on this test's own threads --------------------------------------
+// --- the samplers, on this test's own threads ------------------------------------
 
 std::atomic<bool> g_spin{true};
 std::atomic<int> g_spinner_tid{0};
 std::atomic<int> g_errno_seen{0};
+std::atomic<bool> g_spinner_ready{false};
 
-extern "C" __attribute__((noinline)) void watchdog_test_spin_site() {
+// A loop without a frame pointer that calls clock_gettime (vDSO, no frame
+// pointers either): a frame-pointer walk loses its caller, DWARF must not.
+extern "C" __attribute__((noinline, optimize("omit-frame-pointer"))) uint64_t
+watchdog_test_spin_site() {
   errno = 777;
+  uint64_t sum = 0;
   while (g_spin.load(std::memory_order_relaxed)) {
-    asm volatile("" ::: "memory");
+    timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    sum += static_cast<uint64_t>(now.tv_nsec);
   }
   g_errno_seen = errno;
+  return sum;
 }
 
-TEST(StallSampler, SamplesASpinningThreadInsideItsLoopAndKeepsErrno) {
-  const int signal = SIGRTMIN + 7;
-  ASSERT_TRUE(stall_sampler_install(signal, /*drop_own_frames=*/false));
-  EXPECT_TRUE(stall_sampler_usable());
-  std::thread spinner([] {
+extern "C" __attribute__((noinline, optimize("omit-frame-pointer"))) uint64_t
+watchdog_test_spin_caller() {
+  return watchdog_test_spin_site() + 1;
+}
+
+// Starts a spinner thread prepared for the signal sampler at `index`.
+std::thread start_spinner(int index) {
+  g_spin = true;
+  g_spinner_tid = 0;
+  g_spinner_ready = false;
+  std::thread spinner([index] {
+    stall_sampler_prepare_thread(index);
     g_spinner_tid = gettid();
-    watchdog_test_spin_site();
+    g_spinner_ready = true;
+    watchdog_test_spin_caller();
   });
-  while (g_spinner_tid == 0) std::this_thread::yield();
-  const auto site = reinterpret_cast<uintptr_t>(&watchdog_test_spin_site);
+  while (!g_spinner_ready) std::this_thread::yield();
+  return spinner;
+}
+
+bool near(uintptr_t pc, const void* function, uintptr_t bytes) {
+  const auto start = reinterpret_cast<uintptr_t>(function);
+  return pc > start && pc <= start + bytes;
+}
+
+// Whether `frames` hold the spin site followed (at once, or after libc/vDSO
+// frames) by its caller.
+bool has_site_then_caller(const uintptr_t* frames, int count) {
+  for (int i = 0; i + 1 < count; ++i) {
+    if (near(frames[i], reinterpret_cast<void*>(&watchdog_test_spin_site), 512)) {
+      return near(frames[i + 1], reinterpret_cast<void*>(&watchdog_test_spin_caller), 128);
+    }
+  }
+  return false;
+}
+
+TEST(PerfSampler, SamplesASpinningThreadAndUnwindsThroughCodeWithoutFramePointers) {
+  if (!perf_sampler_available()) GTEST_SKIP() << "perf_event_open refused on this machine";
+  std::thread spinner = start_spinner(0);
   int hits = 0;
   for (int i = 0; i < 5; ++i) {
+    static StackCopy copy;
+    ASSERT_EQ(perf_sample_thread(g_spinner_tid, &copy, 2'000 * kMs), PerfSampleResult::kSampled);
     uintptr_t frames[kMaxFrames];
-    const int count = stall_sampler_sample(g_spinner_tid, frames, kMaxFrames, 2'000 * kMs);
-    EXPECT_GT(count, 0);
-    // The pc is inside the spin function (it is small: within 256 bytes), handed
-    // on as pc + 1 like a return address.
-    if (count > 0 && frames[0] > site && frames[0] <= site + 256) ++hits;
+    const int count = unwind_stack_copy(copy, frames, kMaxFrames, /*drop_own_frames=*/false);
+    if (has_site_then_caller(frames, count)) ++hits;
+  }
+  g_spin = false;
+  spinner.join();
+  EXPECT_EQ(hits, 5);
+}
+
+TEST(PerfSampler, ASleepingThreadGivesNoSample) {
+  if (!perf_sampler_available()) GTEST_SKIP() << "perf_event_open refused on this machine";
+  std::atomic<int> tid{0};
+  std::atomic<bool> stop{false};
+  std::thread sleeper([&] {
+    tid = gettid();
+    while (!stop) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  });
+  while (tid == 0) std::this_thread::yield();
+  static StackCopy copy;
+  EXPECT_EQ(perf_sample_thread(tid, &copy, 20 * kMs), PerfSampleResult::kNoSample);
+  stop = true;
+  sleeper.join();
+}
+
+// A function whose epilogue leaves a stale CFI rule, as LLVM emits them: after
+// `pop %rbp` the rule still says rbp is saved at CFA-16, which at the `ret` is
+// below sp. A sample there must still unwind to the caller.
+asm(R"(
+  .text
+  .globl bw_test_stale_epilogue
+  .type bw_test_stale_epilogue, @function
+bw_test_stale_epilogue:
+  .cfi_startproc
+  push %rbp
+  .cfi_def_cfa_offset 16
+  .cfi_offset %rbp, -16
+  mov %rsp, %rbp
+  .cfi_def_cfa_register %rbp
+  pop %rbp
+  .cfi_def_cfa %rsp, 8
+  .globl bw_test_stale_epilogue_ret
+bw_test_stale_epilogue_ret:
+  ret
+  .cfi_endproc
+  .size bw_test_stale_epilogue, .-bw_test_stale_epilogue
+)");
+extern "C" void bw_test_stale_epilogue();
+extern "C" char bw_test_stale_epilogue_ret[];
+
+extern "C" __attribute__((noinline)) uintptr_t watchdog_test_return_site() {
+  return reinterpret_cast<uintptr_t>(__builtin_return_address(0));
+}
+
+// Its return site is in code whose CFA is rbp-based: unwinding past it needs
+// rbp, which the stale rule above would read from below sp.
+extern "C" __attribute__((noinline, optimize("no-omit-frame-pointer"))) uintptr_t
+watchdog_test_rbp_frame_caller() {
+  volatile uintptr_t result = watchdog_test_return_site();  // no tail call
+  return result;
+}
+
+TEST(StackUnwinder, ASampleAtARetAfterAStaleRuleReachesTheCallers) {
+  const uintptr_t return_address = watchdog_test_rbp_frame_caller();
+  const uintptr_t outer_return = reinterpret_cast<uintptr_t>(&watchdog_test_spin_caller) + 4;
+  // The copy stands for a stack at 0x10000: [sp] the return address into the
+  // caller; the caller's frame at rbp = sp + 32: {saved rbp 0, outer return}.
+  static StackCopy copy;
+  copy = StackCopy{};
+  copy.stack_start = 0x10000;
+  copy.stack_bytes = 64;
+  const uintptr_t words[8] = {return_address, 0, 0, 0, 0, outer_return, 0, 0};
+  std::memcpy(copy.stack, words, sizeof words);
+  copy.regs[kRegRip] = reinterpret_cast<uintptr_t>(bw_test_stale_epilogue_ret);
+  copy.regs[kRegRsp] = copy.stack_start;
+  copy.regs[kRegRbp] = copy.stack_start + 32;  // already restored by the pop
+  uintptr_t frames[kMaxFrames];
+  const int count = unwind_stack_copy(copy, frames, kMaxFrames, /*drop_own_frames=*/false);
+  ASSERT_GE(count, 3);
+  EXPECT_EQ(frames[0], reinterpret_cast<uintptr_t>(bw_test_stale_epilogue_ret) + 1);
+  EXPECT_EQ(frames[1], return_address);
+  EXPECT_EQ(frames[2], outer_return);
+}
+
+TEST(StallSampler, SamplesASpinningThreadOnItsAltStackAndKeepsErrno) {
+  if (!stall_sampler_kernel_is_safe()) GTEST_SKIP() << "CPU-timer signals may interrupt syscalls";
+  const int signal = SIGRTMIN + 7;
+  ASSERT_TRUE(stall_sampler_install(signal));
+  EXPECT_TRUE(stall_sampler_usable());
+  std::thread spinner = start_spinner(1);
+  int hits = 0;
+  for (int i = 0; i < 5; ++i) {
+    static StackCopy copy;
+    ASSERT_EQ(stall_sampler_sample(g_spinner_tid, 1, &copy, 2'000 * kMs), 1);
+    uintptr_t frames[kMaxFrames];
+    const int count = unwind_stack_copy(copy, frames, kMaxFrames, /*drop_own_frames=*/false);
+    if (has_site_then_caller(frames, count)) ++hits;
   }
   g_spin = false;
   spinner.join();
   EXPECT_EQ(hits, 5);
   EXPECT_EQ(g_errno_seen.load(), 777);
+}
+
+TEST(StallSampler, AThreadWithoutAnAltStackIsNotSampled) {
+  ASSERT_TRUE(stall_sampler_install(SIGRTMIN + 7));
+  std::thread spinner = start_spinner(2);
+  static StackCopy copy;
+  EXPECT_EQ(stall_sampler_sample(g_spinner_tid, 3, &copy, 30 * kMs), -1);  // other index
+  g_spin = false;
+  spinner.join();
 }
 
 TEST(StallSampler, SigBlkParsing) {
@@ -276,12 +419,23 @@ TEST(StallSampler, SigBlkParsing) {
   EXPECT_TRUE(parse_signal_blocked("Name:\tx\n", 41));  // unknown: do not send
 }
 
+TEST(StallSampler, SyscallFileParsing) {
+  EXPECT_FALSE(parse_thread_syscall("running\n").in_syscall);
+  EXPECT_FALSE(parse_thread_syscall("-1 0x7ffd 0x401000\n").in_syscall);
+  const ThreadSyscall write_call =
+      parse_thread_syscall("1 0x3 0x7f00 0x400000 0 0 0 0x7ffd 0x7f\n");
+  EXPECT_TRUE(write_call.in_syscall);
+  EXPECT_STREQ(write_call.name, "write");
+  EXPECT_STREQ(parse_thread_syscall("9999 0 0 0 0 0 0 0 0\n").name, "syscall");
+}
+
 TEST(StallSampler, AThreadThatBlocksTheSignalIsNotSentOne) {
-  ASSERT_TRUE(stall_sampler_install(SIGRTMIN + 7, /*drop_own_frames=*/false));
+  ASSERT_TRUE(stall_sampler_install(SIGRTMIN + 7));
   std::atomic<int> tid{0};
   std::atomic<bool> stop{false};
   std::atomic<int> left_pending{-1};
   std::thread blocked([&] {
+    stall_sampler_prepare_thread(4);
     sigset_t all;
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, nullptr);
@@ -293,8 +447,8 @@ TEST(StallSampler, AThreadThatBlocksTheSignalIsNotSentOne) {
     left_pending = sigismember(&pending, SIGRTMIN + 7);
   });
   while (tid == 0) std::this_thread::yield();
-  uintptr_t frames[kMaxFrames];
-  EXPECT_EQ(stall_sampler_sample(tid, frames, kMaxFrames, 30 * kMs), -1);
+  static StackCopy copy;
+  EXPECT_EQ(stall_sampler_sample(tid, 4, &copy, 30 * kMs), -1);
   stop = true;
   blocked.join();
   EXPECT_EQ(left_pending.load(), 0);

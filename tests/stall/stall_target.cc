@@ -82,9 +82,40 @@ __attribute__((noinline)) int stall_sleep_site(int64_t duration_ns) {
   return nanosleep(&pause, nullptr);
 }
 
+// A CPU loop that reads the clock: the sample usually lands in clock_gettime
+// (vDSO, called through libc, neither with frame pointers). Built without frame
+// pointers too in stall_target_nofp: only DWARF unwinding finds this function
+// right below the clock frames, and its caller below it.
+__attribute__((noinline)) uint64_t clock_loop_site(int64_t cpu_ns) {
+  // Runs until this thread used `cpu_ns` of CPU (a loaded machine stretches the
+  // wall time, never shortens the work), checked every 4096 clock reads.
+  const int64_t end_cpu_ns = thread_cpu_ns() + cpu_ns;
+  timespec now;
+  uint64_t reads = 0;
+  for (;;) {
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    ++reads;
+    if ((reads & 4095) == 0 && thread_cpu_ns() >= end_cpu_ns) return reads;
+  }
+}
+
+__attribute__((noinline)) uint64_t clock_loop_caller(int64_t duration_ns) {
+  return clock_loop_site(duration_ns) * 3 + 1;
+}
+
 }  // extern "C"
 
 namespace {
+
+void* clock_loop_worker(void*) {
+  blockwatch_worker_begin();
+  blockwatch_task_begin("clock_loop");
+  const uint64_t reads = clock_loop_caller(100'000'000);
+  blockwatch_task_end();
+  blockwatch_worker_end();
+  std::printf("reads=%llu\n", static_cast<unsigned long long>(reads));
+  return nullptr;
+}
 
 // One worker task that burns CPU for 50 ms; errno must survive the sampling signal.
 void* cpu_task_worker(void*) {
@@ -229,6 +260,7 @@ int main(int argc, char** argv) {
   const std::string scenario = argc > 1 ? argv[1] : "";
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
   if (scenario == "cpu_task") return run_in_thread(cpu_task_worker);
+  if (scenario == "clock_loop") return run_in_thread(clock_loop_worker);
   if (scenario == "sleep_task") return run_in_thread(sleep_task_worker);
   if (scenario == "three_stalls") return run_in_thread(three_stalls_worker);
   if (scenario == "short_tasks") return run_in_thread(short_tasks_worker);

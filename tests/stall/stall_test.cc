@@ -6,6 +6,8 @@
 // collector's own report (collector/aggregate.h) of the same streams.
 // BW_PRELOAD_LIBRARY and BW_STALL_TARGET are set by CMake.
 #include <fcntl.h>
+#include <linux/perf_event.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -51,7 +53,8 @@ std::string read_text(const std::filesystem::path& path) {
 }
 
 // Runs one scenario with the preload and `env`; kills it after 20 s.
-ScenarioRun run_scenario(const std::string& scenario, std::map<std::string, std::string> env) {
+ScenarioRun run_scenario(const std::string& scenario, std::map<std::string, std::string> env,
+                         const char* target = BW_STALL_TARGET) {
   char dir_template[] = "/tmp/bw_stall_XXXXXX";
   const std::filesystem::path dir = mkdtemp(dir_template);
   env["LD_PRELOAD"] = BW_PRELOAD_LIBRARY;
@@ -74,8 +77,8 @@ ScenarioRun run_scenario(const std::string& scenario, std::map<std::string, std:
   if (pid == 0) {
     const int out = open(stdout_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     dup2(out, 1);
-    const char* argv[] = {BW_STALL_TARGET, scenario.c_str(), nullptr};
-    execve(BW_STALL_TARGET, const_cast<char**>(argv), envp.data());
+    const char* argv[] = {target, scenario.c_str(), nullptr};
+    execve(target, const_cast<char**>(argv), envp.data());
     _exit(127);
   }
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
@@ -114,6 +117,22 @@ ScenarioRun run_scenario(const std::string& scenario, std::map<std::string, std:
   run.report = aggregator.report();
   std::filesystem::remove_all(dir);
   return run;
+}
+
+// Whether this kernel lets a process sample its own threads with perf (the
+// library's default sampler); otherwise it falls back to the signal sampler.
+bool perf_allowed() {
+  perf_event_attr attr = {};
+  attr.size = sizeof attr;
+  attr.type = PERF_TYPE_SOFTWARE;
+  attr.config = PERF_COUNT_SW_TASK_CLOCK;
+  attr.disabled = 1;
+  attr.exclude_kernel = 1;
+  attr.exclude_hv = 1;
+  const long fd = syscall(SYS_perf_event_open, &attr, 0, -1, -1, PERF_FLAG_FD_CLOEXEC);
+  if (fd < 0) return false;
+  close(static_cast<int>(fd));
+  return true;
 }
 
 std::vector<ResolvedEvent> of_kind(const ScenarioRun& run, wire::Kind kind) {
@@ -213,6 +232,65 @@ TEST(Stall, CpuLoopIsOneStallSampledInsideTheLoop) {
   }
 }
 
+// A frame of the clock call: clock_gettime in the vDSO or libc, anything else
+// of theirs, or the program's PLT stub that jumps to libc (no symbol covers
+// it: it comes out as a bare address in the program's own module).
+bool is_clock_frame(const collector::StackFrame& frame) {
+  return frame.function.find("clock_gettime") != std::string::npos ||
+         frame.function.rfind("0x", 0) == 0 ||
+         frame.module.find("libc.so") != std::string::npos ||
+         frame.module.find("vdso") != std::string::npos;
+}
+
+// A clock-reading loop built without frame pointers (stall_target_nofp), sampled
+// by `sampler`: every sample's first frame outside libc and the vDSO is the
+// loop's function, and its caller comes right after it.
+void expect_loop_right_below_the_clock(const std::string& sampler, const char* target,
+                                       const std::string& site, const std::string& caller) {
+  const ScenarioRun run = run_scenario("clock_loop", {{"BLOCKWATCH_SAMPLER", sampler}}, target);
+  ASSERT_TRUE(WIFEXITED(run.status) && WEXITSTATUS(run.status) == 0) << describe(run);
+  int with_stack = 0;
+  for (const ResolvedEvent& e : of_kind(run, wire::KIND_STALL)) {
+    if (e.stack.empty()) continue;
+    ++with_stack;
+    size_t first = 0;
+    while (first < e.stack.size() && is_clock_frame(e.stack[first])) ++first;
+    ASSERT_LT(first + 1, e.stack.size()) << describe(run);
+    EXPECT_EQ(e.stack[first].function, site) << describe(run);
+    EXPECT_EQ(e.stack[first + 1].function, caller) << describe(run);
+  }
+  EXPECT_GT(with_stack, 0) << describe(run);
+  if (getenv("BW_STALL_TEST_VERBOSE")) std::printf("%s", describe(run).c_str());
+}
+
+void expect_loop_right_below_the_clock(const std::string& sampler) {
+  expect_loop_right_below_the_clock(sampler, BW_STALL_TARGET_NOFP, "clock_loop_site",
+                                    "clock_loop_caller");
+}
+
+TEST(Stall, StackThroughCodeWithoutFramePointersPerf) {
+  if (!perf_allowed()) GTEST_SKIP() << "perf_event_open refused on this machine";
+  expect_loop_right_below_the_clock("perf");
+}
+
+TEST(Stall, StackThroughCodeWithoutFramePointersSignalFallback) {
+  expect_loop_right_below_the_clock("signal");
+}
+
+// The same in Rust (stall_rust.rs, opt-level 2, no frame pointers).
+TEST(Stall, RustStackWithoutFramePointers) {
+  if (std::string(BW_STALL_RUST).empty()) GTEST_SKIP() << "Debian's rustc not found";
+  if (!perf_allowed()) GTEST_SKIP() << "perf_event_open refused on this machine";
+  expect_loop_right_below_the_clock("perf", BW_STALL_RUST, "rust_clock_loop_site",
+                                    "rust_clock_loop_caller");
+}
+
+TEST(Stall, RustStackWithoutFramePointersSignalFallback) {
+  if (std::string(BW_STALL_RUST).empty()) GTEST_SKIP() << "Debian's rustc not found";
+  expect_loop_right_below_the_clock("signal", BW_STALL_RUST, "rust_clock_loop_site",
+                                    "rust_clock_loop_caller");
+}
+
 TEST(Stall, SleepIsAnOffCpuStallInNanosleep) {
   const ScenarioRun run = run_scenario("sleep_task", {});
   ASSERT_TRUE(WIFEXITED(run.status) && WEXITSTATUS(run.status) == 0) << describe(run);
@@ -278,14 +356,27 @@ TEST(Stall, ShortTasksAreNoStall) {
   }
 }
 
+// The signal fallback (BLOCKWATCH_SAMPLER=signal) never takes a signal the
+// program handles: the stall is still reported, without a stack.
 TEST(Stall, ProgramsOwnSignalIsNeverTaken) {
-  const ScenarioRun run = run_scenario("program_owns_signal", {});
+  const ScenarioRun run = run_scenario("program_owns_signal", {{"BLOCKWATCH_SAMPLER", "signal"}});
   ASSERT_TRUE(WIFEXITED(run.status) && WEXITSTATUS(run.status) == 0) << describe(run);
   EXPECT_NE(run.stdout_text.find("program_signals=0"), std::string::npos) << run.stdout_text;
-  // Still reported, without a stack.
   const auto stalls = stalls_by_id(run);
   ASSERT_EQ(stalls.size(), 1u) << describe(run);
   EXPECT_TRUE(stalls.begin()->second.stack.empty()) << describe(run);
+}
+
+// perf sampling sends no signal at all: the program keeps its signal and the
+// stall still has its stack.
+TEST(Stall, PerfSamplingNeedsNoSignal) {
+  if (!perf_allowed()) GTEST_SKIP() << "perf_event_open refused on this machine";
+  const ScenarioRun run = run_scenario("program_owns_signal", {{"BLOCKWATCH_SAMPLER", "perf"}});
+  ASSERT_TRUE(WIFEXITED(run.status) && WEXITSTATUS(run.status) == 0) << describe(run);
+  EXPECT_NE(run.stdout_text.find("program_signals=0"), std::string::npos) << run.stdout_text;
+  const auto stalls = stalls_by_id(run);
+  ASSERT_EQ(stalls.size(), 1u) << describe(run);
+  EXPECT_TRUE(stack_contains(stalls.begin()->second, "stall_cpu_loop_site")) << describe(run);
 }
 
 TEST(Stall, BudgetSuppressesAndCounts) {
