@@ -13,18 +13,15 @@
 #include <climits>
 #include <cstdint>
 
+#include "interpose/base/raw_syscall.h"
+
 namespace blockwatch::interpose {
 
 inline long raw_futex(std::atomic<uint32_t>* word, int op, uint32_t value,
                       const timespec* timeout) {
 #if defined(__x86_64__)
-  register long r10 asm("r10") = reinterpret_cast<long>(timeout);
-  long result;
-  asm volatile("syscall"
-               : "=a"(result)
-               : "0"(long{SYS_futex}), "D"(word), "S"(long{op}), "d"(long{value}), "r"(r10)
-               : "rcx", "r11", "memory");
-  return result;
+  return raw_syscall6(SYS_futex, reinterpret_cast<long>(word), op, static_cast<long>(value),
+                      reinterpret_cast<long>(timeout), 0, 0);
 #else
   const int saved_errno = errno;
   const long result = ::syscall(SYS_futex, word, op, value, timeout, nullptr, 0);

@@ -8,6 +8,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "interpose/base/raw_syscall.h"
+
 namespace blockwatch::interpose {
 namespace {
 
@@ -25,19 +27,6 @@ void raw_sigprocmask(int how, const uint64_t* set, uint64_t* old) {
                    : "a"(SYS_rt_sigprocmask), "D"(how), "S"(set), "d"(old), "r"(r10)
                    : "rcx", "r11", "memory");
   (void)result;
-}
-
-// The raw mmap/mprotect/munmap syscalls: glibc's wrappers set errno on failure.
-long raw_syscall6(long number, long a1, long a2, long a3, long a4, long a5, long a6) {
-  long result;
-  register long r10 __asm__("r10") = a4;
-  register long r8 __asm__("r8") = a5;
-  register long r9 __asm__("r9") = a6;
-  __asm__ volatile("syscall"
-                   : "=a"(result)
-                   : "a"(number), "D"(a1), "S"(a2), "d"(a3), "r"(r10), "r"(r8), "r"(r9)
-                   : "rcx", "r11", "memory");
-  return result;
 }
 
 // Maps kSideStackBytes with a PROT_NONE guard page below. Null on failure.

@@ -22,6 +22,7 @@
 
 #include <cstdarg>
 
+#include "interpose/base/raw_syscall.h"
 #include "interpose/core/wait_classifier.h"
 #include "interpose/shims/hook_path.h"
 #include "interpose/shims/lifecycle.h"
@@ -54,16 +55,9 @@ bool is_futex_wait(long number, long op) {
 
 // Only while this thread is inside dlsym: the raw syscall instruction, with
 // libc's return convention (-1 and errno).
-long raw_syscall6(long number, long a1, long a2, long a3, long a4, long a5, long a6) {
+long syscall_while_in_dlsym(long number, long a1, long a2, long a3, long a4, long a5, long a6) {
 #if defined(__x86_64__)
-  long result;
-  register long r10 __asm__("r10") = a4;
-  register long r8 __asm__("r8") = a5;
-  register long r9 __asm__("r9") = a6;
-  __asm__ volatile("syscall"
-                   : "=a"(result)
-                   : "a"(number), "D"(a1), "S"(a2), "d"(a3), "r"(r10), "r"(r8), "r"(r9)
-                   : "rcx", "r11", "memory");
+  const long result = bw::raw_syscall6(number, a1, a2, a3, a4, a5, a6);
   if (result < 0 && result > -4096) {
     errno = static_cast<int>(-result);
     return -1;
@@ -130,7 +124,7 @@ BW_EXPORT long syscall(long number, ...) noexcept {
   const long a6 = va_arg(args, long);
   va_end(args);
   auto real_syscall = BW_REAL(syscall);
-  if (!real_syscall) return raw_syscall6(number, a1, a2, a3, a4, a5, a6);
+  if (!real_syscall) return syscall_while_in_dlsym(number, a1, a2, a3, a4, a5, a6);
   if (__builtin_expect(number == SYS_exit || number == SYS_exit_group, 0)) {
     before_raw_exit(number, a1);
   }

@@ -13,7 +13,6 @@ usage: prometheus_e2e.py BLOCKWATCHD LIBRARY BLOCKING_PROGRAM
 """
 import json
 import os
-import re
 import shutil
 import signal
 import socket
@@ -24,6 +23,8 @@ import time
 import urllib.parse
 import urllib.request
 
+from blockwatchd_http_e2e import wait_for_http_port  # the daemon prints its HTTP port
+
 DEADLINE_S = 90
 
 
@@ -31,20 +32,6 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def wait_for_http_port(daemon):
-    deadline = time.monotonic() + 30
-    seen = []
-    while time.monotonic() < deadline:
-        line = daemon.stderr.readline()
-        if not line:
-            break
-        seen.append(line)
-        match = re.search(r"http on 127\.0\.0\.1:(\d+)", line)
-        if match:
-            return int(match.group(1))
-    raise SystemExit("blockwatchd did not report its HTTP port:\n" + "".join(seen))
 
 
 def query(prom_port, promql):

@@ -27,6 +27,7 @@
 #include "collector/aggregate.h"
 #include "collector/stream_decoder.h"
 #include "collector/symbolizer.h"
+#include "tests/stall/run_support.h"
 
 namespace blockwatch {
 namespace {
@@ -34,6 +35,9 @@ namespace {
 using collector::DecodedStream;
 using collector::Hotspot;
 using collector::ResolvedEvent;
+using stall_test::perf_allowed;
+using stall_test::read_text;
+using stall_test::run_program;
 
 struct ScenarioRun {
   collector::Report report;  // what the collector makes of the streams
@@ -45,13 +49,6 @@ struct ScenarioRun {
   int forked_child_stalls = 0;  // stall records in streams of fork() children
 };
 
-std::string read_text(const std::filesystem::path& path) {
-  std::ifstream file(path);
-  std::stringstream buffer;
-  buffer << file.rdbuf();
-  return buffer.str();
-}
-
 // Runs one scenario with the preload and `env`; kills it after 20 s.
 ScenarioRun run_scenario(const std::string& scenario, std::map<std::string, std::string> env,
                          const char* target = BW_STALL_TARGET) {
@@ -60,37 +57,9 @@ ScenarioRun run_scenario(const std::string& scenario, std::map<std::string, std:
   env["LD_PRELOAD"] = BW_PRELOAD_LIBRARY;
   env["BLOCKWATCH_OUTPUT"] = (dir / "stream.%p.bwrec").string();
   if (!env.count("BLOCKWATCH_STALL_THRESHOLD")) env["BLOCKWATCH_STALL_THRESHOLD"] = "20ms";
-  std::vector<std::string> env_strings;
-  for (char** e = environ; *e; ++e) {
-    const std::string entry = *e;
-    if (entry.rfind("BLOCKWATCH_", 0) != 0 && entry.rfind("LD_PRELOAD=", 0) != 0) {
-      env_strings.push_back(entry);
-    }
-  }
-  for (const auto& [name, value] : env) env_strings.push_back(name + "=" + value);
-  std::vector<char*> envp;
-  for (std::string& s : env_strings) envp.push_back(s.data());
-  envp.push_back(nullptr);
   const std::string stdout_path = (dir / "stdout").string();
   ScenarioRun run;
-  const pid_t pid = fork();
-  if (pid == 0) {
-    const int out = open(stdout_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    dup2(out, 1);
-    const char* argv[] = {target, scenario.c_str(), nullptr};
-    execve(target, const_cast<char**>(argv), envp.data());
-    _exit(127);
-  }
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  while (waitpid(pid, &run.status, WNOHANG) == 0) {
-    if (std::chrono::steady_clock::now() > deadline) {
-      kill(pid, SIGKILL);
-      waitpid(pid, &run.status, 0);
-      ADD_FAILURE() << scenario << " did not finish; killed";
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
+  run.status = run_program({target, scenario.c_str()}, env, stdout_path, std::chrono::seconds(20));
   run.stdout_text = read_text(stdout_path);
   std::string error;
   collector::Aggregator aggregator(collector::StackClassifier::create({}, &error));
@@ -103,8 +72,8 @@ ScenarioRun run_scenario(const std::string& scenario, std::map<std::string, std:
     EXPECT_TRUE(decoder.feed(bytes.data(), bytes.size()) && decoder.finish()) << decoder.error();
     aggregator.end_stream(sink, "disconnected");
     DecodedStream stream;
-    EXPECT_TRUE(collector::decode_file(entry.path().string(), &stream,
-                                       &collector::Symbolizer::shared()))
+    EXPECT_TRUE(
+        collector::decode_file(entry.path().string(), &stream, &collector::Symbolizer::shared()))
         << stream.error;
     run.events.insert(run.events.end(), stream.events.begin(), stream.events.end());
     for (const ResolvedEvent& e : stream.events) {
@@ -117,22 +86,6 @@ ScenarioRun run_scenario(const std::string& scenario, std::map<std::string, std:
   run.report = aggregator.report();
   std::filesystem::remove_all(dir);
   return run;
-}
-
-// Whether this kernel lets a process sample its own threads with perf (the
-// library's default sampler); otherwise it falls back to the signal sampler.
-bool perf_allowed() {
-  perf_event_attr attr = {};
-  attr.size = sizeof attr;
-  attr.type = PERF_TYPE_SOFTWARE;
-  attr.config = PERF_COUNT_SW_TASK_CLOCK;
-  attr.disabled = 1;
-  attr.exclude_kernel = 1;
-  attr.exclude_hv = 1;
-  const long fd = syscall(SYS_perf_event_open, &attr, 0, -1, -1, PERF_FLAG_FD_CLOEXEC);
-  if (fd < 0) return false;
-  close(static_cast<int>(fd));
-  return true;
 }
 
 std::vector<ResolvedEvent> of_kind(const ScenarioRun& run, wire::Kind kind) {
@@ -232,13 +185,13 @@ TEST(Stall, CpuLoopIsOneStallSampledInsideTheLoop) {
   }
 }
 
-// A frame of the clock call: clock_gettime in the vDSO or libc, anything else
-// of theirs, or the program's PLT stub that jumps to libc (no symbol covers
-// it: it comes out as a bare address in the program's own module).
+// A frame of the clock call: clock_gettime in the vDSO or libc, the target's
+// thread_cpu_ns() that calls it, anything else of theirs, or the program's PLT stub that jumps to
+// libc (no symbol covers it: it comes out as a bare address in the program's own module).
 bool is_clock_frame(const collector::StackFrame& frame) {
   return frame.function.find("clock_gettime") != std::string::npos ||
-         frame.function.rfind("0x", 0) == 0 ||
-         frame.module.find("libc.so") != std::string::npos ||
+         frame.function == "thread_cpu_ns" ||  // the loop's own clock helper
+         frame.function.rfind("0x", 0) == 0 || frame.module.find("libc.so") != std::string::npos ||
          frame.module.find("vdso") != std::string::npos;
 }
 

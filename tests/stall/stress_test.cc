@@ -26,25 +26,22 @@
 
 #include "collector/stream_decoder.h"
 #include "collector/symbolizer.h"
+#include "tests/stall/run_support.h"
 
 namespace blockwatch {
 namespace {
 
 using collector::DecodedStream;
 using collector::ResolvedEvent;
+using stall_test::perf_allowed;
+using stall_test::read_text;
+using stall_test::run_program;
 
 struct Run {
   int status = -1;
   std::string stdout_text;
   std::vector<ResolvedEvent> events;
 };
-
-std::string read_text(const std::filesystem::path& path) {
-  std::ifstream file(path);
-  std::stringstream buffer;
-  buffer << file.rdbuf();
-  return buffer.str();
-}
 
 // Runs the target with `env` added to a copy of ours without BLOCKWATCH_* and
 // LD_PRELOAD; with `preload`, under the library. Killed after 120 s.
@@ -55,62 +52,20 @@ Run run_target(bool preload, std::map<std::string, std::string> env) {
     env["LD_PRELOAD"] = BW_PRELOAD_LIBRARY;
     env["BLOCKWATCH_OUTPUT"] = (dir / "stream.bwrec").string();
   }
-  std::vector<std::string> env_strings;
-  for (char** e = environ; *e; ++e) {
-    const std::string entry = *e;
-    if (entry.rfind("BLOCKWATCH_", 0) != 0 && entry.rfind("LD_PRELOAD=", 0) != 0) {
-      env_strings.push_back(entry);
-    }
-  }
-  for (const auto& [name, value] : env) env_strings.push_back(name + "=" + value);
-  std::vector<char*> envp;
-  for (std::string& s : env_strings) envp.push_back(s.data());
-  envp.push_back(nullptr);
   const std::string stdout_path = (dir / "stdout").string();
   Run run;
-  const pid_t pid = fork();
-  if (pid == 0) {
-    const int out = open(stdout_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    dup2(out, 1);
-    const char* argv[] = {BW_STRESS_TARGET, nullptr};
-    execve(BW_STRESS_TARGET, const_cast<char**>(argv), envp.data());
-    _exit(127);
-  }
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
-  while (waitpid(pid, &run.status, WNOHANG) == 0) {
-    if (std::chrono::steady_clock::now() > deadline) {
-      kill(pid, SIGKILL);
-      waitpid(pid, &run.status, 0);
-      ADD_FAILURE() << "stress_target did not finish; killed";
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  run.status = run_program({BW_STRESS_TARGET}, env, stdout_path, std::chrono::seconds(120));
   run.stdout_text = read_text(stdout_path);
   for (const auto& entry : std::filesystem::directory_iterator(dir)) {
     if (entry.path().extension() != ".bwrec") continue;
     DecodedStream stream;
-    EXPECT_TRUE(collector::decode_file(entry.path().string(), &stream,
-                                       &collector::Symbolizer::shared()))
+    EXPECT_TRUE(
+        collector::decode_file(entry.path().string(), &stream, &collector::Symbolizer::shared()))
         << stream.error;
     run.events.insert(run.events.end(), stream.events.begin(), stream.events.end());
   }
   std::filesystem::remove_all(dir);
   return run;
-}
-
-bool perf_allowed() {
-  perf_event_attr attr = {};
-  attr.size = sizeof attr;
-  attr.type = PERF_TYPE_SOFTWARE;
-  attr.config = PERF_COUNT_SW_TASK_CLOCK;
-  attr.disabled = 1;
-  attr.exclude_kernel = 1;
-  attr.exclude_hv = 1;
-  const long fd = syscall(SYS_perf_event_open, &attr, 0, -1, -1, PERF_FLAG_FD_CLOEXEC);
-  if (fd < 0) return false;
-  close(static_cast<int>(fd));
-  return true;
 }
 
 bool stack_contains(const ResolvedEvent& e, const std::string& function) {
@@ -156,7 +111,8 @@ void expect_unchanged_and_sampled(const std::string& sampler) {
   int stalls = 0, stalls_with_stack = 0, small_stack_samples = 0, hangs = 0;
   for (const ResolvedEvent& e : watched.events) {
     if (e.raw.kind() == wire::KIND_HANG) ++hangs;
-    if (e.thread_name == "pool-small" && stack_contains(e, "deep_stall_site")) ++small_stack_samples;
+    if (e.thread_name == "pool-small" && stack_contains(e, "deep_stall_site"))
+      ++small_stack_samples;
     if (e.raw.kind() != wire::KIND_STALL) continue;
     ++stalls;
     if (stack_contains(e, "stress_spin_site")) ++stalls_with_stack;
