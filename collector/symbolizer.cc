@@ -263,9 +263,11 @@ namespace {
 // with DEBUGINFOD_URLS set, asks debuginfod.
 const Dwfl_Callbacks* callbacks_for(const std::string& debug_root) {
   static std::mutex mutex;
-  static absl::flat_hash_map<std::string, const Dwfl_Callbacks*> by_root;
+  // Never destroyed: what it points to lives as long as the process (a map
+  // destroyed at exit would leave the sets unreachable for LeakSanitizer).
+  static auto* by_root = new absl::flat_hash_map<std::string, const Dwfl_Callbacks*>;
   std::lock_guard lock(mutex);
-  const Dwfl_Callbacks*& callbacks = by_root[debug_root];
+  const Dwfl_Callbacks*& callbacks = (*by_root)[debug_root];
   if (callbacks == nullptr) {
     auto* path = new char*(strdup((":.debug:" + debug_root).c_str()));
     callbacks = new Dwfl_Callbacks{dwfl_build_id_find_elf, dwfl_standard_find_debuginfo,
