@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "common/builtin_rules.h"
+#include "common/worker_selector.h"
 #include "google/protobuf/io/tokenizer.h"
 #include "google/protobuf/text_format.h"
 
@@ -114,6 +115,11 @@ bool resolve_settings(const config::Config& file, const FlagSettings& flags, con
   Settings s;
   s.rules = file;
   s.workers = pick(flags.workers, env("BLOCKWATCH_WORKERS"), file.workers());
+  // Checked here, before CMD starts: the library would only warn and watch less.
+  if (std::string why; !worker_selector::check(s.workers, &why)) {
+    *error = "bad workers \"" + s.workers + "\": " + why;
+    return false;
+  }
   struct DurationSetting {
     std::string text;
     int64_t* ns;

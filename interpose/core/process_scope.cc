@@ -1,7 +1,7 @@
-// Process scoping (process_scope.h): splits BLOCKWATCH_WORKERS into its default
-// section and its exe: sections, and picks the one for this process. The thread
-// rules of a section are handed on as text to worker_rules.h, which owns their
-// grammar; this file only finds where exe: sections begin and end.
+// Process scoping (process_scope.h): picks the BLOCKWATCH_WORKERS section for
+// this process. The selector's grammar (where exe: sections begin and end) is
+// common/worker_selector.h; a section's thread rules go on as text to
+// worker_rules.h.
 #include "interpose/core/process_scope.h"
 
 #include <regex.h>
@@ -11,69 +11,13 @@
 #include <cstdlib>
 #include <vector>
 
+#include "common/worker_selector.h"
 #include "interpose/base/proc_file.h"
 
 namespace blockwatch::interpose {
 namespace {
 
 constinit std::atomic<pid_t> g_watched_pid{0};
-
-struct ExeSection {
-  std::string_view pattern;
-  std::string_view thread_rules;
-};
-
-// Where an "exe:" selector starts: at the text's start or right after a comma
-// (spaces allowed between), outside (), [] and {} and not escaped, so that a
-// `name:` pattern holding ",exe:" inside a group stays a pattern. npos when
-// none from `from` on.
-size_t find_exe_selector(std::string_view text, size_t from) {
-  int depth = 0;
-  bool rule_start = true;  // at the text's start or after a top-level comma
-  for (size_t i = 0; i < text.size(); ++i) {
-    const char c = text[i];
-    if (c == '\\' && i + 1 < text.size()) {
-      ++i;
-      rule_start = false;
-    } else if (c == '(' || c == '[' || c == '{') {
-      ++depth;
-      rule_start = false;
-    } else if ((c == ')' || c == ']' || c == '}') && depth > 0) {
-      --depth;
-    } else if (c == ',' && depth == 0) {
-      rule_start = true;
-    } else if (c != ' ') {
-      if (rule_start && i >= from && text.compare(i, 4, "exe:") == 0) return i;
-      rule_start = false;
-    }
-  }
-  return std::string_view::npos;
-}
-
-// The end of an exe: pattern: the first comma outside (), [] and {}, so that
-// `exe:a{1,3}` keeps its comma.
-size_t pattern_end(std::string_view text, size_t from) {
-  int depth = 0;
-  for (size_t i = from; i < text.size(); ++i) {
-    const char c = text[i];
-    if (c == '\\' && i + 1 < text.size()) {
-      ++i;
-    } else if (c == '(' || c == '[' || c == '{') {
-      ++depth;
-    } else if ((c == ')' || c == ']' || c == '}') && depth > 0) {
-      --depth;
-    } else if (c == ',' && depth == 0) {
-      return i;
-    }
-  }
-  return text.size();
-}
-
-std::string_view trim(std::string_view text) {
-  while (!text.empty() && (text.front() == ' ' || text.front() == ',')) text.remove_prefix(1);
-  while (!text.empty() && (text.back() == ' ' || text.back() == ',')) text.remove_suffix(1);
-  return text;
-}
 
 std::string_view base_name(std::string_view path) {
   const size_t slash = path.rfind('/');
@@ -83,15 +27,11 @@ std::string_view base_name(std::string_view path) {
 // Full match of `pattern` (POSIX ERE) against the path or its base name.
 // Allocates (regcomp); constructor only. Sets `error` for a bad pattern.
 bool exe_matches(std::string_view pattern, std::string_view exe_path, std::string* error) {
-  const std::string anchored = "^(" + std::string(pattern) + ")$";
   regex_t compiled;
-  const int rc = regcomp(&compiled, anchored.c_str(), REG_EXTENDED | REG_NOSUB);
-  if (rc != 0) {
-    char reason[128];
-    regerror(rc, &compiled, reason, sizeof reason);
-    if (error->empty()) {
-      *error = "rule 'exe:" + std::string(pattern) + "': bad regular expression (" + reason + ")";
-    }
+  std::string why;
+  if (!worker_selector::compile_full_match(pattern, "exe:" + std::string(pattern), &compiled,
+                                           &why)) {
+    if (error->empty()) *error = why;
     return false;
   }
   const std::string path(exe_path), name(base_name(exe_path));
@@ -106,20 +46,9 @@ bool exe_matches(std::string_view pattern, std::string_view exe_path, std::strin
 ScopeDecision decide_process_scope(std::string_view rules, std::string_view exe_path,
                                    std::string_view cmd_exe, bool is_cmd_process) {
   ScopeDecision decision;
-  size_t first = find_exe_selector(rules, 0);
-  const std::string_view default_rules =
-      trim(rules.substr(0, first == std::string_view::npos ? rules.size() : first));
-  std::vector<ExeSection> sections;
-  while (first != std::string_view::npos) {
-    const size_t pattern_start = first + 4;
-    const size_t end = pattern_end(rules, pattern_start);
-    const size_t next = end < rules.size() ? find_exe_selector(rules, end) : std::string_view::npos;
-    const size_t rules_end = next == std::string_view::npos ? rules.size() : next;
-    sections.push_back({rules.substr(pattern_start, end - pattern_start),
-                        trim(rules.substr(end, rules_end > end ? rules_end - end : 0))});
-    first = next;
-  }
-  for (const ExeSection& section : sections) {
+  const worker_selector::Sections split = worker_selector::split_sections(rules);
+  const std::string_view default_rules = split.default_rules;
+  for (const worker_selector::ExeSection& section : split.exe_sections) {
     if (section.pattern.empty()) {
       if (decision.error.empty()) decision.error = "rule 'exe:' names no executable";
       continue;

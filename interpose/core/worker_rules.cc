@@ -1,63 +1,16 @@
-// Parses and matches BLOCKWATCH_WORKERS rules (see worker_rules.h). POSIX regcomp
-// rather than std::regex: the injected library is built without exceptions, and
-// std::regex reports a bad pattern only by throwing.
+// Matches BLOCKWATCH_WORKERS thread rules (see worker_rules.h); their grammar is
+// common/worker_selector.h. POSIX regcomp rather than std::regex: the injected
+// library is built without exceptions, and std::regex reports a bad pattern only
+// by throwing.
 #include "interpose/core/worker_rules.h"
 
 #include <atomic>
 #include <cstring>
 #include <string_view>
 
+#include "common/worker_selector.h"
+
 namespace blockwatch::interpose {
-
-namespace {
-
-// Linux keeps 15 bytes of a thread's name (TASK_COMM_LEN - 1); Rust's std, glibc's
-// pthread_setname_np callers and prctl all end up with the cut name. So a rule
-// written for the name a program gives ("tokio-runtime-worker") would never match
-// what the kernel keeps ("tokio-runtime-w").
-constexpr size_t kThreadNameBytes = 15;
-
-// The literal text a pattern starts with: up to its first special character, less
-// the character a following quantifier makes optional. Empty when the pattern has
-// a top-level choice of alternatives (no one literal start).
-std::string literal_start(std::string_view pattern) {
-  if (pattern.find('|') != std::string_view::npos) return "";
-  std::string literal;
-  for (const char c : pattern) {
-    if (std::strchr(".[]()*+?{}^$\\", c) != nullptr) {
-      if ((c == '*' || c == '?' || c == '{') && !literal.empty()) literal.pop_back();
-      return literal;
-    }
-    literal += c;
-  }
-  return literal;
-}
-
-// Does `text` start a rule? A lower-case word that ends the list, is followed by
-// a comma, a space or a colon: `main`, `name:`, and a misspelt `nmae:` or
-// `bogus`, which are then reported rather than swallowed into the regex.
-bool starts_rule(std::string_view text) {
-  size_t letters = 0;
-  while (letters < text.size() && text[letters] >= 'a' && text[letters] <= 'z') ++letters;
-  if (letters == 0) return false;
-  return letters == text.size() || text[letters] == ',' || text[letters] == ' ' ||
-         text[letters] == ':';
-}
-
-// Where the rule at the front of `rest` ends: at the first comma followed (after
-// spaces) by another rule, an empty rule or the end, so a comma inside a regular
-// expression ("name:w{1,15}", "name:[a,b]x") stays in it.
-size_t rule_end(std::string_view rest) {
-  for (size_t comma = rest.find(','); comma != std::string_view::npos;
-       comma = rest.find(',', comma + 1)) {
-    std::string_view next = rest.substr(comma + 1);
-    while (!next.empty() && next.front() == ' ') next.remove_prefix(1);
-    if (next.empty() || next.front() == ',' || starts_rule(next)) return comma;
-  }
-  return std::string_view::npos;
-}
-
-}  // namespace
 
 WorkerRules::~WorkerRules() { clear(); }
 
@@ -70,42 +23,22 @@ void WorkerRules::clear() {
 
 bool WorkerRules::parse(const char* text, std::string* error) {
   clear();
-  bool ok = true;
-  auto fail = [&](std::string message) {
-    if (ok && error) *error = std::move(message);
-    ok = false;
-  };
-  std::string_view rest = text ? text : "";
-  while (!rest.empty()) {
-    const size_t comma = rule_end(rest);
-    std::string_view rule = rest.substr(0, comma);
-    rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
-    while (!rule.empty() && rule.front() == ' ') rule.remove_prefix(1);
-    while (!rule.empty() && rule.back() == ' ') rule.remove_suffix(1);
-    if (rule.empty()) continue;
-    if (rule == "main") {
+  std::vector<worker_selector::ThreadRule> rules;
+  bool ok = worker_selector::parse_thread_rules(text ? text : "", &rules, error);
+  for (const worker_selector::ThreadRule& rule : rules) {
+    if (rule.main) {
       match_main_ = true;
       continue;
     }
-    if (!rule.starts_with("name:") || rule.size() == 5) {
-      fail("rule '" + std::string(rule) + "' is neither 'main' nor 'name:REGEX'");
-      continue;
-    }
-    // Anchored: the rule names whole thread names, not substrings.
-    const std::string anchored = "^(" + std::string(rule.substr(5)) + ")$";
     regex_t pattern;
-    const int rc = regcomp(&pattern, anchored.c_str(), REG_EXTENDED | REG_NOSUB);
-    if (rc != 0) {
-      char reason[128];
-      regerror(rc, &pattern, reason, sizeof reason);
-      fail("rule '" + std::string(rule) + "': bad regular expression (" + reason + ")");
+    // One error line: the first problem found.
+    if (!worker_selector::compile_full_match(rule.regex, "name:" + rule.regex, &pattern,
+                                             ok ? error : nullptr)) {
+      ok = false;
       continue;
     }
     patterns_.push_back(pattern);
-    // A rule whose literal start fills a whole thread name also matches
-    // the cut name: "name:tokio-runtime-worker" selects "tokio-runtime-w".
-    const std::string start = literal_start(rule.substr(5));
-    if (start.size() >= kThreadNameBytes) cut_names_.push_back(start.substr(0, kThreadNameBytes));
+    if (!rule.cut_name.empty()) cut_names_.push_back(rule.cut_name);
   }
   return ok;
 }
@@ -198,8 +131,8 @@ NameVerdict worker_rules_cached_verdict(const char* thread_name, bool is_main_th
 bool worker_rules_learn(const char* thread_name, bool is_main_thread) {
   if (!thread_name) return is_main_thread && g_match_main.load(std::memory_order_relaxed);
   // What the kernel keeps, and what a hook reads back (PR_GET_NAME).
-  char cut[kThreadNameBytes + 1] = {};
-  std::strncpy(cut, thread_name, kThreadNameBytes);
+  char cut[worker_selector::kKeptNameBytes + 1] = {};
+  std::strncpy(cut, thread_name, worker_selector::kKeptNameBytes);
   const bool by_name = process_rules().matches(cut, /*is_main_thread=*/false);
   if (g_has_name_rules.load(std::memory_order_acquire)) {
     g_name_verdicts.insert(NameVerdictTable::tag_of(cut), by_name);

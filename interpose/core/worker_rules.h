@@ -1,14 +1,6 @@
 // BLOCKWATCH_WORKERS: which threads are workers in a program that does not call
-// the bw_* API. A comma-separated list of rules:
-//   main         the process's first thread (Node, Redis, nginx, asyncio)
-//   name:REGEX   a thread whose name fully matches the POSIX extended REGEX
-// A comma separates rules only where another rule starts after it (spaces
-// allowed): a lower-case word followed by a colon (`name:`), a comma, or the end
-// (`main`). Any other comma belongs to the regex, so `name:w{1,15},main` is the
-// two rules `name:w{1,15}` and `main`.
-// Linux keeps only the first 15 bytes of a thread name, so a rule whose literal
-// start is longer ("name:tokio-runtime-worker", "name:my-long-pool-name-[0-9]+")
-// also matches a name that is exactly those first 15 bytes.
+// the bw_* API: `main` and `name:REGEX` rules, whose grammar (commas inside a
+// regex, the 15 bytes Linux keeps of a name) is common/worker_selector.h.
 // Patterns are compiled once, at startup. regexec allocates (glibc builds DFA
 // states as it goes), so it never runs on the hook path: a hook only looks the
 // thread's name up in a lock-free table of verdicts (worker_rules_cached_verdict).

@@ -5,7 +5,8 @@
 /dev/null, a missing or unwritable directory, a path under a regular file, a
 report path from the config file; bad durations from a flag or the
 environment; a flag missing its value; bad --fail-on, --baseline, --config;
-config files with a syntax error, a bad duration, a bad regex; an unknown
+config files with a syntax error, a bad duration, a bad regex; a bad
+--workers selector from a flag, the environment or the config; an unknown
 option) gives exit 2 and one line on stderr, and CMD (`touch MARKER`) never
 runs. A report that can no longer be written when CMD ends (CMD removed its
 directory) turns CMD's success into exit 2. `blockwatchd`: bad report paths,
@@ -84,6 +85,13 @@ def bad_run_settings(tmp):
         ("config regex", {},
          ["--config", config_file(tmp, "regex.conf", 'idle { frame: "[" }\n')], "bad regex"),
         ("unknown option", {}, ["--colour"], "unknown option --colour"),
+        ("misspelt worker rule", {}, ["--workers", "mian"], "'mian'"),
+        ("bad worker regex", {}, ["--workers", "main,name:pool-[0-9"], "bad regular expression"),
+        ("empty exe selector", {}, ["--workers", "main,exe:"], "names no executable"),
+        ("bad environment workers", {"BLOCKWATCH_WORKERS": "name:("}, [],
+         "bad regular expression"),
+        ("config workers", {},
+         ["--config", config_file(tmp, "workers.conf", 'workers: "thread:x"\n')], "'thread:x'"),
     ]
 
 
