@@ -7,6 +7,7 @@
 // driver asserts on; alarm() turns a deadlock into death by SIGALRM.
 #include <alloca.h>
 #include <fcntl.h>
+#include <link.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/syscall.h>
@@ -17,7 +18,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <string>
+#include <thread>
 
 #include "blockwatch/blockwatch.h"
 #include "tests/preload/hardening_target.h"
@@ -108,6 +111,65 @@ void scenario_signal_first_hook() {
   }
   alarm(0);
   printf("first hooks in a signal handler: %d threads\n", kFirstHookThreads);
+}
+
+// --- reported calls inside signal handlers that interrupted the loader or malloc -
+
+std::atomic<int> g_reported_handler_runs{0};
+
+// A blocking call over the threshold, made in a signal handler: it is reported,
+// so its stack is unwound from inside the handler, through the signal frame.
+__attribute__((noinline)) void handler_blocking_site() {
+  const struct timespec two_ms = {0, 2'000'000};
+  nanosleep(&two_ms, nullptr);
+}
+
+void reporting_handler(int) {
+  const int saved_errno = errno;
+  handler_blocking_site();
+  g_reported_handler_runs.fetch_add(1);
+  errno = saved_errno;
+}
+
+// Runs with the loader's lock held (dl_iterate_phdr takes it for the walk): a
+// signal landing here finds the lock held by the very thread it interrupted.
+__attribute__((noinline)) int loader_lock_held_callback(struct dl_phdr_info*, size_t, void*) {
+  for (int spin = 0; spin < 2000; ++spin) __asm__ volatile("" ::: "memory");
+  return 0;
+}
+
+// A worker that spends its time inside dl_iterate_phdr's callback and malloc,
+// making no hooked call of its own, until it has taken kReportedHandlerSignals.
+void scenario_reported_in_handler() {
+  struct sigaction action = {};
+  action.sa_handler = reporting_handler;
+  sigemptyset(&action.sa_mask);
+  action.sa_flags = SA_RESTART;
+  CHECK(sigaction(SIGUSR2, &action, nullptr) == 0);
+  std::atomic<bool> done{false};
+  std::atomic<pthread_t> worker{};
+  std::thread thread([&] {
+    pthread_setname_np(pthread_self(), "worker-signals");
+    worker.store(pthread_self());
+    unsigned seed = 7;
+    while (!done.load()) {
+      dl_iterate_phdr(loader_lock_held_callback, nullptr);
+      void* block = malloc(2048 + rand_r(&seed) % 60000);
+      static_cast<volatile char*>(block)[0] = 1;
+      free(block);
+    }
+  });
+  while (worker.load() == pthread_t{}) sched_yield();
+  alarm(30);  // a deadlock ends as SIGALRM, not as a stuck suite
+  for (int sent = 0; sent < kReportedHandlerSignals; ++sent) {
+    const int before = g_reported_handler_runs.load();
+    CHECK(pthread_kill(worker.load(), SIGUSR2) == 0);
+    while (g_reported_handler_runs.load() == before) sched_yield();
+  }
+  alarm(0);
+  done.store(true);
+  thread.join();
+  printf("reported calls in signal handlers: %d\n", g_reported_handler_runs.load());
 }
 
 // --- a worker with a small stack and little of it left ---------------------------
@@ -310,6 +372,7 @@ void add_hardening_scenarios(ScenarioTable& table) {
       {"raw_exit_threads", ignoring_self(scenario_raw_exit_threads)},
       {"unique_labels", ignoring_self(scenario_unique_labels)},
       {"vfork_child", ignoring_self(scenario_vfork_child)},
+      {"reported_in_handler", ignoring_self(scenario_reported_in_handler)},
   });
 }
 

@@ -11,6 +11,10 @@ inline constexpr int kFirstHookThreads = 20;
 // A rule with a comma in its regex (issue 10, 7a) and a bound the DFA must build.
 inline constexpr char kFirstHookRule[] = "name:(wq|xq)-[0-9]{1,4}";
 
+// reported_in_handler: signals to a worker busy in dl_iterate_phdr's callback
+// (loader lock held) and malloc, whose handler makes a reported blocking call.
+inline constexpr int kReportedHandlerSignals = 100;
+
 // small_stack: a worker with a 64 KiB stack makes reported calls with this much
 // of it left; a reported call may use kStackBudgetBytes of it.
 inline constexpr size_t kSmallStackBytes = 64 * 1024;

@@ -42,6 +42,30 @@ TEST(Hardening, FirstHookInASignalHandlerThatInterruptedMallocNeitherDeadlocksNo
   EXPECT_TRUE(names.count("wq-0") && names.count("wq-19")) << describe(run.events());
 }
 
+// A reported call made in a signal handler is unwound from inside the handler
+// (DESIGN invariant 3). The handlers here interrupt a worker inside
+// dl_iterate_phdr's callback, holding the loader's lock the unwinder also takes
+// (glibc's is recursive: the same thread re-enters it), and inside malloc
+// (libunwind's local walk allocates nothing). No deadlock (SIGALRM), every call
+// reported with the handler and what it interrupted in its stack.
+TEST(Hardening, ReportedCallsInSignalHandlersThatInterruptedTheLoaderOrMalloc) {
+  const RunResult run = run_hardening("reported_in_handler", kWorkerRule);
+  ASSERT_TRUE(run.exited_with(0)) << "status " << run.status << " (SIGALRM = deadlock)\n"
+                                  << run.stderr_text;
+  const auto reported = at_site(run.events(), "handler_blocking_site");
+  EXPECT_EQ(reported.size(), static_cast<size_t>(preload_target::kReportedHandlerSignals))
+      << describe(run.events());
+  size_t through_loader_lock = 0;
+  for (const DecodedEvent& e : reported) {
+    EXPECT_TRUE(e.stack_contains("reporting_handler")) << describe({e});
+    if (e.stack_contains("loader_lock_held_callback")) ++through_loader_lock;
+  }
+  // Most of the worker's time is in the callback: signals land there.
+  EXPECT_GT(through_loader_lock, 0u) << describe(reported);
+  std::printf("%zu of %zu reported inside dl_iterate_phdr's callback\n", through_loader_lock,
+              reported.size());
+}
+
 size_t stack_used(const std::string& stdout_text) {
   const size_t at = stdout_text.find("stack used by a reported call: ");
   if (at == std::string::npos) return SIZE_MAX;
