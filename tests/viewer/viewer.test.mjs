@@ -27,12 +27,14 @@ const OUT_DIR = env('BW_OUT_DIR');
 const FIXTURE = join(env('BW_FIXTURES'), 'order-server-report.json');
 
 let browser;
+let profileDir;  // Chromium's profile, removed again after the run
 
 before(async () => {
+  profileDir = mkdtempSync(join(tmpdir(), 'bw-chromium-'));
   browser = await puppeteer.launch({
     executablePath: env('BW_CHROMIUM'),
     headless: true,
-    userDataDir: mkdtempSync(join(tmpdir(), 'bw-chromium-')),
+    userDataDir: profileDir,
     args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking',
       '--disable-component-update', '--disable-sync', '--font-render-hinting=none'],
   });
@@ -40,6 +42,7 @@ before(async () => {
 
 after(async () => {
   if (browser) await browser.close();
+  if (profileDir) rmSync(profileDir, { recursive: true, force: true });
 });
 
 // With the collector core built (BW_VIA_MODEL=1), pages show what the collector's
