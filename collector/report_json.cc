@@ -30,11 +30,11 @@ void get_if(const json& j, const char* key, T* value) {
   void from_json(const json& j, Type& value) { FIELDS(BW_JSON_READ_FIELD) }
 
 // Source fields of a frame (file, line, function_line, inlined,
-// build_id_mismatch) are written only when set: frames without debug info read as
+// build_id_mismatch, no_debug_info) are written only when set: frames without debug info read as
 // before, and a reader of an older report gets the defaults.
 #define BW_STACK_FRAME_FIELDS(X) X(function) X(module) X(offset) X(pc)
 #define BW_STACK_FRAME_SOURCE_FIELDS(X) \
-  X(file) X(line) X(function_line) X(inlined) X(build_id_mismatch)
+  X(file) X(line) X(function_line) X(inlined) X(build_id_mismatch) X(no_debug_info)
 #define BW_PROCESS_INFO_FIELDS(X)                                                     \
   X(pid) X(ppid) X(exe) X(argv) X(hostname) X(start_unix_ns) X(threshold_ns)          \
   X(stall_threshold_ns) X(forked_child) X(connected) X(said_goodbye) X(end_reason)    \

@@ -28,6 +28,9 @@ struct StackFrame {
   // The module's file on disk is another build than the one that ran and no
   // copy with its build-id was found: `function` is not named from it.
   bool build_id_mismatch = false;
+  // The module has no debug info anywhere the collector looked: no file:line,
+  // and functions only from its symbol tables (Symbolization::no_debug_info).
+  bool no_debug_info = false;
 };
 
 // A task-entry probe the injected library installed or refused (wire TaskProbe).

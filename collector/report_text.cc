@@ -124,6 +124,22 @@ void write_task_probes(LineWriter& w, const Report& report) {
   }
 }
 
+// Modules in the reported stacks that had no debug info anywhere the collector
+// looked: their frames have no file:line, and the report says so rather than
+// leave the user to wonder.
+void write_missing_debug_info(LineWriter& w, const Report& report) {
+  std::vector<std::string> modules;
+  for (const Hotspot& h : report.hotspots) {
+    for (const StackFrame& f : h.stack) {
+      if (f.no_debug_info && !f.module.empty()) add_unique(&modules, basename(f.module));
+    }
+  }
+  if (modules.empty()) return;
+  w.line("");
+  w.line("no debug info: " + join(modules, 6) + " (no file:line in their frames;");
+  w.line("   install their debug symbols, or set DEBUGINFOD_URLS for a debuginfod server)");
+}
+
 }  // namespace
 
 void write_text_report(const Report& report, std::ostream& out, const TextReportOptions& o) {
@@ -153,6 +169,7 @@ void write_text_report(const Report& report, std::ostream& out, const TextReport
     }
   }
   write_task_probes(w, report);
+  write_missing_debug_info(w, report);
   if (report.dropped > 0) {
     w.line("");
     w.line("dropped: " + std::to_string(report.dropped) +

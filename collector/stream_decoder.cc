@@ -238,6 +238,7 @@ std::vector<StackFrame> StreamDecoder::symbolized_frames(StackFrame base) const 
     base.function = kBuildIdMismatchFunction;
     base.build_id_mismatch = true;
   }
+  base.no_debug_info = symbolized.no_debug_info;
   if (symbolized.frames.empty()) return {base};
   std::vector<StackFrame> frames;
   frames.reserve(symbolized.frames.size());

@@ -26,6 +26,10 @@ struct Symbolization {
   // rebuilt or upgraded while the process lived) and no copy with the right
   // build-id was found: frames stay empty rather than naming the wrong function.
   bool build_id_mismatch = false;
+  // The module has no DWARF anywhere the symbolizer looked (its file,
+  // .gnu_debugdata, /usr/lib/debug, debuginfod): names come from its symbol
+  // tables at best, and no frame of it has a file or line.
+  bool no_debug_info = false;
 };
 
 // What the collector knows of a loaded object (from the wire's Module).

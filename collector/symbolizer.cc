@@ -222,6 +222,8 @@ Symbolization resolve(Dwfl_Module* module, uint64_t address) {
                                 dwfl_line_comp_dir(source));
   }
   const uint32_t line_number = line > 0 ? static_cast<uint32_t>(line) : 0;
+  Dwarf_Addr dwarf_bias = 0;
+  out.no_debug_info = dwfl_module_getdwarf(module, &dwarf_bias) == nullptr;
   if (append_dwarf_frames(module, address, symbol_name, file, line_number, &out.frames)) return out;
   out.frames.clear();
   if (!symbol_name.empty() || !file.empty()) {

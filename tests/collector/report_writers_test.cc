@@ -169,5 +169,37 @@ TEST(Reports, FramesWithSourceLines) {
   EXPECT_EQ(back.hotspots[0].stack[2].file, "/src/app/handler.cc");
 }
 
+// Frames of a module without debug info: the JSON flags them, the text report
+// names the module once and says what would bring file:line; a report whose
+// frames all have debug info says nothing.
+TEST(Reports, ModulesWithoutDebugInfoAreNamed) {
+  Report r = testing::sample_report();
+  std::stringstream clean;
+  write_text_report(r, clean, TextReportOptions{});
+  EXPECT_EQ(clean.str().find("no debug info"), std::string::npos) << clean.str();
+
+  for (Hotspot& h : r.hotspots) {
+    for (StackFrame& f : h.stack) {
+      if (!f.module.empty()) {
+        f.module = "/usr/bin/redis-check-rdb";
+        f.no_debug_info = true;
+        break;
+      }
+    }
+  }
+  std::stringstream text;
+  write_text_report(r, text, TextReportOptions{});
+  EXPECT_NE(text.str().find("no debug info: redis-check-rdb (no file:line"), std::string::npos)
+      << text.str();
+  std::stringstream json_text;
+  write_json_report(r, json_text);
+  Report back;
+  std::string error;
+  ASSERT_TRUE(read_json_report(json_text, &back, &error)) << error;
+  bool flagged = false;
+  for (const StackFrame& f : back.hotspots[0].stack) flagged |= f.no_debug_info;
+  EXPECT_TRUE(flagged);
+}
+
 }  // namespace
 }  // namespace blockwatch::collector

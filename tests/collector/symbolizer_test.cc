@@ -138,6 +138,7 @@ TEST(Symbolizer, InlinedChainWithFileAndLine) {
   Symbolization s = symbolizer.symbolize({self.path, self.build_id}, pc - self.bias - 1);
   ASSERT_EQ(s.frames.size(), 2u);
   EXPECT_FALSE(s.build_id_mismatch);
+  EXPECT_FALSE(s.no_debug_info);
   EXPECT_EQ(s.frames[0].function, "planted::inlined_helper");
   EXPECT_TRUE(s.frames[0].inlined);
   EXPECT_EQ(base_name(s.frames[0].file), "symbolizer_test.cc");
@@ -216,6 +217,7 @@ TEST(Symbolizer, SeparateDebugFileByBuildId) {
   Symbolizer plain(Symbolizer::Options{.use_debuginfod = false});
   Symbolization without = plain.symbolize({stripped, self.build_id}, pc - self.bias - 1);
   for (const auto& frame : without.frames) EXPECT_NE(frame.function, "planted::outer(int)");
+  EXPECT_TRUE(without.no_debug_info);  // the report says why there is no file:line
 
   Symbolizer with_root(Symbolizer::Options{.debug_root = dir.string(), .use_debuginfod = false});
   Symbolization s = with_root.symbolize({stripped, self.build_id}, pc - self.bias - 1);
@@ -223,6 +225,7 @@ TEST(Symbolizer, SeparateDebugFileByBuildId) {
   EXPECT_EQ(s.frames[0].function, "planted::inlined_helper");
   EXPECT_EQ(s.frames[1].function, "planted::outer(int)");
   EXPECT_EQ(s.frames[1].line, planted::kOuterCallLine);
+  EXPECT_FALSE(s.no_debug_info);
   std::filesystem::remove_all(dir);
 }
 

@@ -44,6 +44,7 @@ export function renderDetail(root, h) {
       source ? el('span', { class: 'src', text: ` ${source}`, title: f.file }) : null,
       f.inlined ? el('span', { class: 'tag', text: ' inlined' }) : null,
       f.build_id_mismatch ? el('span', { class: 'tag', text: ' file changed since the run' }) : null,
+      f.no_debug_info && !f.inlined ? el('span', { class: 'tag', text: ' no debug info', title: 'no file:line: install the module\'s debug symbols or set DEBUGINFOD_URLS' }) : null,
       el('span', { class: 'mod', text: ` ${basename(f.module) || '?'}+${hex(f.offset)}`, title: f.module || '' })));
   }
   root.append(el('h4', { text: `stack (${(h.stack || []).length} frames, innermost first)` }), stack);
