@@ -45,7 +45,7 @@ class UnlockingSymbolizer final : public FrameSymbolizer {
 
 // One connection. Its socket is read on the io_context's thread; what was read
 // is decoded on the connection's strand of the decode pool, in order.
-// io thread only: socket_, read_pending_, end_posted_. Strand only: the decoder,
+// io thread only: socket_, read_pending_, end_posted_, paused_before_. Strand only: the decoder,
 // the recording, finished_. Both: queued_bytes_, paused_ (atomics).
 class IngestServer::Connection : public std::enable_shared_from_this<Connection> {
  public:
@@ -118,6 +118,12 @@ class IngestServer::Connection : public std::enable_shared_from_this<Connection>
     if (queued_bytes_.load() >= kMaxQueuedBytesPerConnection) {
       paused_.store(true);
       ++server_->read_pauses_;
+      if (!paused_before_) {
+        server_->log("blockwatch: connection " + std::to_string(number_) +
+                     ": decoding is behind (a symbol lookup?); its socket is not read until it "
+                     "catches up (the process counts what it drops)");
+      }
+      paused_before_ = true;
       // The strand may have caught up between the check and the store: whoever
       // clears the flag reads on.
       if (queued_bytes_.load() >= kMaxQueuedBytesPerConnection || !paused_.exchange(false)) return;
@@ -217,6 +223,7 @@ class IngestServer::Connection : public std::enable_shared_from_this<Connection>
   std::unique_ptr<StreamDecoder> decoder_;
   bool read_pending_ = false;
   bool end_posted_ = false;
+  bool paused_before_ = false;  // logged once per connection
   std::atomic<size_t> queued_bytes_{0};
   std::atomic<bool> paused_{false};
   std::string pending_;   // received, not yet accepted by the decoder

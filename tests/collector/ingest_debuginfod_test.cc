@@ -3,8 +3,9 @@
 // libdebuginfod, whose server is a loopback socket this test accepts from and
 // never answers. Connection A names a module found nowhere on this host, so its
 // first frame waits for that server; meanwhile connection B, another process,
-// must be ingested to its end. Then the test lets A's lookup fail (it closes the
-// server's side) and A's record arrives too: nothing is lost.
+// must be ingested to its end, and A's further records are read only up to the
+// per-connection bound. Then the test lets A's lookup fail (it closes the
+// server's side) and all of A's records arrive too: nothing is lost.
 //
 // The symbolizer's deadline is ten minutes here, so A's lookup ends only when
 // the test says: every wait is for a condition (bounded only to end a stuck
@@ -159,8 +160,27 @@ TEST(IngestDebuginfod, ASilentServerStallsOnlyTheConnectionThatNeedsIt) {
   EXPECT_TRUE(peer_still_connected(lookup)) << "A's lookup ended early";
   EXPECT_EQ(seen(aggregator, 111).events, 0u);
 
-  // The server gives up on A's lookup (and any retry): A's record arrives,
-  // unsymbolized; nothing was lost.
+  // A keeps sending while its first frame waits: the collector reads it until
+  // kMaxQueuedBytesPerConnection are queued, then leaves the rest in the socket
+  // (this sender blocks; the library's would count drops instead).
+  constexpr int kMoreEvents = 450'000;  // ~42 bytes each: over twice the 8 MiB queue
+  WireBuilder more;
+  for (int i = 0; i < kMoreEvents; ++i) more.event(wire::KIND_FSYNC, 5'000'000, 1);
+  ASSERT_GT(more.bytes.size(), 2 * kMaxQueuedBytesPerConnection);
+  std::atomic<bool> a_sent{false};
+  std::thread a_sender([&] {
+    EXPECT_TRUE(send_all(a, more.bytes));
+    a_sent = true;
+  });
+  EXPECT_TRUE(wait_until([&] { return server.read_pauses() > 0; }))
+      << "A's reading never paused";
+  // Paused for good while the lookup hangs: what the collector took (8 MiB and
+  // one read) plus the socket's buffers cannot hold all of it yet.
+  EXPECT_FALSE(a_sent.load()) << "the collector kept reading A beyond its bound";
+  EXPECT_EQ(seen(aggregator, 111).events, 0u);
+
+  // The server gives up on A's lookup (and any retry): A's records arrive,
+  // unsymbolized, every one; nothing was lost.
   std::atomic<bool> stop_refusing{false};
   std::thread refuser([&] {
     while (!stop_refusing.load()) {
@@ -169,12 +189,11 @@ TEST(IngestDebuginfod, ASilentServerStallsOnlyTheConnectionThatNeedsIt) {
     }
   });
   close(lookup);
+  a_sender.join();
   ASSERT_TRUE(send_all(a, WireBuilder().goodbye().bytes));
   close(a);
-  EXPECT_TRUE(wait_until([&] {
-    const Seen s = seen(aggregator, 111);
-    return s.events == 1 && s.ended;
-  })) << "A's record was lost";
+  EXPECT_TRUE(wait_until([&] { return seen(aggregator, 111).ended; }));
+  EXPECT_EQ(seen(aggregator, 111).events, 1u + kMoreEvents) << "A's records were lost";
   EXPECT_GE(symbolizer.stats().debuginfod_queries, 1u);
   stop_refusing = true;
   refuser.join();
