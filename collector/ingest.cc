@@ -45,8 +45,9 @@ class UnlockingSymbolizer final : public FrameSymbolizer {
 
 // One connection. Its socket is read on the io_context's thread; what was read
 // is decoded on the connection's strand of the decode pool, in order.
-// io thread only: socket_, read_pending_, end_posted_, paused_before_. Strand only: the decoder,
-// the recording, finished_. Both: queued_bytes_, paused_ (atomics).
+// io thread only: socket_, read_pending_, end_posted_, paused_before_. Strand
+// only: the decoder, the recording, finished_. Both: queued_bytes_ and paused_
+// (atomics).
 class IngestServer::Connection : public std::enable_shared_from_this<Connection> {
  public:
   Connection(IngestServer* server, asio::generic::stream_protocol::socket socket, size_t number)
@@ -97,21 +98,24 @@ class IngestServer::Connection : public std::enable_shared_from_this<Connection>
     auto self = shared_from_this();
     auto chunk = std::make_shared<std::string>(kReadBytes, '\0');
     read_pending_ = true;
-    socket_.async_read_some(asio::buffer(*chunk), [self, chunk](const boost::system::error_code& error,
-                                                                size_t size) {
-      self->read_pending_ = false;
-      self->on_read(error, std::move(*chunk), size);
-    });
+    socket_.async_read_some(asio::buffer(*chunk),
+                            [self, chunk](const boost::system::error_code& error, size_t size) {
+                              self->read_pending_ = false;
+                              self->on_read(error, std::move(*chunk), size);
+                            });
   }
 
   // io thread: hands the bytes to the strand and reads on, unless the strand is
   // kMaxQueuedBytesPerConnection behind (then decode() resumes the reading).
   void on_read(const boost::system::error_code& error, std::string chunk, size_t size) {
     if (size > 0) {
+      // The bound counts memory, not payload: a short read gets a buffer of its size.
+      if (size < kReadBytes / 4) chunk = std::string(chunk.data(), size);
       chunk.resize(size);
-      queued_bytes_ += size;
-      asio::post(strand_, [self = shared_from_this(), chunk = std::move(chunk)]() mutable {
-        self->decode(std::move(chunk));
+      const size_t held = chunk.capacity();
+      queued_bytes_ += held;
+      asio::post(strand_, [self = shared_from_this(), chunk = std::move(chunk), held]() mutable {
+        self->decode(std::move(chunk), held);
       });
     }
     if (error) return post_end();
@@ -138,7 +142,7 @@ class IngestServer::Connection : public std::enable_shared_from_this<Connection>
   }
 
   // Strand.
-  void decode(std::string chunk) {
+  void decode(std::string chunk, size_t held) {
     if (!finished_) {
       const uint64_t accepted_before = decoder_->bytes_accepted();
       bool ok;
@@ -151,7 +155,7 @@ class IngestServer::Connection : public std::enable_shared_from_this<Connection>
       keep_accepted(chunk, accepted_before);
       if (!ok) finish("closed: " + decoder_->error(), "rejected");
     }
-    queued_bytes_ -= chunk.size();
+    queued_bytes_ -= held;
     if (queued_bytes_.load() < kMaxQueuedBytesPerConnection && paused_.exchange(false)) {
       asio::post(server_->io_, [self = shared_from_this()] { self->read(); });
     }

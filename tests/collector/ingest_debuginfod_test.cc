@@ -75,8 +75,7 @@ bool send_all(int fd, const std::string& bytes) {
 
 // One process's stream: Hello, one module, one stack of one pc in it (no Symbol
 // frame: the collector symbolizes it), one fsync record, and Goodbye if `end`.
-std::string stream(int pid, const std::string& module_path, const std::string& build_id,
-                   bool end) {
+std::string stream(int pid, const std::string& module_path, const std::string& build_id, bool end) {
   WireBuilder builder;
   builder.hello(pid, "/usr/bin/demo-" + std::to_string(pid));
   wire::Frame modules;
@@ -125,15 +124,16 @@ TEST(IngestDebuginfod, ASilentServerStallsOnlyTheConnectionThatNeedsIt) {
   options.symbolizer = &symbolizer;
   options.log = [](const std::string&) {};
   IngestServer server(io, aggregator, options);
-  const std::string dir = std::filesystem::temp_directory_path() /
-                          ("bw-ingest-debuginfod-" + std::to_string(getpid()));
+  const std::string dir =
+      std::filesystem::temp_directory_path() / ("bw-ingest-debuginfod-" + std::to_string(getpid()));
   ASSERT_TRUE(server.listen_unix(dir + "/collector.sock", &error)) << error;
   std::thread io_thread([&io] { io.run(); });
 
   // A: a module only debuginfod could know (no such file, an unknown build-id).
-  const std::string unknown_id("\x42\x57\x43\x48\x10\x11\x12\x13\x14\x15\x16\x17\x18\x19"
-                               "\x1a\x1b\x1c\x1d\x1e\x1f",
-                               20);
+  const std::string unknown_id(
+      "\x42\x57\x43\x48\x10\x11\x12\x13\x14\x15\x16\x17\x18\x19"
+      "\x1a\x1b\x1c\x1d\x1e\x1f",
+      20);
   const int a = connect_unix(dir + "/collector.sock");
   ASSERT_GE(a, 0);
   ASSERT_TRUE(send_all(a, stream(111, "/nonexistent/bw-ingest-debuginfod", unknown_id, false)));
@@ -172,8 +172,7 @@ TEST(IngestDebuginfod, ASilentServerStallsOnlyTheConnectionThatNeedsIt) {
     EXPECT_TRUE(send_all(a, more.bytes));
     a_sent = true;
   });
-  EXPECT_TRUE(wait_until([&] { return server.read_pauses() > 0; }))
-      << "A's reading never paused";
+  EXPECT_TRUE(wait_until([&] { return server.read_pauses() > 0; })) << "A's reading never paused";
   // Paused for good while the lookup hangs: what the collector took (8 MiB and
   // one read) plus the socket's buffers cannot hold all of it yet.
   EXPECT_FALSE(a_sent.load()) << "the collector kept reading A beyond its bound";
