@@ -258,6 +258,9 @@ void serve_until_signal(boost::asio::io_context& io, boost::asio::signal_set& si
   io.run();
   io.restart();
   io.poll();
+  // The closed connections' streams end once what they sent is decoded (on the
+  // decode threads; a symbol lookup may still wait for debuginfod).
+  server.wait_until_ended(kStreamDrainTimeout);
 }
 
 int daemon_main(const std::vector<std::string>& args) {

@@ -449,8 +449,9 @@ int run_child(const std::vector<std::string>& command, std::vector<std::string> 
 }
 
 // Processes flush on exit; children of CMD may outlive it: waits for every open
-// stream to end, at most 2 s after CMD exited, then closes the server (1 s more
-// for the streams it cut) and stops the I/O thread.
+// stream to end, at most 2 s after CMD exited, then closes the server (the
+// streams it cut end once decoded: kStreamDrainTimeout at most) and stops the
+// I/O thread.
 void drain_and_stop(boost::asio::io_context& io,
                     boost::asio::executor_work_guard<boost::asio::io_context::executor_type>& work,
                     std::thread& io_thread, IngestServer& server) {
@@ -459,10 +460,7 @@ void drain_and_stop(boost::asio::io_context& io,
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   boost::asio::post(io, [&server] { server.close(); });
-  auto close_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1);
-  while (server.open_connections() > 0 && std::chrono::steady_clock::now() < close_deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
+  server.wait_until_ended(kStreamDrainTimeout);  // decoding what they sent
   work.reset();
   io.stop();
   io_thread.join();

@@ -1,43 +1,82 @@
-// Accept loops and per-connection read loops of the ingestion server. Each
-// connection is a generic stream socket (Unix or TCP), a StreamDecoder and an
-// Aggregator stream; reads are asynchronous, so one thread serves every client
-// and a slow or hostile client costs only its own buffer (bounded by the decoder).
+// Accept loops, per-connection read loops and decode strands of the ingestion
+// server. Each connection is a generic stream socket (Unix or TCP), a
+// StreamDecoder and an Aggregator stream; reads are asynchronous, so one thread
+// reads every client, and decoding (which may wait for debuginfod) runs on the
+// decode pool: a slow or hostile client costs only its own buffers (bounded).
 #include "collector/ingest.h"
 
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <array>
+#include <algorithm>
 #include <boost/asio/generic/stream_protocol.hpp>
 #include <boost/asio/ip/address.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/strand.hpp>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
 #include <iostream>
+#include <thread>
 
 namespace blockwatch::collector {
 
 namespace asio = boost::asio;
 
+// The symbolizer as a connection's decoder sees it: the Aggregator's mutex,
+// held while the decoder feeds it, is released while a frame waits for its
+// symbols, so other connections keep feeding the Aggregator meanwhile (the
+// decoder touches no shared state between its handler calls).
+class UnlockingSymbolizer final : public FrameSymbolizer {
+ public:
+  explicit UnlockingSymbolizer(FrameSymbolizer* inner) : inner_(inner) {}
+  void set_held_lock(std::unique_lock<std::mutex>* lock) { held_ = lock; }
+  Symbolization symbolize(const ModuleIdentity& module, uint64_t address) override {
+    if (held_ != nullptr) held_->unlock();
+    Symbolization result = inner_->symbolize(module, address);
+    if (held_ != nullptr) held_->lock();
+    return result;
+  }
+
+ private:
+  FrameSymbolizer* inner_;
+  std::unique_lock<std::mutex>* held_ = nullptr;
+};
+
+// One connection. Its socket is read on the io_context's thread; what was read
+// is decoded on the connection's strand of the decode pool, in order.
+// io thread only: socket_, read_pending_, end_posted_, paused_before_. Strand
+// only: the decoder, the recording, finished_. Both: queued_bytes_ and paused_
+// (atomics).
 class IngestServer::Connection : public std::enable_shared_from_this<Connection> {
  public:
   Connection(IngestServer* server, asio::generic::stream_protocol::socket socket, size_t number)
-      : server_(server), socket_(std::move(socket)), number_(number) {
+      : server_(server),
+        socket_(std::move(socket)),
+        number_(number),
+        strand_(asio::make_strand(server->decode_pool_)),
+        symbolizer_(server->options_.symbolizer) {
     std::lock_guard lock(server_->aggregator_.mutex());
     sink_ = server_->aggregator_.begin_stream();
     decoder_ = std::make_unique<StreamDecoder>(
-        &pid_probe_, StreamDecoder::Options{.symbolizer = server_->options_.symbolizer});
+        &pid_probe_, StreamDecoder::Options{
+                         .symbolizer = server_->options_.symbolizer ? &symbolizer_ : nullptr});
     pid_probe_.next = sink_;
   }
 
   void start() { read(); }
 
+  // io thread. A connection whose reads are paused has no read to fail: its
+  // stream is ended here instead.
   void close() {
     boost::system::error_code ignored;
     socket_.close(ignored);
+    if (!read_pending_) post_end();
   }
 
  private:
+  static constexpr size_t kReadBytes = 64 * 1024;
+
   // Forwards to the aggregator's sink, noting the pid for log lines and file names.
   struct PidProbe : StreamHandler {
     StreamHandler* next = nullptr;
@@ -53,43 +92,93 @@ class IngestServer::Connection : public std::enable_shared_from_this<Connection>
     void on_goodbye(const wire::Goodbye& g) override { next->on_goodbye(g); }
   };
 
+  // io thread.
   void read() {
+    if (!socket_.is_open()) return post_end();
     auto self = shared_from_this();
-    socket_.async_read_some(asio::buffer(buffer_),
-                            [self](const boost::system::error_code& error, size_t size) {
-                              self->on_read(error, size);
+    auto chunk = std::make_shared<std::string>(kReadBytes, '\0');
+    read_pending_ = true;
+    socket_.async_read_some(asio::buffer(*chunk),
+                            [self, chunk](const boost::system::error_code& error, size_t size) {
+                              self->read_pending_ = false;
+                              self->on_read(error, std::move(*chunk), size);
                             });
   }
 
-  void on_read(const boost::system::error_code& error, size_t size) {
+  // io thread: hands the bytes to the strand and reads on, unless the strand is
+  // kMaxQueuedBytesPerConnection behind (then decode() resumes the reading).
+  void on_read(const boost::system::error_code& error, std::string chunk, size_t size) {
     if (size > 0) {
-      bool ok;
-      uint64_t accepted_before = decoder_->bytes_accepted();
-      {
-        std::lock_guard lock(server_->aggregator_.mutex());
-        ok = decoder_->feed(buffer_.data(), size);
-      }
-      keep_accepted(size, accepted_before);
-      if (!ok) return finish("closed: " + decoder_->error(), "rejected");
+      // The bound counts memory, not payload: a short read gets a buffer of its size.
+      if (size < kReadBytes / 4) chunk = std::string(chunk.data(), size);
+      chunk.resize(size);
+      const size_t held = chunk.capacity();
+      queued_bytes_ += held;
+      asio::post(strand_, [self = shared_from_this(), chunk = std::move(chunk), held]() mutable {
+        self->decode(std::move(chunk), held);
+      });
     }
-    if (error) {
-      bool clean;
-      {
-        std::lock_guard lock(server_->aggregator_.mutex());
-        clean = decoder_->finish();
+    if (error) return post_end();
+    if (queued_bytes_.load() >= kMaxQueuedBytesPerConnection) {
+      paused_.store(true);
+      ++server_->read_pauses_;
+      if (!paused_before_) {
+        server_->log("blockwatch: connection " + std::to_string(number_) +
+                     ": decoding is behind (a symbol lookup?); its socket is not read until it "
+                     "catches up (the process counts what it drops)");
       }
-      // A partial frame at end of stream is how a killed process ends: logged,
-      // but the stream ended as a disconnection, not as a protocol violation.
-      return finish(clean ? "" : "ended: " + decoder_->error(), "disconnected");
+      paused_before_ = true;
+      // The strand may have caught up between the check and the store: whoever
+      // clears the flag reads on.
+      if (queued_bytes_.load() >= kMaxQueuedBytesPerConnection || !paused_.exchange(false)) return;
     }
     read();
   }
 
-  // Appends to the recording only the bytes of frames the decoder accepted, so a
-  // saved stream always re-decodes cleanly.
-  void keep_accepted(size_t size, uint64_t accepted_before) {
+  void post_end() {
+    if (end_posted_) return;
+    end_posted_ = true;
+    asio::post(strand_, [self = shared_from_this()] { self->end(); });
+  }
+
+  // Strand.
+  void decode(std::string chunk, size_t held) {
+    if (!finished_) {
+      const uint64_t accepted_before = decoder_->bytes_accepted();
+      bool ok;
+      {
+        std::unique_lock lock(server_->aggregator_.mutex());
+        symbolizer_.set_held_lock(&lock);
+        ok = decoder_->feed(chunk.data(), chunk.size());
+        symbolizer_.set_held_lock(nullptr);
+      }
+      keep_accepted(chunk, accepted_before);
+      if (!ok) finish("closed: " + decoder_->error(), "rejected");
+    }
+    queued_bytes_ -= held;
+    if (queued_bytes_.load() < kMaxQueuedBytesPerConnection && paused_.exchange(false)) {
+      asio::post(server_->io_, [self = shared_from_this()] { self->read(); });
+    }
+  }
+
+  // Strand: the socket ended (or was closed); everything read before is decoded.
+  void end() {
+    if (finished_) return;
+    bool clean;
+    {
+      std::lock_guard lock(server_->aggregator_.mutex());
+      clean = decoder_->finish();
+    }
+    // A partial frame at end of stream is how a killed process ends: logged,
+    // but the stream ended as a disconnection, not as a protocol violation.
+    finish(clean ? "" : "ended: " + decoder_->error(), "disconnected");
+  }
+
+  // Strand. Appends to the recording only the bytes of frames the decoder
+  // accepted, so a saved stream always re-decodes cleanly.
+  void keep_accepted(const std::string& chunk, uint64_t accepted_before) {
     if (!server_->options_.record_in_memory && server_->options_.save_dir.empty()) return;
-    pending_.append(buffer_.data(), size);
+    pending_.append(chunk);
     size_t newly_accepted = decoder_->bytes_accepted() - accepted_before;
     if (newly_accepted == 0) return;
     if (server_->options_.record_in_memory) recorded_.append(pending_, 0, newly_accepted);
@@ -107,42 +196,63 @@ class IngestServer::Connection : public std::enable_shared_from_this<Connection>
     save_file_.flush();
   }
 
-  void finish(const std::string& problem, const char* end_reason = "disconnected") {
+  // Strand. The socket is closed on the io thread (a rejected stream's peer
+  // sees the connection end).
+  void finish(const std::string& problem, const char* end_reason) {
     if (finished_) return;
     finished_ = true;
     if (!problem.empty()) {
       if (std::string_view(end_reason) == "rejected") ++server_->rejected_connections_;
-      server_->options_.log("blockwatch: connection " + std::to_string(number_) + " (pid " +
-                            std::to_string(pid_probe_.pid) + ") " + problem);
+      server_->log("blockwatch: connection " + std::to_string(number_) + " (pid " +
+                   std::to_string(pid_probe_.pid) + ") " + problem);
     }
     {
       std::lock_guard lock(server_->aggregator_.mutex());
       server_->aggregator_.end_stream(sink_, end_reason);
     }
-    close();
+    asio::post(server_->io_, [self = shared_from_this()] {
+      boost::system::error_code ignored;
+      self->socket_.close(ignored);
+    });
     server_->connection_closed(this, std::move(recorded_));
   }
 
   IngestServer* server_;
   asio::generic::stream_protocol::socket socket_;
   size_t number_;
+  asio::strand<asio::thread_pool::executor_type> strand_;
+  UnlockingSymbolizer symbolizer_;
   StreamHandler* sink_ = nullptr;
   PidProbe pid_probe_;
   std::unique_ptr<StreamDecoder> decoder_;
-  std::array<char, 64 * 1024> buffer_;
+  bool read_pending_ = false;
+  bool end_posted_ = false;
+  bool paused_before_ = false;  // logged once per connection
+  std::atomic<size_t> queued_bytes_{0};
+  std::atomic<bool> paused_{false};
   std::string pending_;   // received, not yet accepted by the decoder
   std::string recorded_;  // accepted bytes (record_in_memory)
   std::ofstream save_file_;
   bool finished_ = false;
 };
 
+namespace {
+unsigned decode_thread_count(unsigned wanted) {
+  return wanted != 0 ? wanted : std::max(4u, std::thread::hardware_concurrency());
+}
+}  // namespace
+
 IngestServer::IngestServer(asio::io_context& io, Aggregator& aggregator, IngestOptions options)
-    : io_(io), aggregator_(aggregator), options_(std::move(options)) {
+    : io_(io),
+      aggregator_(aggregator),
+      options_(std::move(options)),
+      decode_pool_(decode_thread_count(options_.decode_threads)) {
   if (!options_.log) options_.log = [](const std::string& line) { std::cerr << line << '\n'; };
 }
 
 IngestServer::~IngestServer() {
   close();
+  decode_pool_.join();  // connections' last jobs refer to this server
   if (!socket_path_.empty()) ::unlink(socket_path_.c_str());
 }
 
@@ -159,7 +269,10 @@ void IngestServer::accept_loop(Acceptor* acceptor) {
       auto connection =
           std::make_shared<Connection>(this, std::move(generic_socket), ++total_connections_);
       ++open_connections_;
-      connections_.push_back(connection);
+      {
+        std::lock_guard lock(connections_mutex_);
+        connections_.push_back(connection);
+      }
       connection->start();
     }
     accept_loop(acceptor);
@@ -210,8 +323,20 @@ void IngestServer::connection_closed(Connection* connection, std::string recorde
     std::lock_guard lock(recorded_mutex_);
     recorded_.push_back(std::move(recorded));
   }
+  std::lock_guard lock(connections_mutex_);
   std::erase_if(connections_, [connection](const auto& c) { return c.get() == connection; });
   --open_connections_;
+  connections_ended_.notify_all();
+}
+
+bool IngestServer::wait_until_ended(std::chrono::milliseconds timeout) {
+  std::unique_lock lock(connections_mutex_);
+  return connections_ended_.wait_for(lock, timeout, [this] { return connections_.empty(); });
+}
+
+void IngestServer::log(const std::string& line) {
+  std::lock_guard lock(log_mutex_);
+  options_.log(line);
 }
 
 void IngestServer::close() {
@@ -220,7 +345,11 @@ void IngestServer::close() {
   if (tcp_acceptor_) tcp_acceptor_->close(ignored);
   // Closing a socket makes its pending read complete with an error, which ends
   // the stream through the normal path; copy first: that path edits the list.
-  auto open = connections_;
+  std::vector<std::shared_ptr<Connection>> open;
+  {
+    std::lock_guard lock(connections_mutex_);
+    open = connections_;
+  }
   for (auto& c : open) c->close();
 }
 

@@ -246,6 +246,8 @@ std::string build_id_hex(std::string_view build_id) {
 }
 
 struct Symbolizer::ModuleState {
+  std::mutex mutex;     // everything below
+  bool opened = false;  // open_module ran (whatever it found)
   Dwfl* dwfl = nullptr;
   Dwfl_Module* module = nullptr;
   bool build_id_mismatch = false;
@@ -301,27 +303,32 @@ int64_t Symbolizer::debuginfod_deadline_ms() const {
 }
 
 Symbolizer::Stats Symbolizer::stats() const {
-  std::lock_guard lock(mutex_);
-  return stats_;
+  return Stats{modules_opened_.load(), lookups_.load(), cache_hits_.load(),
+               debuginfod_queries_.load()};
 }
 
-// Finds the file to read for `module`: its path when the build-id matches, else a
-// copy by build-id under the debug root, else one from debuginfod.
-Symbolizer::ModuleState* Symbolizer::module_state(const ModuleIdentity& module) {
+// The state of `module`, created (not opened yet) when new. Caller holds mutex_.
+std::shared_ptr<Symbolizer::ModuleState> Symbolizer::module_entry(const ModuleIdentity& module) {
   const std::string key =
       module.build_id.empty() ? "path:" + module.path : "id:" + build_id_hex(module.build_id);
   auto [it, inserted] = modules_.try_emplace(key);
-  if (!inserted) return it->second.get();
+  if (!inserted) return it->second;
   if (modules_.size() > kMaxModules) {
     modules_.clear();
     it = modules_.try_emplace(key).first;
   }
-  it->second = std::make_unique<ModuleState>();
-  ModuleState* state = it->second.get();
-  ++stats_.modules_opened;
+  it->second = std::make_shared<ModuleState>();
+  return it->second;
+}
+
+// Finds the file to read for `module`: its path when the build-id matches, else a
+// copy by build-id under the debug root, else one from debuginfod. Caller holds
+// state->mutex (and not mutex_: this may wait for a download).
+void Symbolizer::open_module(ModuleState* state, const ModuleIdentity& module) {
+  ++modules_opened_;
 
   state->dwfl = dwfl_begin(callbacks_for(options_.debug_root));
-  if (state->dwfl == nullptr) return state;
+  if (state->dwfl == nullptr) return;
   // libdwfl asks debuginfod itself (DEBUGINFOD_URLS) for debug info it does not
   // find locally: bound that with the same deadline as our own queries (a
   // deadline already past when debuginfod is not to be used).
@@ -350,10 +357,10 @@ Symbolizer::ModuleState* Symbolizer::module_state(const ModuleIdentity& module) 
       const auto* id = reinterpret_cast<const unsigned char*>(module.build_id.data());
       const int id_size = static_cast<int>(module.build_id.size());
       char* found = nullptr;
-      ++stats_.debuginfod_queries;
+      ++debuginfod_queries_;
       fd = debuginfod_find_executable(client, id, id_size, &found);
       if (fd < 0) {
-        ++stats_.debuginfod_queries;
+        ++debuginfod_queries_;
         fd = debuginfod_find_debuginfo(client, id, id_size, &found);
       }
       if (fd >= 0 && found != nullptr) file = found;
@@ -361,25 +368,32 @@ Symbolizer::ModuleState* Symbolizer::module_state(const ModuleIdentity& module) 
     }
     if (file.empty()) {
       state->build_id_mismatch = on_disk == FileMatch::kMismatch;
-      return state;
+      return;
     }
   } else if (on_disk == FileMatch::kMissing) {
-    return state;
+    return;
   }
   dwfl_report_begin(state->dwfl);
   const size_t slash = module.path.rfind('/');
   const std::string name = slash == std::string::npos ? module.path : module.path.substr(slash + 1);
   state->module = dwfl_report_elf(state->dwfl, name.c_str(), file.c_str(), fd, 0, true);
   dwfl_report_end(state->dwfl, nullptr, nullptr);
-  return state;
 }
 
 Symbolization Symbolizer::symbolize(const ModuleIdentity& module, uint64_t address) {
-  std::lock_guard lock(mutex_);
-  ++stats_.lookups;
-  ModuleState* state = module_state(module);
+  ++lookups_;
+  std::shared_ptr<ModuleState> state;
+  {
+    std::lock_guard lock(mutex_);
+    state = module_entry(module);
+  }
+  std::lock_guard module_lock(state->mutex);
+  if (!state->opened) {
+    state->opened = true;
+    open_module(state.get(), module);
+  }
   if (auto hit = state->cache.find(address); hit != state->cache.end()) {
-    ++stats_.cache_hits;
+    ++cache_hits_;
     return hit->second;
   }
   Symbolization result;

@@ -9,10 +9,16 @@
 // Results are cached per (build-id, or path when there is none; offset); a module
 // costs its debug-info lookup once (including a failed one).
 //
-// Thread-safety: every public function takes one internal mutex; cheap on a warm
-// cache (the decoder calls it once per new pc per stream, never per event).
+// Thread-safety: symbolize() may be called from several threads (the collector
+// decodes each connection on its own strand). The module table takes one
+// mutex briefly; each module has a mutex of its own, held while its debug info
+// is found (maybe a debuginfod download, up to the deadline) and while one of
+// its addresses is resolved: a slow lookup blocks only the callers that need
+// that same module. Cheap on a warm cache (the decoder calls it once per new pc
+// per stream, never per event).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -65,12 +71,14 @@ class Symbolizer final : public FrameSymbolizer {
   struct ModuleState;
 
  private:
-  ModuleState* module_state(const ModuleIdentity& module);
+  std::shared_ptr<ModuleState> module_entry(const ModuleIdentity& module);
+  void open_module(ModuleState* state, const ModuleIdentity& module);
   int64_t debuginfod_deadline_ms() const;  // for a lookup starting now
   Options options_;
-  mutable std::mutex mutex_;
-  absl::flat_hash_map<std::string, std::unique_ptr<ModuleState>> modules_;
-  Stats stats_;
+  std::mutex mutex_;  // modules_ only
+  // Shared: a table flush (kMaxModules) must not free a state another thread uses.
+  absl::flat_hash_map<std::string, std::shared_ptr<ModuleState>> modules_;
+  std::atomic<uint64_t> modules_opened_{0}, lookups_{0}, cache_hits_{0}, debuginfod_queries_{0};
 };
 
 // Lower-case hex of a build-id's bytes ("" for none).

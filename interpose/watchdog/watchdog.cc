@@ -185,7 +185,8 @@ void report_stall(ThreadSlot& slot, StallTracker& tracker, const TickDecision& d
   // Duration, CPU and run-queue time read together, after the tick's other work.
   record.cpu_ns = non_negative(thread_cpu_ns(tracker.tid) - tracker.cpu_base_ns);
   const int64_t schedstat_runqueue_ns =
-      non_negative(read_schedstat(tracker.tid).runqueue_ns - tracker.runqueue_base_ns);
+      non_negative(read_schedstat(tracker.tid).runqueue_ns - tracker.runqueue_base_ns) +
+      tracker.first_window_offcpu_ns;
   record.duration_ns = non_negative(monotonic_ns() - tracker.first_seen_mono_ns);
   // The CPU baseline is read a moment apart from first_seen: one thread cannot
   // have run longer than the wall time, so never report more.
@@ -261,19 +262,30 @@ void dump_hang(StallTracker& hung, const TickDecision& decision, int64_t now_ns)
   sender_flush(kHangFlushTimeoutMs);
 }
 
-// A new task or turn: CPU and run-queue time now (one syscall, one small file),
-// and the start re-stamped after reading them, so a watchdog that was itself
-// kept off the CPU does not turn its own delay into "off CPU" time.
+// A new task or turn: its CPU time now (one clock_gettime on its CPU clock, no
+// /proc), and the start re-stamped after reading it, so a watchdog that was
+// itself kept off the CPU does not turn its own delay into "off CPU" time.
+// With short tasks back to back on many workers, nearly every tick sees new
+// tasks that end before the next one: a /proc read here was most of a busy
+// tick's cost (watchdog_cpu_bench busy), so the run-queue baseline waits for
+// the second tick (take_late_baseline).
 void take_start_baseline(StallTracker& tracker) {
   tracker.cpu_base_ns = thread_cpu_ns(tracker.tid);
-  tracker.runqueue_base_ns = read_schedstat(tracker.tid).runqueue_ns;
   tracker.first_seen_mono_ns = monotonic_ns();
 }
 
-// Page faults and voluntary switches only from the second tick on: most tasks
-// end before it, and these are the dearest files to read. (A block in the first
-// tick followed by pure CPU work may then count that block as run queue.)
+// From the second tick on: the run-queue baseline, page faults and voluntary
+// switches, the dearest reads; most tasks end before. The first tick's time
+// off CPU (wall minus CPU since first seen) is counted as run-queue time, as a
+// thread seen running and not blocked in a hooked call most likely waited for
+// a CPU; a block inside the first tick followed by pure CPU work is then
+// counted as run queue (stall_runqueue_ns still caps it at the time off CPU).
 void take_late_baseline(StallTracker& tracker) {
+  const int64_t first_window_ns = monotonic_ns() - tracker.first_seen_mono_ns;
+  const int64_t first_window_cpu_ns = thread_cpu_ns(tracker.tid) - tracker.cpu_base_ns;
+  tracker.runqueue_base_ns = read_schedstat(tracker.tid).runqueue_ns;
+  tracker.first_window_offcpu_ns =
+      tracker.blocked_seen ? 0 : non_negative(first_window_ns - first_window_cpu_ns);
   const ThreadFaults faults = read_faults(tracker.tid);
   tracker.minor_faults_base = faults.minor;
   tracker.major_faults_base = faults.major;

@@ -89,7 +89,8 @@ struct StallTracker {
   uint64_t stall_id = 0;    // 0 until the first sample
   // Baselines for the deltas a stall reports.
   int64_t cpu_base_ns = 0;
-  int64_t runqueue_base_ns = 0;
+  int64_t runqueue_base_ns = 0;        // read at the second tick
+  int64_t first_window_offcpu_ns = 0;  // off CPU between the first and second tick
   int64_t minor_faults_base = 0;
   int64_t major_faults_base = 0;
   int64_t voluntary_switches_base = -1;

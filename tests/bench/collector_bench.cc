@@ -13,7 +13,16 @@
 #include <fstream>
 #include <random>
 
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <filesystem>
+#include <thread>
+
 #include "collector/aggregate.h"
+#include "collector/ingest.h"
 #include "collector/symbolizer.h"
 #include "tests/collector/wire_builder.h"
 
@@ -175,6 +184,63 @@ void BM_DecodeAndAggregateSymbolizedWarm(benchmark::State& state) {
   state.counters["symbolizer_cache_hits"] = static_cast<double>(symbolizer.stats().cache_hits);
 }
 BENCHMARK(BM_DecodeAndAggregateSymbolizedWarm)->Unit(benchmark::kMillisecond)->Iterations(3);
+
+// The whole ingestion path: the stream of BM_DecodeAndAggregateSymbolizedWarm
+// written into a real Unix socket of an IngestServer (Boost.Asio reading,
+// decoding on its decode threads), wall time from the first byte sent until the
+// stream has ended in the Aggregator.
+void BM_IngestOverUnixSocketSymbolizedWarm(benchmark::State& state) {
+  static const std::string stream = make_stream(1'000'000, kStacks, true);
+  auto classifier = builtin_classifier();
+  bc::Symbolizer symbolizer(bc::Symbolizer::Options{.use_debuginfod = false});
+  {
+    bc::Aggregator warm_up(classifier);
+    decode_into(&warm_up, stream, &symbolizer);
+  }
+  const std::string dir =
+      std::filesystem::temp_directory_path() / ("bw-bench-" + std::to_string(getpid()));
+  for (auto _ : state) {
+    bc::Aggregator aggregator(classifier);
+    boost::asio::io_context io;
+    auto work = boost::asio::make_work_guard(io);
+    bc::IngestOptions options;
+    options.symbolizer = &symbolizer;
+    bc::IngestServer server(io, aggregator, options);
+    std::string error;
+    if (!server.listen_unix(dir + "/collector.sock", &error)) {
+      state.SkipWithError(error.c_str());
+      break;
+    }
+    std::thread io_thread([&io] { io.run(); });
+    const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    std::snprintf(address.sun_path, sizeof address.sun_path, "%s/collector.sock", dir.c_str());
+    if (connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
+      state.SkipWithError("connect");
+      break;
+    }
+    for (size_t sent = 0; sent < stream.size();) {
+      const ssize_t n = send(fd, stream.data() + sent, stream.size() - sent, MSG_NOSIGNAL);
+      if (n <= 0) break;
+      sent += static_cast<size_t>(n);
+    }
+    close(fd);
+    while (server.total_connections() == 0 || server.open_connections() > 0) {
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+    work.reset();
+    io.stop();
+    io_thread.join();
+    benchmark::DoNotOptimize(aggregator.events());
+  }
+  std::filesystem::remove_all(dir);
+  state.SetItemsProcessed(state.iterations() * 1'000'000);
+}
+BENCHMARK(BM_IngestOverUnixSocketSymbolizedWarm)
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(3)
+    ->UseRealTime();
 
 // Cold: a new symbolizer opens the module (and finds its separate debug file
 // when one is installed: Debian's libc6-dbg for libc), then resolves

@@ -9,10 +9,15 @@
 //       watchdog_cpu_bench [seconds=5] [workers=64] [idle|busy]
 //
 // Prints "watchdog_cpu_percent_of_one_core=X"; no assertion on X (benchmarks
-// report, tests assert behaviour).
+// report, tests assert behaviour). Also prints the watchdog's wake-ups per second
+// (its context switches) and, measured in the same window, the CPU of a bare
+// thread that only sleeps on a futex with a timeout at that same rate: the
+// floor any tick-based watchdog pays here, so the ratio is the tick's own work.
 #include <dirent.h>
+#include <linux/futex.h>
 #include <pthread.h>
 #include <sys/epoll.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -79,6 +84,40 @@ double thread_cpu_seconds(int tid) {
   return double(cpu.tv_sec) + double(cpu.tv_nsec) / 1e9;
 }
 
+// Voluntary plus involuntary context switches of our thread `tid`: one per
+// futex sleep of the watchdog (and a few from preemption).
+long context_switches(int tid) {
+  std::ifstream status("/proc/self/task/" + std::to_string(tid) + "/status");
+  long total = 0;
+  for (std::string line; std::getline(status, line);) {
+    if (line.find("ctxt_switches:") != std::string::npos) {
+      total += std::atol(line.c_str() + line.find(':') + 1);
+    }
+  }
+  return total;
+}
+
+// The floor: a thread that does nothing but sleep `period_ns` on a futex with a
+// timeout (as the watchdog does between ticks) until told to stop.
+std::atomic<bool> g_floor_stop{false};
+std::atomic<int> g_floor_tid{0};
+uint32_t g_floor_word = 0;
+
+void floor_thread(int64_t period_ns) {
+  g_floor_tid = static_cast<int>(syscall(SYS_gettid));
+  while (!g_floor_stop.load(std::memory_order_relaxed)) {
+    const timespec timeout = {static_cast<time_t>(period_ns / 1'000'000'000),
+                              static_cast<long>(period_ns % 1'000'000'000)};
+    syscall(SYS_futex, &g_floor_word, FUTEX_WAIT_PRIVATE, 0, &timeout, nullptr, 0);
+  }
+}
+
+double monotonic_seconds() {
+  timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return double(now.tv_sec) + double(now.tv_nsec) / 1e9;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -99,19 +138,42 @@ int main(int argc, char** argv) {
     for (std::thread& t : threads) t.join();
     return 1;
   }
+  // A short first window gives the watchdog's wake-up rate, so the floor
+  // thread can sleep at the same rate during the measured window.
+  const double probe_start = monotonic_seconds();
+  const long probe_switches = context_switches(watchdog_tid);
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  const double wakes_per_s =
+      double(context_switches(watchdog_tid) - probe_switches) / (monotonic_seconds() - probe_start);
+  std::thread floor(floor_thread, static_cast<int64_t>(1e9 / (wakes_per_s > 1 ? wakes_per_s : 1)));
+  while (g_floor_tid.load() == 0) std::this_thread::yield();
+
   const double before = thread_cpu_seconds(watchdog_tid);
-  timespec start, end;
-  clock_gettime(CLOCK_MONOTONIC, &start);
+  const double floor_before = thread_cpu_seconds(g_floor_tid);
+  const long switches_before = context_switches(watchdog_tid);
+  const long floor_switches_before = context_switches(g_floor_tid);
+  const double start = monotonic_seconds();
   std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
   const double after = thread_cpu_seconds(watchdog_tid);
-  clock_gettime(CLOCK_MONOTONIC, &end);
+  const double floor_after = thread_cpu_seconds(g_floor_tid);
+  const long switches = context_switches(watchdog_tid) - switches_before;
+  const long floor_switches = context_switches(g_floor_tid) - floor_switches_before;
+  const double wall_s = monotonic_seconds() - start;
+  g_floor_stop = true;
+  floor.join();
   g_stop = true;
   for (std::thread& t : threads) t.join();
-  const double wall_s =
-      double(end.tv_sec - start.tv_sec) + double(end.tv_nsec - start.tv_nsec) / 1e9;
   const double cpu_s = after - before;
+  const double floor_cpu_s = floor_after - floor_before;
   std::printf("workers=%d mode=%s seconds=%.2f watchdog_cpu_s=%.3f\n", workers,
               g_busy ? "busy" : "idle", wall_s, cpu_s);
+  std::printf("watchdog_wakeups_per_s=%.0f watchdog_us_per_wakeup=%.1f\n", switches / wall_s,
+              switches > 0 ? 1e6 * cpu_s / double(switches) : 0.0);
+  std::printf("floor_wakeups_per_s=%.0f floor_us_per_wakeup=%.1f floor_cpu_percent=%.3f\n",
+              floor_switches / wall_s,
+              floor_switches > 0 ? 1e6 * floor_cpu_s / double(floor_switches) : 0.0,
+              100.0 * floor_cpu_s / wall_s);
+  std::printf("watchdog_cpu_over_floor=%.2f\n", floor_cpu_s > 0 ? cpu_s / floor_cpu_s : 0.0);
   std::printf("watchdog_cpu_percent_of_one_core=%.3f\n", 100.0 * cpu_s / wall_s);
   return 0;
 }
