@@ -113,7 +113,11 @@ void apply_rule_verdict(ThreadSlot* slot, bool worker_by_rule) {
   slot->worker_by_rule = worker_by_rule;
   const bool worker = worker_by_rule || slot->worker_depth.load() > 0;
   store_mode(worker ? kModeWorker : kModeNotWorker);
-  if (worker) announce_worker(*slot);
+  if (worker) {
+    std::atomic_thread_fence(std::memory_order_seq_cst);  // watchdog_wake.h
+    note_worker_busy();
+    announce_worker(*slot);
+  }
 }
 
 // Worker by rule? Reads the thread's own name (PR_GET_NAME: one syscall) unless
@@ -253,7 +257,8 @@ void worker_begin() {
   RecursionGuard guard;
   ThreadSlot* slot = current_slot();
   if (!slot) return;
-  if (slot->worker_depth.fetch_add(1, std::memory_order_relaxed) == 0) {
+  if (slot->worker_depth.fetch_add(1, std::memory_order_seq_cst) == 0) {
+    note_worker_busy();
     capture_warm_up_thread();
     announce_worker(*slot);
   }
@@ -280,7 +285,8 @@ void task_begin(const char* label) {
   const int32_t depth = slot->task_depth.load(std::memory_order_relaxed);
   if (depth < kMaxTaskNesting) slot->task_labels[depth].store(label, std::memory_order_relaxed);
   slot->task_depth.store(depth + 1, std::memory_order_relaxed);
-  slot->task_seq.fetch_add(1, std::memory_order_release);
+  slot->task_seq.fetch_add(1, std::memory_order_seq_cst);
+  note_worker_busy();  // after the seq_cst change (watchdog_wake.h)
 }
 
 void task_end() {
@@ -315,8 +321,13 @@ void allow_end() {
 void mark_loop_turn(bool idle_now) {
   ThreadSlot* slot = tls_thread.slot;
   if (!slot) return;
-  if (!idle_now) slot->loop_turns.fetch_add(1, std::memory_order_release);
-  slot->idle.store(idle_now, std::memory_order_release);
+  if (idle_now) {
+    slot->idle.store(true, std::memory_order_release);
+    return;
+  }
+  slot->loop_turns.fetch_add(1, std::memory_order_release);
+  slot->idle.store(false, std::memory_order_seq_cst);
+  note_worker_busy();  // a turn begins (watchdog_wake.h)
 }
 
 bool classify_for_probe() {

@@ -22,6 +22,7 @@
 #include "interpose/base/side_stack.h"
 #include "interpose/base/timebase.h"
 #include "interpose/core/record.h"
+#include "interpose/core/watchdog_wake.h"
 
 namespace blockwatch::interpose {
 
@@ -162,7 +163,8 @@ void mark_loop_turn(bool idle_now);
 inline void probe_task_entry(ThreadSlot& slot) {
   slot.task_seq.store(slot.task_seq.load(std::memory_order_relaxed) + 1, std::memory_order_release);
   if (!slot.probed.load(std::memory_order_relaxed)) {
-    slot.probed.store(true, std::memory_order_release);
+    slot.probed.store(true, std::memory_order_seq_cst);
+    note_worker_busy();  // its first task: maybe busy now (watchdog_wake.h)
   }
 }
 

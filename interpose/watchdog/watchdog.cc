@@ -56,7 +56,6 @@ constinit WatchdogSettings g_settings;
 constinit bool g_was_started = false;  // this process (or its parent before fork) started it
 constinit std::atomic<bool> g_stop_requested{false};
 constinit std::atomic<bool> g_thread_running{false};
-constinit std::atomic<uint32_t> g_wake_word{0};
 constinit int32_t g_watchdog_tid = 0;
 constinit uint64_t g_next_stall_id = 0;
 constinit StallBudget g_budget{60};
@@ -329,7 +328,21 @@ bool tick(int64_t now_ns) {
 void wait_for_next_tick(uint32_t seen_word, int64_t wait_ns) {
   const timespec timeout = {static_cast<time_t>(wait_ns / 1'000'000'000),
                             static_cast<long>(wait_ns % 1'000'000'000)};
-  raw_futex(&g_wake_word, FUTEX_WAIT_PRIVATE, seen_word, &timeout);
+  raw_futex(&g_watchdog_wake_word, FUTEX_WAIT_PRIVATE, seen_word, &timeout);
+}
+
+// Parked only after this many ticks in a row found no worker busy: workers
+// that go idle for a moment between short tasks would otherwise wake a parked
+// watchdog at nearly every task (more wake-ups than ticking).
+constexpr int kIdleTicksBeforePark = 4;
+
+// No worker was busy for a while: sleep until one becomes busy
+// (watchdog_wake.h). Parked first, then every slot looked at again: a thread
+// that became busy in between either saw `parked` and wakes us, or is seen now.
+void park_until_busy(uint32_t seen_word) {
+  g_watchdog_parked.store(1, std::memory_order_seq_cst);
+  if (!tick(monotonic_ns())) wait_for_next_tick(seen_word, kWatchdogParkNs);
+  g_watchdog_parked.store(0, std::memory_order_relaxed);
 }
 
 void* watchdog_thread_main(void*) {
@@ -340,11 +353,18 @@ void* watchdog_thread_main(void*) {
   mark_current_thread_internal();
   g_watchdog_tid = gettid();
   thread_sampler_watchdog_started(g_settings.stall_threshold_ns > 0);
+  int idle_ticks = 0;  // ticks in a row that found no worker busy
   while (!g_stop_requested.load(std::memory_order_acquire)) {
-    const uint32_t seen_word = g_wake_word.load(std::memory_order_acquire);
+    const uint32_t seen_word = g_watchdog_wake_word.load(std::memory_order_acquire);
     const bool any_busy = tick(monotonic_ns());
     if (g_stop_requested.load(std::memory_order_acquire)) break;
-    wait_for_next_tick(seen_word, any_busy ? g_settings.tick_ns : g_settings.idle_tick_ns);
+    idle_ticks = any_busy ? 0 : idle_ticks + 1;
+    if (idle_ticks < kIdleTicksBeforePark) {
+      wait_for_next_tick(seen_word, g_settings.tick_ns);
+    } else {
+      park_until_busy(seen_word);
+      idle_ticks = 0;
+    }
   }
   g_thread_running.store(false, std::memory_order_release);
   return nullptr;
@@ -395,12 +415,6 @@ int64_t watchdog_tick_ns(int64_t stall_threshold_ns, int64_t hang_threshold_ns) 
   return clamp_ns(smallest / 4, 1 * kMs, 10 * kMs);
 }
 
-int64_t watchdog_idle_tick_ns(int64_t stall_threshold_ns, int64_t hang_threshold_ns) {
-  const int64_t tick_ns = watchdog_tick_ns(stall_threshold_ns, hang_threshold_ns);
-  if (stall_threshold_ns <= 0) return tick_ns;
-  return clamp_ns(stall_threshold_ns / 2, tick_ns, 20'000'000);
-}
-
 WatchdogSettings watchdog_settings_from_environment() {
   const Config& cfg = config();
   WatchdogSettings settings;
@@ -431,8 +445,6 @@ WatchdogSettings watchdog_settings_from_environment() {
     }
   }
   settings.tick_ns = watchdog_tick_ns(settings.stall_threshold_ns, settings.hang_threshold_ns);
-  settings.idle_tick_ns =
-      watchdog_idle_tick_ns(settings.stall_threshold_ns, settings.hang_threshold_ns);
   return settings;
 }
 
@@ -449,8 +461,8 @@ void watchdog_start() {
 void watchdog_stop() {
   if (!g_thread_running.load(std::memory_order_acquire)) return;
   g_stop_requested.store(true, std::memory_order_release);
-  g_wake_word.fetch_add(1, std::memory_order_release);
-  futex_wake(g_wake_word, 1);
+  g_watchdog_wake_word.fetch_add(1, std::memory_order_release);
+  futex_wake(g_watchdog_wake_word, 1);
   if (gettid() == g_watchdog_tid) return;  // cannot wait for ourselves
   const int64_t deadline_ns = monotonic_ns() + kStopWaitNs;
   while (g_thread_running.load(std::memory_order_acquire) && monotonic_ns() < deadline_ns) {

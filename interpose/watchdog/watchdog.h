@@ -37,19 +37,16 @@ struct WatchdogSettings {
   int64_t hang_threshold_ns = 0;     // 0: hangs off
   int stall_signal = 0;              // BLOCKWATCH_STALL_SIGNAL, default SIGRTMIN+7
   int stall_budget_per_minute = 60;  // BLOCKWATCH_STALL_BUDGET, 0: no limit
-  int64_t tick_ns = 0;               // while some worker is busy
-  int64_t idle_tick_ns = 0;          // while none is: a wake-up is most of the cost
+  int64_t tick_ns = 0;               // while some worker is busy; none is: parked
 };
 
 // How often the watchdog looks while some worker is busy: a quarter of the
 // stall threshold, clamped to [1 ms, 10 ms]; with stalls off (hangs only)
 // hang/40 clamped to [10 ms, 100 ms]. A stall is reported at most one tick late.
 int64_t watchdog_tick_ns(int64_t stall_threshold_ns, int64_t hang_threshold_ns);
-// ... and while every worker is idle: half the stall threshold, clamped to
-// [tick, 20 ms] (hangs only: the same as the busy tick). A task that begins
-// just after an idle tick is first seen up to this much later, so a stall's
-// reported duration is a lower bound by up to one idle tick.
-int64_t watchdog_idle_tick_ns(int64_t stall_threshold_ns, int64_t hang_threshold_ns);
+// While no worker is busy the watchdog does not tick at all: it parks until a
+// thread becomes busy and wakes it (core/watchdog_wake.h), so an idle service
+// costs no wake-ups and a task that begins after a quiet spell is seen at once.
 
 // Config plus the watchdog's own variables (signal, budget), from the environment.
 WatchdogSettings watchdog_settings_from_environment();

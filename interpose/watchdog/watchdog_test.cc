@@ -190,13 +190,6 @@ TEST(Tick, QuarterOfTheSmallestThresholdWithinOneToTenMs) {
   EXPECT_EQ(watchdog_tick_ns(0, 1'000 * kMs), 25 * kMs);
 }
 
-TEST(Tick, IdleTickIsSlowerButBoundedByHalfTheThreshold) {
-  EXPECT_EQ(watchdog_idle_tick_ns(20 * kMs, 10'000 * kMs), 10 * kMs);
-  EXPECT_EQ(watchdog_idle_tick_ns(100 * kMs, 10'000 * kMs), 20 * kMs);
-  EXPECT_EQ(watchdog_idle_tick_ns(2 * kMs, 10'000 * kMs), 1 * kMs);
-  EXPECT_EQ(watchdog_idle_tick_ns(0, 10'000 * kMs), 100 * kMs);
-}
-
 TEST(ProcParsers, SchedstatStatStatusAndSyscall) {
   ThreadSchedStat sched;
   ASSERT_TRUE(parse_schedstat("123456 7890 12\n", &sched));
