@@ -7,7 +7,8 @@
 // from the module's is never used to name a function: the answer says so.
 //
 // Results are cached per (build-id, or path when there is none; offset); a module
-// costs its debug-info lookup once (including a failed one).
+// costs its debug-info lookup once (including a failed one). Addresses in no
+// loaded object (JIT code) are named from the process's perf map (perf_map.h).
 //
 // Thread-safety: every public function takes one internal mutex; cheap on a warm
 // cache (the decoder calls it once per new pc per stream, never per event).
@@ -21,6 +22,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "collector/perf_map.h"
 #include "collector/symbolization.h"
 
 namespace blockwatch::collector {
@@ -36,6 +38,8 @@ class Symbolizer final : public FrameSymbolizer {
     // Ask debuginfod servers (DEBUGINFOD_URLS) for what is not on this host.
     bool use_debuginfod = true;
     int64_t debuginfod_deadline_ms = kDebuginfodDeadlineMs;
+    // Where JIT engines write perf maps (perf-PID.map), on this host.
+    std::string perf_map_dir = "/tmp";
   };
 
   Symbolizer();
@@ -48,6 +52,11 @@ class Symbolizer final : public FrameSymbolizer {
   // virtual address). Callers pass a return address minus one, so the line is
   // the call's, not the next statement's.
   Symbolization symbolize(const ModuleIdentity& module, uint64_t address) override;
+
+  // From PERF_MAP_DIR/perf-PID.map (perf_map.h), only for a process of this host
+  // (a perf map is a file in the target's /tmp: a collector on another host, or
+  // in another PID or mount namespace, cannot read the right one).
+  JitSymbol symbolize_jit(const ProcessIdentity& process, uint64_t address) override;
 
   // Counters for benchmarks and logs.
   struct Stats {
@@ -70,6 +79,9 @@ class Symbolizer final : public FrameSymbolizer {
   Options options_;
   mutable std::mutex mutex_;
   absl::flat_hash_map<std::string, std::unique_ptr<ModuleState>> modules_;
+  // Per (pid, start time): a pid reused by another process gets another map.
+  absl::flat_hash_map<std::pair<int, int64_t>, std::unique_ptr<PerfMap>> perf_maps_;
+  std::string hostname_;
   Stats stats_;
 };
 
