@@ -1,7 +1,7 @@
 #!/bin/sh
 # Start-up cost of the preload: mean wall time per run of CMD, in µs (README,
 # "Overhead"). Not run by ctest: timing depends on the machine.
-# usage: startup.sh LIB N CMD...  -> mean wall ms per run of CMD under LIB (or "none")
+# usage: startup_time.sh LIB N CMD...  (LIB "none": without the preload)
 lib=$1; n=$2; shift 2
 start=$(date +%s%N)
 i=0
