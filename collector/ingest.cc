@@ -37,6 +37,12 @@ class UnlockingSymbolizer final : public FrameSymbolizer {
     if (held_ != nullptr) held_->lock();
     return result;
   }
+  JitSymbol symbolize_jit(const ProcessIdentity& process, uint64_t address) override {
+    if (held_ != nullptr) held_->unlock();  // it may read a perf map
+    JitSymbol result = inner_->symbolize_jit(process, address);
+    if (held_ != nullptr) held_->lock();
+    return result;
+  }
 
  private:
   FrameSymbolizer* inner_;

@@ -176,6 +176,7 @@ bool StreamDecoder::on_hello(const wire::Hello& hello) {
     reset_tables();
   }
   saw_hello_ = true;
+  process_ = ProcessIdentity{hello.pid(), hello.hostname(), hello.start_unix_ns()};
   handler_->on_hello(hello);
   return true;
 }
@@ -261,6 +262,18 @@ bool StreamDecoder::define_symbol(const wire::Symbol& symbol) {
   frame.module = symbol.module();
   frame.offset = symbol.module_offset();
   frame.pc = symbol.pc();
+  // A pc in no object the process loaded (the target names none): JIT code,
+  // named from the process's perf map, or the frame says why not.
+  if (symbol.function().empty() && symbol.module().empty() && options_.symbolizer != nullptr &&
+      symbol.pc() != 0 && module_of(symbol.pc()) == nullptr) {
+    JitSymbol jit = options_.symbolizer->symbolize_jit(process_, symbol.pc() - 1);
+    if (!jit.name.empty()) {
+      frame.function = std::move(jit.name);
+      frame.module = std::move(jit.source);
+    } else if (!jit.note.empty()) {
+      frame.function += " (" + jit.note + ")";
+    }
+  }
   // A later, better name wins.
   symbols_.insert_or_assign(symbol.pc(), symbolized_frames(std::move(frame)));
   return true;

@@ -123,6 +123,7 @@ class StreamDecoder {
   size_t buffer_start_ = 0;
   std::string error_;
   bool saw_hello_ = false;
+  ProcessIdentity process_;  // from the Hello: whose perf map names JIT frames
   uint64_t bytes_accepted_ = 0;
   uint64_t frames_accepted_ = 0;
   size_t definitions_ = 0;

@@ -38,9 +38,27 @@ struct ModuleIdentity {
   std::string build_id;  // raw bytes; empty when the object has none
 };
 
+// The process a stream comes from, as its Hello says.
+struct ProcessIdentity {
+  int pid = 0;
+  std::string hostname;
+  int64_t start_unix_ns = 0;
+};
+
+// What is known of an address in anonymous executable memory (JIT code).
+struct JitSymbol {
+  std::string name;    // the function's, from the process's perf map; "" when unknown
+  std::string source;  // where the name came from ("/tmp/perf-PID.map")
+  std::string note;    // when name is "": why ("no entry in /tmp/perf-PID.map")
+};
+
 class FrameSymbolizer {
  public:
   virtual ~FrameSymbolizer() = default;
+  // `address` (a return address minus one) lies in no object the process
+  // loaded: its name from the process's perf map, if the collector can read it.
+  // Pure: a wrapper that forgot to forward it would silently lose JIT names.
+  virtual JitSymbol symbolize_jit(const ProcessIdentity& process, uint64_t address) = 0;
   // The frames at `address`, an offset from the module's load bias (a file
   // virtual address). Callers pass a return address minus one, so the line is
   // the call's, not the next statement's.

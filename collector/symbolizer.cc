@@ -31,6 +31,12 @@ namespace {
 // cache flush, never unbounded memory.
 constexpr size_t kMaxModules = 1024;
 constexpr size_t kMaxCachedAddressesPerModule = 1 << 20;
+// Perf maps held at once (each up to kMaxPerfMapBytes); more: all are dropped
+// and re-read on demand.
+constexpr size_t kMaxPerfMaps = 16;
+// File times come from the kernel's coarse clock (a tick behind the real time):
+// a perf map written just after the process started may look a little older.
+constexpr int64_t kPerfMapClockSlackNs = 1'000'000'000;
 
 int64_t now_ms() {
   using namespace std::chrono;
@@ -289,7 +295,11 @@ bool debuginfod_configured() {
 
 Symbolizer::Symbolizer() : Symbolizer(Options{}) {}
 
-Symbolizer::Symbolizer(Options options) : options_(std::move(options)) { elf_version(EV_CURRENT); }
+Symbolizer::Symbolizer(Options options) : options_(std::move(options)) {
+  elf_version(EV_CURRENT);
+  char host[256] = {};
+  if (gethostname(host, sizeof host - 1) == 0) hostname_ = host;
+}
 
 Symbolizer::~Symbolizer() = default;
 
@@ -405,6 +415,48 @@ Symbolization Symbolizer::symbolize(const ModuleIdentity& module, uint64_t addre
   if (state->cache.size() >= kMaxCachedAddressesPerModule) state->cache.clear();
   state->cache.emplace(address, result);
   return result;
+}
+
+JitSymbol Symbolizer::symbolize_jit(const ProcessIdentity& process, uint64_t address) {
+  std::lock_guard lock(perf_maps_mutex_);
+  JitSymbol out;
+  const std::string path = options_.perf_map_dir + "/perf-" + std::to_string(process.pid) + ".map";
+  if (process.pid <= 0 || process.hostname.empty() || process.hostname != hostname_) {
+    out.note = "JIT code? its perf map is on host " +
+               (process.hostname.empty() ? std::string("(unknown)") : process.hostname) +
+               ", not read here";
+    return out;
+  }
+  const std::pair<int, int64_t> key(process.pid, process.start_unix_ns);
+  auto it = perf_maps_.find(key);
+  if (it == perf_maps_.end()) {
+    if (perf_maps_.size() >= kMaxPerfMaps) perf_maps_.clear();
+    it = perf_maps_
+             .emplace(key, std::make_unique<PerfMap>(
+                               path, process.start_unix_ns - kPerfMapClockSlackNs))
+             .first;
+  }
+  PerfMap::Answer answer = it->second->lookup(address);
+  switch (answer.status) {
+    case PerfMap::Status::kFound:
+      out.name = std::move(answer.name);
+      out.source = path;
+      break;
+    case PerfMap::Status::kNoEntry:
+      out.note = "JIT code, no entry in " + path;
+      break;
+    case PerfMap::Status::kNoMap:
+      out.note = "anonymous code, no " + path;
+      break;
+    case PerfMap::Status::kStale:
+      out.note = "anonymous code; " + path + " is older than the process";
+      break;
+    case PerfMap::Status::kTooLarge:
+      out.note = "JIT code, not in the first " + std::to_string(kMaxPerfMapBytes >> 20) +
+                 " MiB read of " + path;
+      break;
+  }
+  return out;
 }
 
 }  // namespace blockwatch::collector

@@ -7,7 +7,8 @@
 // from the module's is never used to name a function: the answer says so.
 //
 // Results are cached per (build-id, or path when there is none; offset); a module
-// costs its debug-info lookup once (including a failed one).
+// costs its debug-info lookup once (including a failed one). Addresses in no
+// loaded object (JIT code) are named from the process's perf map (perf_map.h).
 //
 // Thread-safety: symbolize() may be called from several threads (the collector
 // decodes each connection on its own strand). The module table takes one
@@ -27,6 +28,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "collector/perf_map.h"
 #include "collector/symbolization.h"
 
 namespace blockwatch::collector {
@@ -42,6 +44,8 @@ class Symbolizer final : public FrameSymbolizer {
     // Ask debuginfod servers (DEBUGINFOD_URLS) for what is not on this host.
     bool use_debuginfod = true;
     int64_t debuginfod_deadline_ms = kDebuginfodDeadlineMs;
+    // Where JIT engines write perf maps (perf-PID.map), on this host.
+    std::string perf_map_dir = "/tmp";
   };
 
   Symbolizer();
@@ -54,6 +58,11 @@ class Symbolizer final : public FrameSymbolizer {
   // virtual address). Callers pass a return address minus one, so the line is
   // the call's, not the next statement's.
   Symbolization symbolize(const ModuleIdentity& module, uint64_t address) override;
+
+  // From PERF_MAP_DIR/perf-PID.map (perf_map.h), only for a process of this host
+  // (a perf map is a file in the target's /tmp: a collector on another host, or
+  // in another PID or mount namespace, cannot read the right one).
+  JitSymbol symbolize_jit(const ProcessIdentity& process, uint64_t address) override;
 
   // Counters for benchmarks and logs.
   struct Stats {
@@ -79,6 +88,10 @@ class Symbolizer final : public FrameSymbolizer {
   // Shared: a table flush (kMaxModules) must not free a state another thread uses.
   absl::flat_hash_map<std::string, std::shared_ptr<ModuleState>> modules_;
   std::atomic<uint64_t> modules_opened_{0}, lookups_{0}, cache_hits_{0}, debuginfod_queries_{0};
+  std::mutex perf_maps_mutex_;  // perf_maps_ (never held with mutex_)
+  // Per (pid, start time): a pid reused by another process gets another map.
+  absl::flat_hash_map<std::pair<int, int64_t>, std::unique_ptr<PerfMap>> perf_maps_;
+  std::string hostname_;  // set in the constructor
 };
 
 // Lower-case hex of a build-id's bytes ("" for none).

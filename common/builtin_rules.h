@@ -67,6 +67,13 @@ inline constexpr const char* kTokioParkFrames[] = {
     "tokio::runtime::time::Driver::park",
     "mio::poll::Poll::poll"};
 inline constexpr const char* kLibuvFrames[] = {"^uv__io_poll", "^uv_run$", "^uv__epoll"};
+// Nested event loops: an epoll wait (and a libuv idle rule's match) under one of
+// these is not the thread's idle wait but blocks its loop. Node's execSync and
+// spawnSync wait for the child on a private libuv loop (SyncProcessRunner ->
+// uv_run -> uv__io_poll -> epoll_wait). The injected library reports epoll waits
+// only with one of these on the stack (interpose/shims/sleep.cc); the libuv rule
+// names them in `unless`.
+inline constexpr const char* kNestedLoopFrames[] = {"^node::SyncProcessRunner::"};
 inline constexpr const char* kPoolWaitFrames[] = {kDefaultPoolWaitPattern};
 inline constexpr const char* kPoolWaitKinds[] = {"condvar", "futex"};
 // tokio's blocking pool: its threads carry the workers' name. tokio also runs
@@ -95,7 +102,8 @@ inline constexpr Rule kRules[] = {
     {Section::kIdle, kAsioWaitFrames, count_of(kAsioWaitFrames), 0, nullptr, 0},
     {Section::kIdle, kAsioSchedulerFrames, count_of(kAsioSchedulerFrames), 1, nullptr, 0},
     {Section::kIdle, kTokioParkFrames, count_of(kTokioParkFrames), 0, nullptr, 0},
-    {Section::kIdle, kLibuvFrames, count_of(kLibuvFrames), 1, nullptr, 0},
+    {Section::kIdle, kLibuvFrames, count_of(kLibuvFrames), 1, nullptr, 0, kNestedLoopFrames,
+     count_of(kNestedLoopFrames)},
     {Section::kIdle, kPoolWaitFrames, count_of(kPoolWaitFrames), 1, kPoolWaitKinds,
      count_of(kPoolWaitKinds)},
     {Section::kNotWorker, kTokioBlockingPoolFrames, count_of(kTokioBlockingPoolFrames), 0, nullptr,

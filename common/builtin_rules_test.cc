@@ -37,6 +37,7 @@ const char* const kSamples[] = {
     "uv_run_once",
     "my_uv_run",
     "uv__epoll_ctl",
+    "node::SyncProcessRunner::TryInitializeAndRunLoop(v8::Local<v8::Value>)",
     "ThreadPool::worker_main()",
     "my::thread_pool<int>::worker()",
     "WorkerThread::Run()",

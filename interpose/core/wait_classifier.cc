@@ -11,6 +11,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <iterator>
 #include <string_view>
 
 #include "common/builtin_rules.h"
@@ -81,7 +82,7 @@ VerdictCache& wait_verdict_cache() { return g_cache; }
 
 // --- hook side ----------------------------------------------------------------------
 
-WaitTicket wait_classify_begin(uint8_t kind) {
+WaitTicket wait_classify_begin(uint8_t kind, int max_frames) {
   WaitTicket ticket;
   ThreadSlot* slot = tls_thread.slot;
   // Explicit tasks need no help, and API workers without tasks are classified too.
@@ -96,7 +97,7 @@ WaitTicket wait_classify_begin(uint8_t kind) {
   int count;
   {
     RecursionGuard guard;  // libunwind's first use on a thread locks mutexes
-    count = capture_stack(pcs, kWaitStackFrames);
+    count = capture_stack(pcs, max_frames < kWaitStackFrames ? max_frames : kWaitStackFrames);
   }
   ticket.key = wait_stack_hash(pcs, count);
   ticket.verdict = g_cache.lookup(ticket.key);
@@ -183,7 +184,25 @@ std::vector<NamedFrame> symbolize(const uintptr_t* pcs, int count) {
 
 }  // namespace
 
+// An epoll wait's call site is a nested loop (builtin_rules.h kNestedLoopFrames)?
+bool in_nested_loop(const std::vector<NamedFrame>& stack) {
+  static const auto* rule = [] {
+    auto* compiled = new stack_rule::StackRule;
+    stack_rule::RuleText text;
+    text.frames.assign(std::begin(shared::kNestedLoopFrames), std::end(shared::kNestedLoopFrames));
+    std::string error;  // built-in patterns compile (common_builtin_rules_test)
+    compiled->compile(text, &error);
+    return compiled;
+  }();
+  return rule->matches(kinds::kind_name(kinds::kKindPoll), stack);
+}
+
 WaitVerdict classify_wait_stack(const char* kind, const std::vector<NamedFrame>& stack) {
+  // epoll waits (the only `poll` waits classified: shims/sleep.cc) are the
+  // executor's idle wait by definition, except in a nested loop.
+  if (std::string_view(kind) == kinds::kind_name(kinds::kKindPoll)) {
+    return in_nested_loop(stack) ? WaitVerdict::kOther : WaitVerdict::kIdle;
+  }
   const std::vector<stack_rule::StackRule>& rules = compiled_rules();
   // A wait that a not_worker rule matches (tokio's blocking pool waiting for a
   // job) is also an idle wait: the thread does no worker's work meanwhile. It is

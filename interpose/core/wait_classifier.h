@@ -18,6 +18,10 @@
 //    parked stack (its own ElfSymbolizer), runs the rules (regexec) and stores the
 //    verdict, before it decides whether that slot is busy.
 //
+// epoll waits go through the same machinery with the opposite default: idle,
+// unless the stack is a nested loop (builtin_rules.h kNestedLoopFrames, e.g.
+// Node's execSync), which is then reported as a blocking `poll`.
+//
 // The VerdictCache is declared here for unit tests (wait_classifier_test.cc).
 #pragma once
 
@@ -65,11 +69,14 @@ struct WaitTicket {
   WaitVerdict verdict = WaitVerdict::kUnknown;
 };
 
-// On a worker thread, just before a condvar/futex wait of `kind`
-// ("condvar", "futex": the rules' kind names; static storage). Hook path: no allocation, no lock of
-// ours (libunwind's first use on a thread takes its own mutexes, under the guard); not
-// async-signal-safe. errno unchanged.
-WaitTicket wait_classify_begin(uint8_t kind);
+// On a worker thread, just before a condvar/futex wait of `kind` (kinds.h), or
+// an epoll wait (kKindPoll: idle unless a nested loop, see classify_wait_stack).
+// Hook path: no allocation, no lock of ours (libunwind's first use on a thread
+// takes its own mutexes, under the guard); not async-signal-safe. errno unchanged.
+// `max_frames` (at most kWaitStackFrames) keys the call site on fewer frames:
+// an epoll wait's key stops before the JIT frames of a Node caller, whose
+// addresses change as code is re-compiled.
+WaitTicket wait_classify_begin(uint8_t kind, int max_frames = kWaitStackFrames);
 
 // Just after the wait returned: true when it was the executor's idle wait
 // (then the loop turn ends, and the caller does not report it). No allocation,

@@ -160,5 +160,22 @@ TEST(ClassifyWaitStack, UnknownFramesAreOther) {
   EXPECT_EQ(classify_wait_stack("condvar", {{"", ""}, {"", ""}}), WaitVerdict::kOther);
 }
 
+// epoll waits are idle by definition (any loop: libuv, Asio, a hand-written
+// one), except in a nested loop: Node's execSync waiting for its child.
+TEST(ClassifyWaitStack, EpollWaitIsIdleUnlessANestedLoop) {
+  const std::vector<NamedFrame> main_loop = {
+      {"uv__io_poll", "/usr/bin/node"}, {"uv_run", "/usr/bin/node"},
+      {"node::SpinEventLoop(node::Environment*)", "/usr/bin/node"}};
+  EXPECT_EQ(classify_wait_stack("poll", main_loop), WaitVerdict::kIdle);
+  EXPECT_EQ(classify_wait_stack("poll", {{"my_own_loop", "/bin/svc"}, {"main", "/bin/svc"}}),
+            WaitVerdict::kIdle);
+  const std::vector<NamedFrame> exec_sync = {
+      {"uv__io_poll", "/usr/bin/node"},
+      {"uv_run", "/usr/bin/node"},
+      {"node::SyncProcessRunner::TryInitializeAndRunLoop()", "/usr/bin/node"},
+      {"node::SyncProcessRunner::Run()", "/usr/bin/node"}};
+  EXPECT_EQ(classify_wait_stack("poll", exec_sync), WaitVerdict::kOther);
+}
+
 }  // namespace
 }  // namespace blockwatch::interpose

@@ -1,8 +1,9 @@
 // Shims for sleeps and readiness waits: nanosleep, clock_nanosleep, usleep,
 // sleep (kind `sleep`); poll, ppoll, select, pselect with a non-zero timeout
 // (kind `poll`; a zero timeout is a non-blocking check). epoll_wait and
-// epoll_pwait(2) are the executor's idle wait: never reported, but each marks a
-// loop-turn boundary in the thread's slot (the stall watchdog counts turns).
+// epoll_pwait(2) are the executor's idle wait: not reported, but each marks a
+// loop-turn boundary in the thread's slot (the stall watchdog counts turns),
+// except in a nested loop (see idle_wait).
 //
 // Hook path: one TLS read off-worker; on a worker the call is timed.
 #include "interpose/shims/hook_path.h"
@@ -23,15 +24,43 @@ bool is_zero(const timeval* timeout) {
   return timeout && timeout->tv_sec == 0 && timeout->tv_usec == 0;
 }
 
-// The idle wait: the slot says "idle" while inside, and a turn ends when it returns.
+// An epoll wait on a worker: the executor's idle wait (the slot says "idle"
+// while inside, and a turn ends when it returns), unless its call site is a
+// nested loop (builtin_rules.h kNestedLoopFrames: Node's execSync waiting for
+// its child on a private libuv loop), which blocks the thread's own loop: then
+// it is timed and reported as a `poll` like any blocking call. The call site is
+// classified as a condvar park is (wait_classifier.h): until the watchdog has
+// looked at a call site (its next tick, up to 100 ms with stall detection off),
+// its waits are idle; a wait the verdict arrived during is reported when it ends. Hook path: no allocation, no lock of ours (one unwind of
+// kWaitStackFrames per wait with a timeout); errno and result are the call's.
+// An epoll wait's call site for classification: its innermost frames, deep
+// enough for node's uv__io_poll <- uv_run <- SyncProcessRunner::* <- Spawn and
+// short of the JavaScript frames above (their addresses change as V8 re-compiles,
+// and every new key waits for the watchdog again).
+constexpr int kEpollSiteFrames = 8;
+
 template <typename WaitReal>
-int idle_wait(WaitReal&& wait_real) {
+int idle_wait(const char* function, WaitReal&& wait_real) {
   // A signal handler's wait inside a timed call is not the executor's loop.
   if (bw::tls_thread.guard_depth != 0) return wait_real();
-  bw::mark_loop_turn(true);
+  const bw::WaitTicket ticket = bw::wait_classify_begin(bw::kinds::kKindPoll, kEpollSiteFrames);
+  if (ticket.verdict == bw::WaitVerdict::kOther) {
+    return bw::time_blocking_call(sleep_call(function, bw::kinds::kKindPoll), wait_real);
+  }
+  if (ticket.verdict != bw::WaitVerdict::kIdle) bw::mark_loop_turn(true);
+  const int64_t start_ticks = bw::hook_clock_ticks();
   const int result = wait_real();
   const int saved_errno = errno;
-  bw::mark_loop_turn(false);
+  const int64_t elapsed_ticks = bw::hook_clock_ticks() - start_ticks;
+  if (!bw::wait_classify_end(ticket)) {  // true: idle, and the turn ended there
+    bw::mark_loop_turn(false);
+    if (ticket.key != 0 && elapsed_ticks >= bw::g_threshold_ticks.load(std::memory_order_relaxed) &&
+        bw::wait_verdict_cache().lookup(ticket.key) == bw::WaitVerdict::kOther) {
+      bw::RecursionGuard guard;
+      bw::report_timed_call(sleep_call(function, bw::kinds::kKindPoll), start_ticks,
+                            elapsed_ticks);
+    }
+  }
   errno = saved_errno;
   return result;
 }
@@ -186,7 +215,7 @@ BW_SLOW_PATH int epoll_wait_slow(int epfd, epoll_event* events, int max_events, 
   if (__builtin_expect(!bw::hook_should_time(), 1) || timeout_ms == 0) {
     return real_call(epfd, events, max_events, timeout_ms);
   }
-  return idle_wait([&] { return real_call(epfd, events, max_events, timeout_ms); });
+  return idle_wait("epoll_wait", [&] { return real_call(epfd, events, max_events, timeout_ms); });
 }
 }  // namespace
 
@@ -203,7 +232,8 @@ BW_SLOW_PATH int epoll_pwait_slow(int epfd, epoll_event* events, int max_events,
   if (__builtin_expect(!bw::hook_should_time(), 1) || timeout_ms == 0) {
     return real_call(epfd, events, max_events, timeout_ms, sigmask);
   }
-  return idle_wait([&] { return real_call(epfd, events, max_events, timeout_ms, sigmask); });
+  return idle_wait("epoll_pwait",
+                   [&] { return real_call(epfd, events, max_events, timeout_ms, sigmask); });
 }
 }  // namespace
 
@@ -221,7 +251,8 @@ BW_SLOW_PATH int epoll_pwait2_slow(int epfd, epoll_event* events, int max_events
   if (__builtin_expect(!bw::hook_should_time(), 1) || is_zero(timeout)) {
     return real_call(epfd, events, max_events, timeout, sigmask);
   }
-  return idle_wait([&] { return real_call(epfd, events, max_events, timeout, sigmask); });
+  return idle_wait("epoll_pwait2",
+                   [&] { return real_call(epfd, events, max_events, timeout, sigmask); });
 }
 }  // namespace
 

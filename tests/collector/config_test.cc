@@ -133,6 +133,12 @@ TEST(Classifier, HandlerBlockingUnderTheSchedulerIsNotIdle) {
   EXPECT_FALSE(c->classify("mutex", handler).idle);
   auto uv_callback = stack({"on_read", "uv__read", "uv__io_poll", "uv_run"});
   EXPECT_FALSE(c->classify("fsync", uv_callback).idle);
+  // Node's execSync waits for its child on a private libuv loop: not idle.
+  auto exec_sync = stack({"uv__io_poll", "uv_run",
+                          "node::SyncProcessRunner::TryInitializeAndRunLoop(v8::Local<v8::Value>)",
+                          "node::SyncProcessRunner::Run(v8::Local<v8::Value>)"});
+  exec_sync.insert(exec_sync.begin(), libc("epoll_wait"));
+  EXPECT_FALSE(c->classify("poll", exec_sync).idle);
   auto job = stack({"app::job()", "std::function<void()>::operator()",
                     "blockwatch::ThreadPool::worker_main(char const*, int)"});
   EXPECT_FALSE(c->classify("condvar", job).idle);
