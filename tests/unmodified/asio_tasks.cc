@@ -1,8 +1,9 @@
 // An unmodified Boost.Asio program with one worker thread ("pool-0"), for the
 // task-boundary tests of unmodified_test.py (issue 9). No blockwatch code: task
 // boundaries come only from the task-entry probe on the scheduler's do_run_one.
-//   burst  idle, then 100 handlers of 0.5 ms CPU posted at once, idle again:
-//          a 50 ms loop turn made of short tasks, never a task stall
+//   burst  idle, then 200 handlers of 0.5 ms CPU posted at once, idle again:
+//          a 100 ms loop turn made of short tasks, never a task stall (100 ms
+//          against a 30 ms threshold: a starved watchdog still sees the turn)
 //   busy   idle, then 20 short handlers, one 120 ms CPU handler and 20 short
 //          handlers posted at once (a busy queue: no idle wait between them):
 //          exactly one task stall, in planted_long_handler
@@ -108,8 +109,8 @@ int main(int argc, char** argv) {
   pause_ms(100);  // idle
   int expected = 0;
   if (std::strcmp(mode, "burst") == 0) {
-    for (int i = 0; i < 100; ++i) boost::asio::post(io, planted_short_handler);
-    expected = 100;
+    for (int i = 0; i < 200; ++i) boost::asio::post(io, planted_short_handler);
+    expected = 200;
   } else if (std::strcmp(mode, "busy") == 0) {
     for (int i = 0; i < 20; ++i) boost::asio::post(io, planted_short_handler);
     boost::asio::post(io, planted_long_handler);

@@ -9,7 +9,7 @@ stack or inside the executor's idle wait, nothing from non-worker threads.
 
 Task boundaries from the task-entry probe (issue 9), asio_tasks with one
 worker and `--fail-on stall>=30ms`:
-  asio_burst   100 handlers of 0.5 ms at once: no stall, the run passes
+  asio_burst   200 handlers of 0.5 ms at once: no stall, the run passes
   asio_busy    a busy queue with one 120 ms handler: exactly one stall, scope
                "task", its stack in planted_long_handler; the run fails
   asio_burst_no_probes  BLOCKWATCH_PROBES=off: the burst is one loop turn, so
