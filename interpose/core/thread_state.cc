@@ -60,6 +60,9 @@ void reset_slot(ThreadSlot& slot) {
   slot.loop_turns.store(0, std::memory_order_relaxed);
   slot.idle.store(false, std::memory_order_relaxed);
   slot.probed.store(false, std::memory_order_relaxed);
+  // task_timer's counts stay (cumulative, summed by the sender); a task being
+  // timed ends unmeasured with its thread.
+  slot.task_timer.timing_probe = -1;
   slot.allow_depth.store(0, std::memory_order_relaxed);
   slot.allow_reason.store(nullptr, std::memory_order_relaxed);
   slot.blocked_in.store(nullptr, std::memory_order_relaxed);
@@ -281,6 +284,7 @@ void task_begin(const char* label) {
   if (depth < kMaxTaskNesting) slot->task_labels[depth].store(label, std::memory_order_relaxed);
   slot->task_depth.store(depth + 1, std::memory_order_relaxed);
   slot->task_seq.fetch_add(1, std::memory_order_release);
+  task_stats_api_begin(slot->task_timer, depth);
 }
 
 void task_end() {
@@ -288,6 +292,11 @@ void task_end() {
   if (!slot) return;
   const int32_t depth = slot->task_depth.load(std::memory_order_relaxed);
   if (depth <= 0) return;
+  // The label is still the task's (its owner frees it only after this call).
+  const char* label = depth <= kMaxTaskNesting
+                          ? slot->task_labels[depth - 1].load(std::memory_order_relaxed)
+                          : slot->task_labels[kMaxTaskNesting - 1].load(std::memory_order_relaxed);
+  task_stats_api_end(slot->task_timer, static_cast<int>(slot - g_thread_slots), depth - 1, label);
   if (depth <= kMaxTaskNesting) {
     slot->task_labels[depth - 1].store(nullptr, std::memory_order_relaxed);
   }
@@ -316,6 +325,8 @@ void mark_loop_turn(bool idle_now) {
   ThreadSlot* slot = tls_thread.slot;
   if (!slot) return;
   if (!idle_now) slot->loop_turns.fetch_add(1, std::memory_order_release);
+  // A timed probe task's clock stops during idle waits (task_stats.h).
+  task_timer_idle(slot->task_timer, idle_now);
   slot->idle.store(idle_now, std::memory_order_release);
 }
 
@@ -451,6 +462,7 @@ void thread_state_after_fork_child() {
   }
   if (own) own->tid.store(gettid(), std::memory_order_relaxed);
   g_threads_without_slot.store(0, std::memory_order_relaxed);  // the child's own count
+  task_stats_after_fork_child();
 }
 
 }  // namespace blockwatch::interpose

@@ -75,14 +75,14 @@ bw_probe_stub_end:
 
 namespace bw = blockwatch::interpose;
 
-extern "C" __attribute__((visibility("hidden"))) int bw_probe_fast(uint32_t /*probe_id*/) {
+extern "C" __attribute__((visibility("hidden"))) int bw_probe_fast(uint32_t probe_id) {
   const uint8_t mode = bw::current_mode();
   if (__builtin_expect(mode == bw::kModeWorker, 1)) {
     bw::ThreadSlot* slot = bw::tls_thread.slot;
     // Inside blockwatch (guard held) nothing of ours runs a task; a worker
     // without a slot (all taken) is unwatched.
     if (slot && bw::tls_thread.guard_depth == 0) {
-      bw::probe_task_entry(*slot);
+      bw::probe_task_entry(*slot, probe_id);
     }
     return 0;
   }
