@@ -13,6 +13,7 @@
 #include <cmath>
 
 #include "collector/aggregate_internal.h"
+#include "collector/aggregate_tasks.h"
 #include "common/kinds.h"
 
 namespace blockwatch::collector {
@@ -164,6 +165,9 @@ void Aggregator::Sink::on_counters(const wire::Counters& c) {
   p.stalls_suppressed = c.stalls_suppressed();
   p.threads_unwatched = c.threads_unwatched();
   p.dropped = p.dropped_queue_full + p.dropped_no_collector + p.dropped_too_deep;
+  process->tasks.clear();  // cumulative: the latest lines replace the earlier ones
+  for (const wire::TaskStats& line : c.tasks()) process->tasks.push_back(task_stats_from_wire(line, p));
+  process->task_labels_dropped = c.task_labels_dropped();
 }
 
 Aggregator::HotspotAccumulator* Aggregator::Sink::new_hotspot(
@@ -399,6 +403,8 @@ Report Aggregator::report() const {
     report.processes.push_back(process->info);
     report.dropped += process->info.dropped;
     report.threads_unwatched += process->info.threads_unwatched;
+    for (const TaskStats& line : process->tasks) merge_task_stats(line, &report.tasks);
+    report.task_labels_dropped += process->task_labels_dropped;
     for (const auto& [key, acc] : process->hotspots) {
       if (acc->count == 0) continue;  // idle / not_worker, or its stalls moved away
       Hotspot hotspot = with_names(*acc, *process);
@@ -425,6 +431,7 @@ Report Aggregator::report() const {
   }
   std::stable_sort(report.hotspots.begin(), report.hotspots.end(),
                    [](const Hotspot& a, const Hotspot& b) { return a.total_ns > b.total_ns; });
+  finish_task_stats(&report.tasks);
   for (auto& [name, totals] : paths) report.paths.push_back(totals);
   std::sort(report.paths.begin(), report.paths.end(), [](const PathTotals& a, const PathTotals& b) {
     return a.blocked_ns + a.stalled_ns > b.blocked_ns + b.stalled_ns;

@@ -124,6 +124,46 @@ void write_task_probes(LineWriter& w, const Report& report) {
   }
 }
 
+// "boost::asio::detail::scheduler::do_run_one (probe)" or "api task 'parse'".
+std::string task_entry_name(const TaskStats& t) {
+  if (t.source == "api") return "task '" + (t.label.empty() ? std::string("(no label)") : t.label) + "'";
+  return (t.function.empty() ? t.rule : t.function) + " (probe)";
+}
+
+// Per task entry: how many tasks, how long the timed ones ran, how many went
+// over 1 ms. Sampled numbers say so ("16 of 2050 timed", "~50 estimated").
+void write_task_stats(LineWriter& w, const Report& report, size_t max_lines) {
+  if (report.tasks.empty()) return;
+  w.line("");
+  w.line("tasks (per task entry; durations of the timed tasks, a random sample unless all were):");
+  for (size_t i = 0; i < report.tasks.size() && i < max_lines; ++i) {
+    const TaskStats& t = report.tasks[i];
+    w.line("   " + task_entry_name(t) + " in " + basename(t.exe));
+    std::string timed = t.tasks_timed >= t.tasks_total
+                            ? "all timed"
+                            : std::to_string(t.tasks_timed) + " of " +
+                                  std::to_string(t.tasks_total) + " timed";
+    std::string line = "      " + std::to_string(t.tasks_total) + " tasks (" + timed + ")";
+    if (t.tasks_timed > 0) {
+      line += ": p50 " + format_duration(t.p50_ns) + ", p99 " + format_duration(t.p99_ns) +
+              ", max " + format_duration(t.max_ns);
+    }
+    w.line(line);
+    if (t.tasks_timed == 0) continue;
+    w.line(t.over_1ms_exact
+               ? "      over 1ms: " + std::to_string(t.over_1ms)
+               : "      over 1ms: ~" + std::to_string(t.over_1ms) + " (estimated: " +
+                     std::to_string(t.timed_over_1ms) + " of the timed tasks, scaled)");
+  }
+  if (report.tasks.size() > max_lines) {
+    w.line("   ... and " + std::to_string(report.tasks.size() - max_lines) + " more task entries");
+  }
+  if (report.task_labels_dropped > 0) {
+    w.line("   " + std::to_string(report.task_labels_dropped) +
+           " API tasks not listed (a thread had too many distinct labels)");
+  }
+}
+
 }  // namespace
 
 void write_text_report(const Report& report, std::ostream& out, const TextReportOptions& o) {
@@ -152,6 +192,7 @@ void write_text_report(const Report& report, std::ostream& out, const TextReport
              "), " + std::to_string(p.stalls) + " stalls (" + format_duration(p.stalled_ns) + ")");
     }
   }
+  write_task_stats(w, report, o.max_hotspots);
   write_task_probes(w, report);
   if (report.dropped > 0) {
     w.line("");

@@ -59,6 +59,7 @@ void add_histogram(const TaskHistogram& from, TaskStatsLine& to) {
   to.timed_over_1ms += from.over_1ms.load(std::memory_order_relaxed);
   const int64_t max_ns = from.max_ns.load(std::memory_order_relaxed);
   if (max_ns > to.max_ns) to.max_ns = max_ns;
+  to.sum_ns += from.sum_ns.load(std::memory_order_relaxed);
   if (to.buckets.empty()) to.buckets.assign(task_histogram::kBuckets, 0);
   for (int i = 0; i < task_histogram::kBuckets; ++i) {
     to.buckets[i] += from.buckets[i].load(std::memory_order_relaxed);

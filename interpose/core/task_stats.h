@@ -46,18 +46,22 @@ struct TaskHistogram {
   std::atomic<uint64_t> timed{0};
   std::atomic<uint64_t> over_1ms{0};
   std::atomic<int64_t> max_ns{0};
+  std::atomic<int64_t> sum_ns{0};
   std::atomic<uint32_t> buckets[task_histogram::kBuckets] = {};
 };
 
 // The hot part, inside ThreadSlot (thread_state.h). Owner-written; the sender
 // reads probe_tasks only.
 struct TaskTimer {
-  uint32_t countdown = 0;   // tasks until the next timed one; 0: time the next
+  uint32_t countdown = 0;   // tasks until the next timed one; 0: due now (or not seeded)
   uint32_t rng = 0;         // xorshift32 state, seeded at the first timed task
   int32_t timing_probe = -1;  // probe id of the task being timed, -1: none
   int64_t start_ticks = 0;   // the timed task's start, or its last idle wait's end
   int64_t run_ticks = 0;     // its time before its idle waits
   bool idle = false;         // the timed task is in an idle wait
+  // Start of a wait not classified yet (wait_classifier.h kUnknown) during the
+  // timed task; 0: none. Found idle at its end, it did not count either.
+  int64_t unclassified_wait_ticks = 0;
   std::atomic<uint64_t> probe_tasks[kTaskProbeStats] = {};  // exact, every entry
   int64_t api_start_ticks[kTaskApiNesting] = {};
 };
@@ -82,6 +86,7 @@ inline void task_histogram_add(TaskHistogram& h, int64_t ns) {
     h.over_1ms.store(h.over_1ms.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   }
   if (ns > h.max_ns.load(std::memory_order_relaxed)) h.max_ns.store(ns, std::memory_order_relaxed);
+  h.sum_ns.store(h.sum_ns.load(std::memory_order_relaxed) + ns, std::memory_order_relaxed);
   std::atomic<uint32_t>& bucket = h.buckets[task_histogram::bucket_of(ns)];
   bucket.store(bucket.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
 }
@@ -121,6 +126,23 @@ inline void task_timer_idle(TaskTimer& timer, bool idle_now) {
   timer.idle = idle_now;
 }
 
+// A wait whose idle verdict is not known yet begins (wait_classifier.cc):
+// remember when, if a task is being timed. Owner thread; integer only.
+inline void task_timer_unclassified_wait_begin(TaskTimer& timer) {
+  if (timer.timing_probe >= 0 && !timer.idle) timer.unclassified_wait_ticks = hook_clock_ticks();
+}
+
+// That wait ended; `was_idle`: the classifier found it an idle wait, so the
+// timed task's clock stopped at its start.
+inline void task_timer_unclassified_wait_end(TaskTimer& timer, bool was_idle) {
+  const int64_t wait_start = timer.unclassified_wait_ticks;
+  if (wait_start == 0) return;
+  timer.unclassified_wait_ticks = 0;
+  if (!was_idle || timer.timing_probe < 0 || timer.idle) return;
+  timer.run_ticks += wait_start - timer.start_ticks;
+  timer.start_ticks = hook_clock_ticks();
+}
+
 // A probe entry, after the exact count: does it need the clock (a timed task
 // ends here, or this task is the one to time)? The common answer is no, at the
 // cost of a decrement and a branch.
@@ -141,13 +163,20 @@ inline void task_timer_entry_clock(TaskTimer& timer, int slot_index, uint32_t pr
   const int64_t now = hook_clock_ticks();
   task_timer_finish(timer, slot_index, now);
   if (timer.countdown != 0) return;
-  if (timer.rng == 0) timer.rng = static_cast<uint32_t>(now) ^ (static_cast<uint32_t>(tid) << 7) | 1;
+  if (timer.rng == 0) {
+    // The thread's first probe entry: seed, and let the countdown pick the
+    // first timed task too (timing every thread's first task would favour it).
+    timer.rng = (static_cast<uint32_t>(now) ^ (static_cast<uint32_t>(tid) << 7)) | 1;
+    timer.countdown = task_next_countdown(timer);
+    if (timer.countdown > 1) return;
+  }
   timer.countdown = task_next_countdown(timer);
   if (probe_id >= static_cast<uint32_t>(kTaskProbeStats)) return;
   timer.timing_probe = static_cast<int32_t>(probe_id);
   timer.start_ticks = now;
   timer.run_ticks = 0;
   timer.idle = false;
+  timer.unclassified_wait_ticks = 0;
 }
 
 // API tasks (thread_state.cc task_begin/task_end). `depth` is the nesting
@@ -167,6 +196,7 @@ struct TaskStatsLine {
   uint64_t tasks_timed = 0;
   uint64_t timed_over_1ms = 0;
   int64_t max_ns = 0;
+  int64_t sum_ns = 0;  // of the timed tasks
   std::vector<uint64_t> buckets;  // trailing zeros cut
   bool operator==(const TaskStatsLine&) const = default;
 };

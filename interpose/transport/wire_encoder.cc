@@ -221,6 +221,7 @@ void WireEncoder::counters(const CountersInfo& counters, const std::vector<TaskS
     put_uint(5, line.timed_over_1ms, nested_);
     put_int(6, line.max_ns, nested_);
     put_packed_uint(7, line.buckets.data(), line.buckets.size(), nested_);
+    put_int(8, line.sum_ns, nested_);
     put_message(8, nested_, body_);
   }
   put_uint(9, task_labels_dropped, body_);

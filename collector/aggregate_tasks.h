@@ -1,0 +1,26 @@
+// Per-task statistics in the collector (issue 9 item 3): wire TaskStats lines
+// become report TaskStats, merged over the processes of one exe, with their
+// percentiles and the over-1 ms estimate. The bucket bounds are
+// common/task_histogram.h's.
+#pragma once
+
+#include <vector>
+
+#include "collector/report_model.h"
+#include "proto/blockwatch.pb.h"
+
+namespace blockwatch::collector {
+
+// One wire line of `process`, its probe index resolved against the process's
+// installed task probes (Hello order). Counts only; derive() fills the rest.
+TaskStats task_stats_from_wire(const wire::TaskStats& line, const ProcessInfo& process);
+
+// Adds `line` into `merged`: the line of the same exe and entry (source, rule,
+// function, label) gets its counts, buckets and pids; a new entry otherwise.
+void merge_task_stats(const TaskStats& line, std::vector<TaskStats>* merged);
+
+// p50/p99 from the buckets, over_1ms (estimated unless every task was timed),
+// and the report order (most tasks over 1 ms, then most tasks, first).
+void finish_task_stats(std::vector<TaskStats>* tasks);
+
+}  // namespace blockwatch::collector
