@@ -20,8 +20,10 @@ inline constexpr int kSubBuckets = 4;
 inline constexpr int kBuckets = 1 + (kLastOctave - kFirstOctave + 1) * kSubBuckets + 1;
 inline constexpr int64_t kOneMillisecondNs = 1'000'000;  // "tasks over 1 ms"
 
-// The bucket a duration falls in. Negative durations count as 0.
-inline int bucket_of(int64_t ns) {
+// The bucket a duration falls in. Negative durations count as 0. Always
+// inlined: a task-entry probe (compiled without vector registers) calls it, and
+// an out-of-line copy from another object could be the one the linker keeps.
+__attribute__((always_inline)) inline int bucket_of(int64_t ns) {
   if (ns < (int64_t{1} << kFirstOctave)) return 0;
   const int octave = 63 - __builtin_clzll(static_cast<uint64_t>(ns));
   if (octave > kLastOctave) return kBuckets - 1;

@@ -12,23 +12,9 @@ namespace blockwatch::interpose {
 std::atomic<uint64_t> g_task_ns_per_tick_q32{uint64_t{1} << 32};
 uint32_t g_task_timing_every = kTaskTimingEveryDefault;
 
+SlotTaskStats g_task_stats[kMaxThreadSlots];
+
 namespace {
-
-struct TaskLabelStats {
-  std::atomic<uint8_t> used{0};  // 1 once label is written (release); never unset
-  char label[kTaskLabelBytes] = {};
-  std::atomic<uint64_t> total{0};
-  TaskHistogram histogram;
-};
-
-struct SlotTaskStats {
-  TaskHistogram probes[kTaskProbeStats];
-  TaskLabelStats labels[kTaskLabelStats];
-  std::atomic<uint64_t> labels_dropped{0};
-};
-
-// Zero-initialised BSS: untouched slots cost no memory.
-SlotTaskStats g_stats[kMaxThreadSlots];
 
 void bump(std::atomic<uint64_t>& counter) {
   counter.store(counter.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
@@ -68,16 +54,12 @@ void add_histogram(const TaskHistogram& from, TaskStatsLine& to) {
 
 }  // namespace
 
-TaskHistogram& task_probe_histogram(int slot_index, int probe_id) {
-  return g_stats[slot_index].probes[probe_id];
-}
-
 void task_stats_api_begin(TaskTimer& timer, int depth) {
   if (depth < kTaskApiNesting) timer.api_start_ticks[depth] = hook_clock_ticks();
 }
 
 void task_stats_api_end(TaskTimer& timer, int slot_index, int depth, const char* label) {
-  SlotTaskStats& stats = g_stats[slot_index];
+  SlotTaskStats& stats = g_task_stats[slot_index];
   TaskLabelStats* entry = label_entry(stats, label ? label : "");
   if (entry == nullptr) {
     bump(stats.labels_dropped);
@@ -105,13 +87,13 @@ std::vector<TaskStatsLine> task_stats_snapshot(uint64_t* labels_dropped) {
     for (int i = 0; i < slot_end; ++i) {
       line.tasks_total += g_thread_slots[i].task_timer.probe_tasks[probe].load(
           std::memory_order_relaxed);
-      add_histogram(g_stats[i].probes[probe], line);
+      add_histogram(g_task_stats[i].probes[probe], line);
     }
     if (line.tasks_total != 0) lines.push_back(std::move(line));
   }
   const size_t first_label = lines.size();
   for (int i = 0; i < slot_end; ++i) {
-    SlotTaskStats& stats = g_stats[i];
+    SlotTaskStats& stats = g_task_stats[i];
     *labels_dropped += stats.labels_dropped.load(std::memory_order_relaxed);
     for (const TaskLabelStats& entry : stats.labels) {
       if (entry.used.load(std::memory_order_acquire) == 0) break;
@@ -142,7 +124,7 @@ void task_stats_after_fork_child() {
       if (count.load(std::memory_order_relaxed) != 0) count.store(0, std::memory_order_relaxed);
     }
     g_thread_slots[i].task_timer.timing_probe = -1;
-    SlotTaskStats& stats = g_stats[i];
+    SlotTaskStats& stats = g_task_stats[i];
     const bool used = stats.labels[0].used.load(std::memory_order_relaxed) != 0;
     bool probed = false;
     for (const TaskHistogram& h : stats.probes) probed |= h.timed.load(std::memory_order_relaxed) != 0;

@@ -17,7 +17,9 @@
 //
 // Hook-path code: everything inline here runs in a task-entry probe, compiled
 // with -mgeneral-regs-only (probes/probe_hook.cc): integer arithmetic only, no
-// allocation, no lock, async-signal-safe. A signal handler that itself runs a
+// allocation, no lock, async-signal-safe. BW_PROBE_INLINE (always_inline): an
+// out-of-line copy emitted by another object (compiled with vector registers)
+// could be the one the linker keeps. A signal handler that itself runs a
 // probed function on the same thread could lose one count or mis-time one task
 // (single-writer plain stores); it cannot corrupt memory.
 #pragma once
@@ -29,6 +31,8 @@
 
 #include "common/task_histogram.h"
 #include "interpose/base/timebase.h"
+
+#define BW_PROBE_INLINE __attribute__((always_inline)) inline
 
 namespace blockwatch::interpose {
 
@@ -72,7 +76,7 @@ struct TaskTimer {
 extern std::atomic<uint64_t> g_task_ns_per_tick_q32;
 extern uint32_t g_task_timing_every;  // written once, by task_stats_init
 
-inline int64_t task_ticks_to_ns(int64_t elapsed_ticks) {
+BW_PROBE_INLINE int64_t task_ticks_to_ns(int64_t elapsed_ticks) {
   if (elapsed_ticks <= 0) return 0;
   const unsigned __int128 product = static_cast<unsigned __int128>(elapsed_ticks) *
                                     g_task_ns_per_tick_q32.load(std::memory_order_relaxed);
@@ -80,7 +84,7 @@ inline int64_t task_ticks_to_ns(int64_t elapsed_ticks) {
 }
 
 // Count one duration. Single writer. Integer only.
-inline void task_histogram_add(TaskHistogram& h, int64_t ns) {
+BW_PROBE_INLINE void task_histogram_add(TaskHistogram& h, int64_t ns) {
   h.timed.store(h.timed.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   if (ns > task_histogram::kOneMillisecondNs) {
     h.over_1ms.store(h.over_1ms.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
@@ -91,11 +95,25 @@ inline void task_histogram_add(TaskHistogram& h, int64_t ns) {
   bucket.store(bucket.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
 }
 
-// The histogram of probe `probe_id` on slot `slot_index` (probe_id < kTaskProbeStats).
-TaskHistogram& task_probe_histogram(int slot_index, int probe_id);
+// An API label's counts on one slot.
+struct TaskLabelStats {
+  std::atomic<uint8_t> used{0};  // 1 once label is written (release); never unset
+  char label[kTaskLabelBytes] = {};
+  std::atomic<uint64_t> total{0};
+  TaskHistogram histogram;
+};
+
+// One thread slot's histograms, indexed like g_thread_slots. Zero-initialised
+// BSS: the slots never used cost no memory.
+struct SlotTaskStats {
+  TaskHistogram probes[kTaskProbeStats];
+  TaskLabelStats labels[kTaskLabelStats];
+  std::atomic<uint64_t> labels_dropped{0};
+};
+extern SlotTaskStats g_task_stats[];
 
 // The next countdown: uniform in [1, 2N-1] (mean N). Integer only.
-inline uint32_t task_next_countdown(TaskTimer& timer) {
+BW_PROBE_INLINE uint32_t task_next_countdown(TaskTimer& timer) {
   uint32_t x = timer.rng;
   x ^= x << 13;
   x ^= x >> 17;
@@ -106,16 +124,16 @@ inline uint32_t task_next_countdown(TaskTimer& timer) {
 }
 
 // The timed task (if any) ends now: its duration goes into its histogram.
-inline void task_timer_finish(TaskTimer& timer, int slot_index, int64_t now_ticks) {
+BW_PROBE_INLINE void task_timer_finish(TaskTimer& timer, int slot_index, int64_t now_ticks) {
   if (timer.timing_probe < 0) return;
   const int64_t ticks = timer.run_ticks + (timer.idle ? 0 : now_ticks - timer.start_ticks);
-  task_histogram_add(task_probe_histogram(slot_index, timer.timing_probe), task_ticks_to_ns(ticks));
+  task_histogram_add(g_task_stats[slot_index].probes[timer.timing_probe], task_ticks_to_ns(ticks));
   timer.timing_probe = -1;
 }
 
 // The thread enters (idle_now) or leaves an idle wait: a timed task's clock
 // pauses meanwhile. Owner thread; integer only.
-inline void task_timer_idle(TaskTimer& timer, bool idle_now) {
+BW_PROBE_INLINE void task_timer_idle(TaskTimer& timer, bool idle_now) {
   if (timer.timing_probe < 0 || timer.idle == idle_now) return;
   const int64_t now = hook_clock_ticks();
   if (idle_now) {
@@ -128,13 +146,13 @@ inline void task_timer_idle(TaskTimer& timer, bool idle_now) {
 
 // A wait whose idle verdict is not known yet begins (wait_classifier.cc):
 // remember when, if a task is being timed. Owner thread; integer only.
-inline void task_timer_unclassified_wait_begin(TaskTimer& timer) {
+BW_PROBE_INLINE void task_timer_unclassified_wait_begin(TaskTimer& timer) {
   if (timer.timing_probe >= 0 && !timer.idle) timer.unclassified_wait_ticks = hook_clock_ticks();
 }
 
 // That wait ended; `was_idle`: the classifier found it an idle wait, so the
 // timed task's clock stopped at its start.
-inline void task_timer_unclassified_wait_end(TaskTimer& timer, bool was_idle) {
+BW_PROBE_INLINE void task_timer_unclassified_wait_end(TaskTimer& timer, bool was_idle) {
   const int64_t wait_start = timer.unclassified_wait_ticks;
   if (wait_start == 0) return;
   timer.unclassified_wait_ticks = 0;
@@ -146,7 +164,7 @@ inline void task_timer_unclassified_wait_end(TaskTimer& timer, bool was_idle) {
 // A probe entry, after the exact count: does it need the clock (a timed task
 // ends here, or this task is the one to time)? The common answer is no, at the
 // cost of a decrement and a branch.
-inline bool task_timer_entry_needs_clock(TaskTimer& timer) {
+BW_PROBE_INLINE bool task_timer_entry_needs_clock(TaskTimer& timer) {
   const uint32_t countdown = timer.countdown;
   if (__builtin_expect(countdown > 1, 1)) {
     timer.countdown = countdown - 1;
@@ -158,7 +176,7 @@ inline bool task_timer_entry_needs_clock(TaskTimer& timer) {
 
 // The rest of a probe entry that needs the clock: end the timed task, and
 // start timing this one if its turn came.
-inline void task_timer_entry_clock(TaskTimer& timer, int slot_index, uint32_t probe_id,
+BW_PROBE_INLINE void task_timer_entry_clock(TaskTimer& timer, int slot_index, uint32_t probe_id,
                                    int32_t tid) {
   const int64_t now = hook_clock_ticks();
   task_timer_finish(timer, slot_index, now);

@@ -162,11 +162,12 @@ void mark_loop_turn(bool idle_now);
 
 // A task-entry probe fired on the calling thread (probes/probe_hook.cc): the
 // previous task (if any) ended, a new one starts. Counts the task for probe
-// `probe_id` and, for 1 in N tasks, reads the clock (task_stats.h). Owner
+// `probe_id`; true when the clock is needed (1 in N tasks, task_stats.h): then
+// the caller runs task_timer_entry_clock, kept out of this fast path. Owner
 // thread only; no allocation, no lock, async-signal-safe; touches no vector
 // register (the probe runs at a function's entry, where xmm0-7 may hold its
 // arguments): integer arithmetic only.
-inline void probe_task_entry(ThreadSlot& slot, uint32_t probe_id) {
+BW_PROBE_INLINE bool probe_task_entry(ThreadSlot& slot, uint32_t probe_id) {
   slot.task_seq.store(slot.task_seq.load(std::memory_order_relaxed) + 1, std::memory_order_release);
   if (!slot.probed.load(std::memory_order_relaxed)) {
     slot.probed.store(true, std::memory_order_release);
@@ -176,10 +177,7 @@ inline void probe_task_entry(ThreadSlot& slot, uint32_t probe_id) {
     std::atomic<uint64_t>& count = timer.probe_tasks[probe_id];
     count.store(count.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   }
-  if (__builtin_expect(task_timer_entry_needs_clock(timer), 0)) {
-    task_timer_entry_clock(timer, static_cast<int>(&slot - g_thread_slots), probe_id,
-                           slot.tid.load(std::memory_order_relaxed));
-  }
+  return __builtin_expect(task_timer_entry_needs_clock(timer), 0);
 }
 
 // The calling thread is not classified yet (or was renamed): classify it now,
