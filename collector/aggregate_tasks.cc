@@ -9,18 +9,17 @@ namespace blockwatch::collector {
 
 TaskStats task_stats_from_wire(const wire::TaskStats& line, const ProcessInfo& process) {
   TaskStats t;
-  if (line.has_probe()) {
+  if (!line.rule().empty()) {
     t.source = "probe";
-    uint32_t installed = 0;
+    t.rule = line.rule();
+    // The function the rule matched (a Rust generic matches once per type, all
+    // under one name; the first installed one names them).
     for (const TaskProbe& probe : process.task_probes) {
-      if (!probe.installed) continue;
-      if (installed++ == line.probe()) {
-        t.rule = probe.rule;
+      if (probe.installed && probe.rule == t.rule) {
         t.function = probe.function;
         break;
       }
     }
-    if (t.rule.empty()) t.rule = "probe #" + std::to_string(line.probe());
   } else {
     t.source = "api";
     t.label = line.label();

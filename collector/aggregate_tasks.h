@@ -11,8 +11,9 @@
 
 namespace blockwatch::collector {
 
-// One wire line of `process`, its probe index resolved against the process's
-// installed task probes (Hello order). Counts only; derive() fills the rest.
+// One wire line of `process`; a probe line's function is taken from the
+// process's installed task probes of its rule. Counts only; finish_task_stats
+// fills the rest.
 TaskStats task_stats_from_wire(const wire::TaskStats& line, const ProcessInfo& process);
 
 // Adds `line` into `merged`: the line of the same exe and entry (source, rule,

@@ -40,10 +40,12 @@ namespace blockwatch::interpose {
 // pseudo-random countdown, so no periodic task pattern is over- or
 // under-sampled). BLOCKWATCH_TASK_TIMING_EVERY overrides it; 1 times every task.
 inline constexpr uint32_t kTaskTimingEveryDefault = 16;
-inline constexpr int kTaskProbeStats = 8;    // probes with a higher id: counted, not timed
+inline constexpr int kTaskProbeStats = 8;    // task-entry rules with their own counts; later rules: task_seq only
 inline constexpr int kTaskLabelStats = 8;    // distinct API labels per thread slot
 inline constexpr int kTaskLabelBytes = 48;   // longer labels are cut
 inline constexpr int kTaskApiNesting = 8;    // = thread_state.h kMaxTaskNesting
+
+// Probe ids are task-entry rule indexes (task_probes.h): the counts are per rule.
 
 // One histogram; one writer (the slot's owner), read by the sender.
 struct TaskHistogram {
@@ -208,7 +210,8 @@ void task_stats_init(uint32_t timing_every);
 
 // One (process-wide) line of the snapshot: a probe, or an API label.
 struct TaskStatsLine {
-  int probe_id = -1;  // >= 0: the probe's id (task_probes.h), else an API label
+  int probe_id = -1;  // >= 0: the probe's id, its rule's index (task_probes.h); else an API label
+  std::string rule;   // a probe's rule text (the sender fills it in)
   std::string label;  // API label ("" for a probe)
   uint64_t tasks_total = 0;
   uint64_t tasks_timed = 0;

@@ -342,6 +342,13 @@ void Sender::maybe_send_counters(int64_t now, bool force) {
   const CountersInfo counters = sender_counters();
   uint64_t task_labels_dropped = 0;
   std::vector<TaskStatsLine> tasks = task_stats_snapshot(&task_labels_dropped);
+  const std::vector<std::string>& rules = task_probe_rules();
+  for (TaskStatsLine& line : tasks) {
+    if (line.probe_id < 0) continue;
+    line.rule = static_cast<size_t>(line.probe_id) < rules.size()
+                    ? rules[line.probe_id]
+                    : "task-entry rule #" + std::to_string(line.probe_id);
+  }
   const bool changed = memcmp(&counters, &counters_sent_, sizeof counters) != 0 ||
                        tasks != tasks_sent_ || task_labels_dropped != task_labels_dropped_sent_;
   if (!force && !changed) return;

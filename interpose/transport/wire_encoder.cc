@@ -211,10 +211,7 @@ void WireEncoder::counters(const CountersInfo& counters, const std::vector<TaskS
   put_uint(7, counters.threads_unwatched, body_);
   for (const TaskStatsLine& line : tasks) {
     nested_.clear();
-    if (line.probe_id >= 0) {  // proto3 optional: present even when 0
-      put_tag(1, kVarint, nested_);
-      put_varint(static_cast<uint64_t>(line.probe_id), nested_);
-    }
+    put_bytes(1, line.rule, nested_);
     put_bytes(2, line.label, nested_);
     put_uint(3, line.tasks_total, nested_);
     put_uint(4, line.tasks_timed, nested_);

@@ -232,11 +232,11 @@ TEST(WireEncoder, CountersAndGoodbye) {
   EXPECT_EQ(frames[1].goodbye().exit_status(), -3);
 }
 
-// Counters.tasks: a probe line (probe index 0 must be present: proto3
-// optional) and an API label line.
+// Counters.tasks: a probe line (named by its rule) and an API label line.
 TEST(WireEncoder, CountersCarryTaskStats) {
   TaskStatsLine probe;
   probe.probe_id = 0;
+  probe.rule = "boost::asio::detail::scheduler::do_run_one";
   probe.tasks_total = 2051;
   probe.tasks_timed = 130;
   probe.timed_over_1ms = 3;
@@ -257,8 +257,7 @@ TEST(WireEncoder, CountersCarryTaskStats) {
   ASSERT_EQ(c.tasks_size(), 2);
   EXPECT_EQ(c.task_labels_dropped(), 4u);
   const wire::TaskStats& p = c.tasks(0);
-  ASSERT_TRUE(p.has_probe());
-  EXPECT_EQ(p.probe(), 0u);
+  EXPECT_EQ(p.rule(), "boost::asio::detail::scheduler::do_run_one");
   EXPECT_EQ(p.tasks_total(), 2051u);
   EXPECT_EQ(p.tasks_timed(), 130u);
   EXPECT_EQ(p.timed_over_1ms(), 3u);
@@ -266,7 +265,7 @@ TEST(WireEncoder, CountersCarryTaskStats) {
   EXPECT_EQ(p.sum_timed_ns(), 9'000'000);
   EXPECT_EQ(std::vector<uint64_t>(p.buckets().begin(), p.buckets().end()), probe.buckets);
   const wire::TaskStats& a = c.tasks(1);
-  EXPECT_FALSE(a.has_probe());
+  EXPECT_EQ(a.rule(), "");
   EXPECT_EQ(a.label(), "parse");
   EXPECT_EQ(a.tasks_total(), 5u);
 }

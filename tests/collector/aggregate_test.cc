@@ -608,7 +608,7 @@ TEST(Aggregate, TaskStatsPerEntryWithSampledEstimates) {
       wire::Frame counters;
       auto* c = counters.mutable_counters();
       auto* t = c->add_tasks();
-      t->set_probe(0);
+      t->set_rule("boost::asio::detail::scheduler::do_run_one");
       t->set_tasks_total(500 * scale);
       t->set_tasks_timed(30 * scale);
       t->set_timed_over_1ms(scale == 2 ? 3 : 1);
