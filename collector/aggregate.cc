@@ -417,9 +417,19 @@ Report Aggregator::report() const {
       }
     }
   }
+  std::vector<std::string> entry_rules;  // every installed task-entry rule of the run
+  for (const ProcessInfo& p : report.processes) {
+    for (const TaskProbe& probe : p.task_probes) {
+      if (probe.installed && std::find(entry_rules.begin(), entry_rules.end(), probe.rule) ==
+                                 entry_rules.end()) {
+        entry_rules.push_back(probe.rule);
+      }
+    }
+  }
   absl::flat_hash_map<std::string, PathTotals> paths;
   for (Merged& m : merged) {
     Hotspot& h = m.hotspot;
+    if (h.kind == "stall") h.task_function = task_function_of(h.stack, entry_rules);
     h.p50_ns = std::min(m.histogram.quantile(0.50), h.max_ns);
     h.p99_ns = std::min(m.histogram.quantile(0.99), h.max_ns);
     std::sort(

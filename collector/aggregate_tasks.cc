@@ -3,6 +3,7 @@
 
 #include <algorithm>
 
+#include "common/builtin_rules.h"
 #include "common/task_histogram.h"
 
 namespace blockwatch::collector {
@@ -57,6 +58,43 @@ void merge_task_stats(const TaskStats& line, std::vector<TaskStats>* merged) {
     return;
   }
   merged->push_back(line);
+}
+
+namespace {
+
+bool is_entry_frame(const std::string& function, const std::vector<std::string>& entry_rules) {
+  for (const std::string& rule : entry_rules) {
+    if (function.compare(0, rule.size(), rule) != 0) continue;
+    if (function.size() == rule.size() || function[rule.size()] == '(' ||
+        function[rule.size()] == '<' || function[rule.size()] == ' ') {
+      return true;
+    }
+  }
+  return false;
+}
+
+// Executor and language-runtime frames between the entry and the task's code.
+bool is_executor_frame(const StackFrame& frame) {
+  static const char* const kPrefixes[] = {
+      "boost::asio::", "boost_asio_handler_invoke_helpers::", "tokio::", "<tokio::", "core::",
+      "<core::", "std::", "<std::", "alloc::", "<alloc::"};
+  for (const char* prefix : kPrefixes) {
+    if (frame.function.rfind(prefix, 0) == 0) return true;
+  }
+  return builtin_rules::is_system_frame(frame.function, frame.module);
+}
+
+}  // namespace
+
+std::string task_function_of(const std::vector<StackFrame>& stack,
+                             const std::vector<std::string>& entry_rules) {
+  size_t entry = 0;
+  while (entry < stack.size() && !is_entry_frame(stack[entry].function, entry_rules)) ++entry;
+  if (entry == stack.size()) return "";
+  for (size_t i = entry; i-- > 0;) {
+    if (!is_executor_frame(stack[i])) return stack[i].function;
+  }
+  return "";
 }
 
 void finish_task_stats(std::vector<TaskStats>* tasks) {

@@ -47,7 +47,7 @@ void get_if(const json& j, const char* key, T* value) {
 #define BW_HOTSPOT_FIELDS(X)                                                           \
   X(kind) X(scope) X(count) X(total_ns) X(max_ns) X(p50_ns) X(p99_ns) X(threads) X(holders)     \
   X(tasks) X(functions) X(fd_types) X(path) X(allowed) X(allow_reason) X(exe) X(pids)  \
-  X(stack) X(stack_source) X(caused_by) X(cpu_ns) X(runqueue_ns) X(offcpu_ns) X(occurrences) \
+  X(stack) X(stack_source) X(caused_by) X(task_function) X(cpu_ns) X(runqueue_ns) X(offcpu_ns) X(occurrences) \
   X(is_new)
 #define BW_TASK_STATS_FIELDS(X)                                                        \
   X(source) X(rule) X(function) X(label) X(exe) X(pids) X(tasks_total) X(tasks_timed)  \

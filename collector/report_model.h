@@ -109,6 +109,10 @@ struct Hotspot {
   // "none" (no stack). "" in reports written before this field existed.
   std::string stack_source;
   BlockingCall caused_by;         // stack_source "blocking_call" only
+  // Stalls: the code the task ran, named from the stack: the first frame inside
+  // the innermost task-entry function (a probed rule's) that is neither the
+  // executor's nor the language runtime's; "" when the stack holds no entry.
+  std::string task_function;
   // Stalls only: how the stalled time was spent, summed over occurrences.
   int64_t cpu_ns = 0;
   int64_t runqueue_ns = 0;

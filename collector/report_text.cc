@@ -76,6 +76,7 @@ void write_hotspot(LineWriter& w, size_t rank, const Hotspot& h, const TextRepor
   if (!h.holders.empty()) who += "   held by: " + join(h.holders, 3);
   w.line(who);
   if (!h.tasks.empty()) w.line("   tasks: " + join(h.tasks, 4));
+  if (!h.task_function.empty()) w.line("   task function: " + h.task_function);
   // A stall the watchdog could not sample: the stack is the blocking call's.
   if (h.stack_source == "blocking_call") {
     std::string call = h.caused_by.function.empty()
@@ -157,6 +158,25 @@ void write_task_stats(LineWriter& w, const Report& report, size_t max_lines) {
   }
   if (report.tasks.size() > max_lines) {
     w.line("   ... and " + std::to_string(report.tasks.size() - max_lines) + " more task entries");
+  }
+  // The task functions that stalled a worker (named from their stalls' stacks):
+  // the CPU work to move off the executor (spawn_blocking, another pool).
+  std::vector<std::pair<std::string, uint64_t>> stalled;
+  for (const Hotspot& h : report.hotspots) {
+    if (h.kind != "stall" || h.scope == "turn" || h.task_function.empty() || h.allowed) continue;
+    auto it = std::find_if(stalled.begin(), stalled.end(),
+                           [&](const auto& s) { return s.first == h.task_function; });
+    if (it == stalled.end()) {
+      stalled.emplace_back(h.task_function, h.count);
+    } else {
+      it->second += h.count;
+    }
+  }
+  if (!stalled.empty()) {
+    w.line("   task functions over the stall threshold (move their work off the executor):");
+    for (const auto& [function, count] : stalled) {
+      w.line("      " + function + "  (" + std::to_string(count) + " stalls)");
+    }
   }
   if (report.task_labels_dropped > 0) {
     w.line("   " + std::to_string(report.task_labels_dropped) +

@@ -8,6 +8,7 @@
 #include <random>
 #include <sstream>
 
+#include "collector/aggregate_tasks.h"
 #include "collector/metrics.h"
 #include "collector/report_json.h"
 #include "common/task_histogram.h"
@@ -669,6 +670,34 @@ TEST(Aggregate, TaskStatsPerEntryWithSampledEstimates) {
   ASSERT_EQ(back.tasks.size(), 2u);
   EXPECT_EQ(back.tasks[0].over_1ms, 100u);
   EXPECT_EQ(back.tasks[0].buckets, r.tasks[0].buckets);
+}
+
+// A stall's task function: the first frame inside the innermost entry that is
+// not executor or runtime code.
+TEST(Aggregate, TaskFunctionIsTheFirstNonExecutorFrameInsideTheEntry) {
+  auto frames = [](std::vector<std::string> names) {
+    std::vector<StackFrame> stack;
+    for (std::string& name : names) stack.push_back(StackFrame{.function = std::move(name)});
+    return stack;
+  };
+  const std::vector<std::string> rules = {"boost::asio::detail::scheduler::do_run_one",
+                                          "tokio::runtime::task::raw::poll"};
+  EXPECT_EQ(task_function_of(frames({"spin", "handler()", "boost::asio::asio_handler_invoke<F>(F&)",
+                                     "boost::asio::detail::scheduler_operation::complete(void*)",
+                                     "boost::asio::detail::scheduler::do_run_one(lock&)",
+                                     "boost::asio::io_context::run()", "main"}),
+                             rules),
+            "handler()");
+  // Nested entries (tokio's blocking pool runs the worker as a task): the innermost counts.
+  EXPECT_EQ(task_function_of(frames({"app::work", "app::serve::{{closure}}",
+                                     "<core::future::from_generator::GenFuture<T> as Future>::poll",
+                                     "tokio::runtime::task::core::Core<T,S>::poll",
+                                     "tokio::runtime::task::raw::poll", "tokio::worker::run",
+                                     "tokio::runtime::task::raw::poll", "start_thread"}),
+                             rules),
+            "app::serve::{{closure}}");
+  EXPECT_EQ(task_function_of(frames({"spin", "main"}), rules), "");  // no entry
+  EXPECT_EQ(task_function_of(frames({"tokio::runtime::task::raw::poll"}), rules), "");
 }
 
 }  // namespace blockwatch::collector

@@ -51,6 +51,10 @@ def check_report(report, failures):
     planted = [h for h in stalls if "tokio_target::planted_long_task" in functions(h)]
     if sum(h["count"] for h in planted) != 1:
         failures.append(f"{sum(h['count'] for h in planted)} stalls in planted_long_task, want 1")
+    # The task's own code (the spawned future), named from the stack above raw::poll.
+    for h in planted:
+        if not h.get("task_function", "").startswith("tokio_target::spawn_and_wait::{{closure}}"):
+            failures.append(f"task_function {h.get('task_function')!r}, want the spawned future")
     for stall in stalls:
         if stall.get("scope") != "task":
             failures.append(f"a stall of scope {stall.get('scope')!r}, want 'task'")

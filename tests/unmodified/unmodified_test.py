@@ -142,7 +142,8 @@ def check(report, scenario):
 TASK_SCENARIOS = {
     "asio_burst": {"args": ["burst"], "probes": True, "stalls": 0, "exit": 0},
     "asio_busy": {"args": ["busy"], "probes": True, "stalls": 1, "scope": "task",
-                  "stall_function": "planted_long_handler", "exit": 3},
+                  "stall_function": "planted_long_handler", "task_function": "planted_long_handler",
+                  "exit": 3},
     "asio_burst_no_probes": {"args": ["burst"], "probes": False, "stalls": 1, "scope": "turn",
                              "exit": 0},
     # A loop of the program's own, given task boundaries by a config task_entry
@@ -205,6 +206,12 @@ def check_task_scenario(report, scenario):
         function = scenario.get("stall_function")
         if function and function not in [f["function"] for f in stall["stack"]]:
             failures.append(f"the stall's stack misses {function}: {stall['stack']}")
+        # The task's own code, named from the stack above the probed entry (not
+        # for custom_entry: custom_run_one tail-calls the job, so the entry is
+        # not in the stack and no task function can be named).
+        if scenario.get("task_function") and stall.get("task_function") != scenario["task_function"]:
+            failures.append(f"task_function {stall.get('task_function')!r}, "
+                            f"want {scenario['task_function']!r}")
     return failures
 
 
