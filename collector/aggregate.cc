@@ -13,6 +13,7 @@
 #include <cmath>
 
 #include "collector/aggregate_internal.h"
+#include "collector/aggregate_tasks.h"
 #include "common/kinds.h"
 
 namespace blockwatch::collector {
@@ -164,6 +165,9 @@ void Aggregator::Sink::on_counters(const wire::Counters& c) {
   p.stalls_suppressed = c.stalls_suppressed();
   p.threads_unwatched = c.threads_unwatched();
   p.dropped = p.dropped_queue_full + p.dropped_no_collector + p.dropped_too_deep;
+  process->tasks.clear();  // cumulative: the latest lines replace the earlier ones
+  for (const wire::TaskStats& line : c.tasks()) process->tasks.push_back(task_stats_from_wire(line, p));
+  process->task_labels_dropped = c.task_labels_dropped();
 }
 
 Aggregator::HotspotAccumulator* Aggregator::Sink::new_hotspot(
@@ -399,6 +403,8 @@ Report Aggregator::report() const {
     report.processes.push_back(process->info);
     report.dropped += process->info.dropped;
     report.threads_unwatched += process->info.threads_unwatched;
+    for (const TaskStats& line : process->tasks) merge_task_stats(line, &report.tasks);
+    report.task_labels_dropped += process->task_labels_dropped;
     for (const auto& [key, acc] : process->hotspots) {
       if (acc->count == 0) continue;  // idle / not_worker, or its stalls moved away
       Hotspot hotspot = with_names(*acc, *process);
@@ -411,9 +417,19 @@ Report Aggregator::report() const {
       }
     }
   }
+  std::vector<std::string> entry_rules;  // every installed task-entry rule of the run
+  for (const ProcessInfo& p : report.processes) {
+    for (const TaskProbe& probe : p.task_probes) {
+      if (probe.installed && std::find(entry_rules.begin(), entry_rules.end(), probe.rule) ==
+                                 entry_rules.end()) {
+        entry_rules.push_back(probe.rule);
+      }
+    }
+  }
   absl::flat_hash_map<std::string, PathTotals> paths;
   for (Merged& m : merged) {
     Hotspot& h = m.hotspot;
+    if (h.kind == "stall") h.task_function = task_function_of(h.stack, entry_rules);
     h.p50_ns = std::min(m.histogram.quantile(0.50), h.max_ns);
     h.p99_ns = std::min(m.histogram.quantile(0.99), h.max_ns);
     std::sort(
@@ -425,6 +441,7 @@ Report Aggregator::report() const {
   }
   std::stable_sort(report.hotspots.begin(), report.hotspots.end(),
                    [](const Hotspot& a, const Hotspot& b) { return a.total_ns > b.total_ns; });
+  finish_task_stats(&report.tasks);
   for (auto& [name, totals] : paths) report.paths.push_back(totals);
   std::sort(report.paths.begin(), report.paths.end(), [](const PathTotals& a, const PathTotals& b) {
     return a.blocked_ns + a.stalled_ns > b.blocked_ns + b.stalled_ns;

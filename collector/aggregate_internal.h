@@ -172,6 +172,9 @@ struct Aggregator::ProcessState {
   size_t recent_next = 0;
   // Stack-less stalls no call has covered yet; at most kMaxPendingStalls.
   std::vector<aggregate_internal::PendingStall> pending_stalls;
+  // Per task entry, from the latest Counters (cumulative): aggregate_tasks.cc.
+  std::vector<TaskStats> tasks;
+  uint64_t task_labels_dropped = 0;
 
   const std::string& text(uint64_t id) const {
     static const std::string kNone;

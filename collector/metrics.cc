@@ -12,6 +12,8 @@
 #include <tuple>
 #include <vector>
 
+#include "common/task_histogram.h"
+
 namespace blockwatch::collector {
 namespace {
 
@@ -161,6 +163,49 @@ void process_families(const Report& report, std::string& out) {
   out += "blockwatch_hotspots " + std::to_string(report.hotspots.size()) + '\n';
 }
 
+// Per task entry (report.tasks): the exact count, and the timed tasks'
+// durations as a histogram on common/task_histogram.h's bucket bounds.
+void task_families(const Report& report, std::string& out) {
+  if (report.tasks.empty()) return;
+  auto labels = [](const TaskStats& t) {
+    const size_t slash = t.exe.rfind('/');
+    const std::string entry = t.source == "api" ? t.label : (t.function.empty() ? t.rule : t.function);
+    return "exe=\"" + escape_label_value(t.exe.substr(slash == std::string::npos ? 0 : slash + 1)) +
+           "\",source=\"" + t.source + "\",entry=\"" + escape_label_value(entry) + "\"";
+  };
+  family(out, "blockwatch_tasks_total", "counter", "Tasks run, per task entry (exact).");
+  for (const TaskStats& t : report.tasks) {
+    out += "blockwatch_tasks_total{" + labels(t) + "} " + std::to_string(t.tasks_total) + '\n';
+  }
+  family(out, "blockwatch_task_duration_seconds", "histogram",
+         "Durations of the timed tasks per task entry (probe-entered tasks: a random sample; "
+         "API tasks: all).");
+  for (const TaskStats& t : report.tasks) {
+    const std::string l = labels(t);
+    uint64_t cumulative = 0;
+    // Up to the last non-empty bucket (the rest only repeat the count), then +Inf.
+    for (size_t i = 0; i < t.buckets.size(); ++i) {
+      cumulative += t.buckets[i];
+      if (static_cast<int>(i) == task_histogram::kBuckets - 1) break;  // open-ended: +Inf below
+      out += "blockwatch_task_duration_seconds_bucket{" + l + ",le=\"" +
+             format_seconds(task_histogram::bucket_upper_ns(static_cast<int>(i))) + "\"} " +
+             std::to_string(cumulative) + '\n';
+    }
+    out += "blockwatch_task_duration_seconds_bucket{" + l + ",le=\"+Inf\"} " +
+           std::to_string(t.tasks_timed) + '\n';
+    out += "blockwatch_task_duration_seconds_sum{" + l + "} " + format_seconds(t.timed_sum_ns) + '\n';
+    out += "blockwatch_task_duration_seconds_count{" + l + "} " + std::to_string(t.tasks_timed) +
+           '\n';
+  }
+  family(out, "blockwatch_tasks_over_1ms", "gauge",
+         "Tasks that ran over 1 ms per task entry; estimated=\"true\" when scaled up from the "
+         "timed sample.");
+  for (const TaskStats& t : report.tasks) {
+    out += "blockwatch_tasks_over_1ms{" + labels(t) + ",estimated=\"" +
+           (t.over_1ms_exact ? "false" : "true") + "\"} " + std::to_string(t.over_1ms) + '\n';
+  }
+}
+
 }  // namespace
 
 int64_t read_resident_memory_bytes() {
@@ -175,6 +220,7 @@ std::string render_prometheus_metrics(const Report& report, int64_t resident_mem
   blocking_families(report, out);
   hotspot_families(report, out);
   process_families(report, out);
+  task_families(report, out);
   family(out, "blockwatch_collector_resident_memory_bytes", "gauge",
          "Resident memory of the collector.");
   out +=

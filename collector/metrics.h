@@ -20,6 +20,9 @@ int64_t read_resident_memory_bytes();
 //   blockwatch_records_received_total                      counter
 //   blockwatch_processes{state="connected"|"ended"}        gauge
 //   blockwatch_hotspots                                    gauge
+//   blockwatch_tasks_total{exe,source,entry}               counter (exact)
+//   blockwatch_task_duration_seconds{exe,source,entry}     histogram of the timed tasks
+//   blockwatch_tasks_over_1ms{exe,source,entry,estimated}  gauge
 //   blockwatch_collector_resident_memory_bytes             gauge
 // The counters are totals over what the report holds: they only decrease if the
 // collector forgets processes (documented in docs/formats.md).

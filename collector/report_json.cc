@@ -47,8 +47,11 @@ void get_if(const json& j, const char* key, T* value) {
 #define BW_HOTSPOT_FIELDS(X)                                                           \
   X(kind) X(scope) X(count) X(total_ns) X(max_ns) X(p50_ns) X(p99_ns) X(threads) X(holders)     \
   X(tasks) X(functions) X(fd_types) X(path) X(allowed) X(allow_reason) X(exe) X(pids)  \
-  X(stack) X(stack_source) X(caused_by) X(cpu_ns) X(runqueue_ns) X(offcpu_ns) X(occurrences) \
+  X(stack) X(stack_source) X(caused_by) X(task_function) X(cpu_ns) X(runqueue_ns) X(offcpu_ns) X(occurrences) \
   X(is_new)
+#define BW_TASK_STATS_FIELDS(X)                                                        \
+  X(source) X(rule) X(function) X(label) X(exe) X(pids) X(tasks_total) X(tasks_timed)  \
+  X(p50_ns) X(p99_ns) X(max_ns) X(timed_sum_ns) X(timed_over_1ms) X(over_1ms) X(over_1ms_exact) X(buckets)
 #define BW_PATH_TOTALS_FIELDS(X) X(path) X(blocking_events) X(blocked_ns) X(stalls) X(stalled_ns)
 
 void to_json(json& j, const StackFrame& value) {
@@ -69,12 +72,14 @@ BW_JSON_STRUCT(BlockingCall, BW_BLOCKING_CALL_FIELDS)
 BW_JSON_STRUCT(Occurrence, BW_OCCURRENCE_FIELDS)
 BW_JSON_STRUCT(Hotspot, BW_HOTSPOT_FIELDS)
 BW_JSON_STRUCT(PathTotals, BW_PATH_TOTALS_FIELDS)
+BW_JSON_STRUCT(TaskStats, BW_TASK_STATS_FIELDS)
 
 void write_json_report(const Report& r, std::ostream& out) {
   json j = {{"version", r.version},
             {"processes", r.processes},
             {"hotspots", r.hotspots},
             {"paths", r.paths},
+            {"tasks", r.tasks},
             {"summary",
              {{"blocking_events", r.blocking_events},
               {"blocked_ns", r.blocked_ns},
@@ -82,7 +87,8 @@ void write_json_report(const Report& r, std::ostream& out) {
               {"stalled_ns", r.stalled_ns},
               {"allowed_events", r.allowed_events},
               {"dropped", r.dropped},
-              {"threads_unwatched", r.threads_unwatched}}},
+              {"threads_unwatched", r.threads_unwatched},
+              {"task_labels_dropped", r.task_labels_dropped}}},
             {"verdict", {{"failed", r.verdict.failed}, {"reasons", r.verdict.reasons}}}};
   // Invalid UTF-8 from a target's thread names must not make the report unwritable.
   out << j.dump(1, ' ', false, json::error_handler_t::replace) << '\n';
@@ -99,6 +105,7 @@ bool read_json_report(std::istream& in, Report* r, std::string* error) {
     get_if(j, "processes", &parsed.processes);
     get_if(j, "hotspots", &parsed.hotspots);
     get_if(j, "paths", &parsed.paths);
+    get_if(j, "tasks", &parsed.tasks);
     if (auto s = j.find("summary"); s != j.end()) {
       get_if(*s, "blocking_events", &parsed.blocking_events);
       get_if(*s, "blocked_ns", &parsed.blocked_ns);
@@ -107,6 +114,7 @@ bool read_json_report(std::istream& in, Report* r, std::string* error) {
       get_if(*s, "allowed_events", &parsed.allowed_events);
       get_if(*s, "dropped", &parsed.dropped);
       get_if(*s, "threads_unwatched", &parsed.threads_unwatched);
+      get_if(*s, "task_labels_dropped", &parsed.task_labels_dropped);
     }
     if (auto v = j.find("verdict"); v != j.end()) {
       get_if(*v, "failed", &parsed.verdict.failed);

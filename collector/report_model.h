@@ -112,6 +112,10 @@ struct Hotspot {
   // "none" (no stack). "" in reports written before this field existed.
   std::string stack_source;
   BlockingCall caused_by;         // stack_source "blocking_call" only
+  // Stalls: the code the task ran, named from the stack: the first frame inside
+  // the innermost task-entry function (a probed rule's) that is neither the
+  // executor's nor the language runtime's; "" when the stack holds no entry.
+  std::string task_function;
   // Stalls only: how the stalled time was spent, summed over occurrences.
   int64_t cpu_ns = 0;
   int64_t runqueue_ns = 0;
@@ -132,6 +136,32 @@ inline const StackFrame* top_user_frame(const Hotspot& hotspot) {
   return hotspot.stack.empty() ? nullptr : &hotspot.stack.front();
 }
 
+// How long the tasks of one task entry ran (wire TaskStats, summed over the
+// processes of one exe). Probe-entered tasks are counted exactly and a random 1
+// in N of them is timed (sampled timing), so the durations are those of the
+// `tasks_timed` timed tasks and `over_1ms` is an estimate unless
+// `over_1ms_exact`. API tasks (bw_task_begin/end) are all timed.
+struct TaskStats {
+  std::string source;    // "probe" (a task-entry probe) or "api" (bw_task_begin/end)
+  std::string rule;      // probe: the task-entry rule
+  std::string function;  // probe: the entry function it matched (not the task's own code)
+  std::string label;     // api: the task label ("" when none was given)
+  std::string exe;
+  std::vector<int> pids;
+  uint64_t tasks_total = 0;  // exact
+  uint64_t tasks_timed = 0;
+  // Of the timed tasks: p50/p99 are the upper bound of their histogram bucket
+  // (at most ~25% over), capped at max; max is exact.
+  int64_t p50_ns = 0;
+  int64_t p99_ns = 0;
+  int64_t max_ns = 0;
+  int64_t timed_sum_ns = 0;      // the timed tasks' durations added up
+  uint64_t timed_over_1ms = 0;   // timed tasks over 1 ms (exact count)
+  uint64_t over_1ms = 0;         // all tasks over 1 ms: timed_over_1ms * total / timed
+  bool over_1ms_exact = false;   // every task was timed: over_1ms is a count, not an estimate
+  std::vector<uint64_t> buckets;  // timed tasks per common/task_histogram.h bucket
+};
+
 struct PathTotals {
   std::string path;            // "" = not in any path
   uint64_t blocking_events = 0;
@@ -150,6 +180,8 @@ struct Report {
   std::vector<ProcessInfo> processes;
   std::vector<Hotspot> hotspots;     // sorted by total_ns, largest first
   std::vector<PathTotals> paths;
+  std::vector<TaskStats> tasks;      // per task entry; most tasks over 1 ms first
+  uint64_t task_labels_dropped = 0;  // API tasks not in `tasks` (a thread's label table was full)
   uint64_t blocking_events = 0;      // summary
   int64_t blocked_ns = 0;
   uint64_t stalls = 0;

@@ -76,6 +76,7 @@ void write_hotspot(LineWriter& w, size_t rank, const Hotspot& h, const TextRepor
   if (!h.holders.empty()) who += "   held by: " + join(h.holders, 3);
   w.line(who);
   if (!h.tasks.empty()) w.line("   tasks: " + join(h.tasks, 4));
+  if (!h.task_function.empty()) w.line("   task function: " + h.task_function);
   // A stall the watchdog could not sample: the stack is the blocking call's.
   if (h.stack_source == "blocking_call") {
     std::string call = h.caused_by.function.empty()
@@ -140,6 +141,65 @@ void write_missing_debug_info(LineWriter& w, const Report& report) {
   w.line("   install their debug symbols, or set DEBUGINFOD_URLS for a debuginfod server)");
 }
 
+// "boost::asio::detail::scheduler::do_run_one (probe)" or "api task 'parse'".
+std::string task_entry_name(const TaskStats& t) {
+  if (t.source == "api") return "task '" + (t.label.empty() ? std::string("(no label)") : t.label) + "'";
+  return (t.function.empty() ? t.rule : t.function) + " (probe)";
+}
+
+// Per task entry: how many tasks, how long the timed ones ran, how many went
+// over 1 ms. Sampled numbers say so ("16 of 2050 timed", "~50 estimated").
+void write_task_stats(LineWriter& w, const Report& report, size_t max_lines) {
+  if (report.tasks.empty()) return;
+  w.line("");
+  w.line("tasks (per task entry; durations of the timed tasks, a random sample unless all were):");
+  for (size_t i = 0; i < report.tasks.size() && i < max_lines; ++i) {
+    const TaskStats& t = report.tasks[i];
+    w.line("   " + task_entry_name(t) + " in " + basename(t.exe));
+    std::string timed = t.tasks_timed >= t.tasks_total
+                            ? "all timed"
+                            : std::to_string(t.tasks_timed) + " of " +
+                                  std::to_string(t.tasks_total) + " timed";
+    std::string line = "      " + std::to_string(t.tasks_total) + " tasks (" + timed + ")";
+    if (t.tasks_timed > 0) {
+      line += ": p50 " + format_duration(t.p50_ns) + ", p99 " + format_duration(t.p99_ns) +
+              ", max " + format_duration(t.max_ns);
+    }
+    w.line(line);
+    if (t.tasks_timed == 0) continue;
+    w.line(t.over_1ms_exact
+               ? "      over 1ms: " + std::to_string(t.over_1ms)
+               : "      over 1ms: ~" + std::to_string(t.over_1ms) + " (estimated: " +
+                     std::to_string(t.timed_over_1ms) + " of the timed tasks, scaled)");
+  }
+  if (report.tasks.size() > max_lines) {
+    w.line("   ... and " + std::to_string(report.tasks.size() - max_lines) + " more task entries");
+  }
+  // The task functions that stalled a worker (named from their stalls' stacks):
+  // the CPU work to move off the executor (spawn_blocking, another pool).
+  std::vector<std::pair<std::string, uint64_t>> stalled;
+  for (const Hotspot& h : report.hotspots) {
+    if (h.kind != "stall" || h.scope == "turn" || h.task_function.empty() || h.allowed) continue;
+    auto it = std::find_if(stalled.begin(), stalled.end(),
+                           [&](const auto& s) { return s.first == h.task_function; });
+    if (it == stalled.end()) {
+      stalled.emplace_back(h.task_function, h.count);
+    } else {
+      it->second += h.count;
+    }
+  }
+  if (!stalled.empty()) {
+    w.line("   task functions over the stall threshold (move their work off the executor):");
+    for (const auto& [function, count] : stalled) {
+      w.line("      " + function + "  (" + std::to_string(count) + " stalls)");
+    }
+  }
+  if (report.task_labels_dropped > 0) {
+    w.line("   " + std::to_string(report.task_labels_dropped) +
+           " API tasks not listed (a thread had too many distinct labels)");
+  }
+}
+
 }  // namespace
 
 void write_text_report(const Report& report, std::ostream& out, const TextReportOptions& o) {
@@ -168,6 +228,7 @@ void write_text_report(const Report& report, std::ostream& out, const TextReport
              "), " + std::to_string(p.stalls) + " stalls (" + format_duration(p.stalled_ns) + ")");
     }
   }
+  write_task_stats(w, report, o.max_hotspots);
   write_task_probes(w, report);
   write_missing_debug_info(w, report);
   if (report.dropped > 0) {

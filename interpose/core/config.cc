@@ -85,6 +85,18 @@ Config load_config() {
               timebase);
     }
   }
+  if (const char* every = getenv("BLOCKWATCH_TASK_TIMING_EVERY")) {
+    char* end = nullptr;
+    const unsigned long n = strtoul(every, &end, 10);
+    if (end != every && *end == '\0' && n >= 1 && n <= 1'000'000) {
+      c.task_timing_every = static_cast<uint32_t>(n);
+    } else {
+      fprintf(stderr,
+              "blockwatch: BLOCKWATCH_TASK_TIMING_EVERY='%s' is not a count from 1 to 1000000; "
+              "using the default\n",
+              every);
+    }
+  }
   bool disabled = false;
   read_bool("BLOCKWATCH_DISABLE", &disabled);
   c.enabled = !disabled;

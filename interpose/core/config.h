@@ -19,6 +19,9 @@ struct Config {
   bool follow_children = true;                 // BLOCKWATCH_FOLLOW_CHILDREN
   bool abort_on_blocking = false;              // BLOCKWATCH_ON_BLOCKING=abort
   bool enabled = true;                         // BLOCKWATCH_DISABLE=1 turns it off
+  uint32_t task_timing_every = 0;              // BLOCKWATCH_TASK_TIMING_EVERY: time 1 in N
+                                               // probe-entered tasks; 0 = the default
+                                               // (task_stats.h kTaskTimingEveryDefault)
   bool tsc_allowed = true;                     // BLOCKWATCH_TIMEBASE=clock: hooks read
                                                // clock_gettime, not the TSC (timebase.h)
 };

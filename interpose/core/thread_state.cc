@@ -60,6 +60,9 @@ void reset_slot(ThreadSlot& slot) {
   slot.loop_turns.store(0, std::memory_order_relaxed);
   slot.idle.store(false, std::memory_order_relaxed);
   slot.probed.store(false, std::memory_order_relaxed);
+  // task_timer's counts stay (cumulative, summed by the sender); a task being
+  // timed ends unmeasured with its thread.
+  slot.task_timer.timing_probe = -1;
   slot.allow_depth.store(0, std::memory_order_relaxed);
   slot.allow_reason.store(nullptr, std::memory_order_relaxed);
   slot.blocked_in.store(nullptr, std::memory_order_relaxed);
@@ -287,6 +290,7 @@ void task_begin(const char* label) {
   slot->task_depth.store(depth + 1, std::memory_order_relaxed);
   slot->task_seq.fetch_add(1, std::memory_order_seq_cst);
   note_worker_busy();  // after the seq_cst change (watchdog_wake.h)
+  task_stats_api_begin(slot->task_timer, depth);
 }
 
 void task_end() {
@@ -294,6 +298,11 @@ void task_end() {
   if (!slot) return;
   const int32_t depth = slot->task_depth.load(std::memory_order_relaxed);
   if (depth <= 0) return;
+  // The label is still the task's (its owner frees it only after this call).
+  const char* label = depth <= kMaxTaskNesting
+                          ? slot->task_labels[depth - 1].load(std::memory_order_relaxed)
+                          : slot->task_labels[kMaxTaskNesting - 1].load(std::memory_order_relaxed);
+  task_stats_api_end(slot->task_timer, static_cast<int>(slot - g_thread_slots), depth - 1, label);
   if (depth <= kMaxTaskNesting) {
     slot->task_labels[depth - 1].store(nullptr, std::memory_order_relaxed);
   }
@@ -321,6 +330,8 @@ void allow_end() {
 void mark_loop_turn(bool idle_now) {
   ThreadSlot* slot = tls_thread.slot;
   if (!slot) return;
+  // A timed probe task's clock stops during idle waits (task_stats.h).
+  task_timer_idle(slot->task_timer, idle_now);
   if (idle_now) {
     slot->idle.store(true, std::memory_order_release);
     return;
@@ -462,6 +473,7 @@ void thread_state_after_fork_child() {
   }
   if (own) own->tid.store(gettid(), std::memory_order_relaxed);
   g_threads_without_slot.store(0, std::memory_order_relaxed);  // the child's own count
+  task_stats_after_fork_child();
 }
 
 }  // namespace blockwatch::interpose

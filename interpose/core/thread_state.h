@@ -22,12 +22,14 @@
 #include "interpose/base/side_stack.h"
 #include "interpose/base/timebase.h"
 #include "interpose/core/record.h"
+#include "interpose/core/task_stats.h"
 #include "interpose/core/watchdog_wake.h"
 
 namespace blockwatch::interpose {
 
 inline constexpr int kMaxThreadSlots = 4096;
 inline constexpr int kMaxTaskNesting = 8;      // deeper tasks keep the 8th label
+static_assert(kMaxTaskNesting == kTaskApiNesting);
 inline constexpr int kPendingWaitFrames = 16;  // wait_classifier.h kWaitStackFrames
 
 // tls_thread.mode. Other threads may store kModeUnknown into it (a thread renamed
@@ -54,6 +56,9 @@ struct ThreadSlot {
   // boundaries are known (every entry and every idle wait ends a task), so a
   // stall here is one task's, not a loop turn's.
   std::atomic<bool> probed{false};
+  // Per-task counts and the sampled-timing state (task_stats.h). Kept when the
+  // slot is freed (counts are cumulative); owner-written.
+  TaskTimer task_timer;
   std::atomic<int32_t> allow_depth{0};
   std::atomic<const char*> allow_reason{nullptr};
   std::atomic<const char*> blocked_in{nullptr};  // interposed call in progress
@@ -157,15 +162,24 @@ void allow_end();
 void mark_loop_turn(bool idle_now);
 
 // A task-entry probe fired on the calling thread (probes/probe_hook.cc): the
-// previous task (if any) ended, a new one starts. Owner thread only; no
-// allocation, no lock, async-signal-safe; touches no vector register (the
-// probe runs at a function's entry, where xmm0-7 may hold its arguments).
-inline void probe_task_entry(ThreadSlot& slot) {
+// previous task (if any) ended, a new one starts. Counts the task for probe
+// `probe_id`; true when the clock is needed (1 in N tasks, task_stats.h): then
+// the caller runs task_timer_entry_clock, kept out of this fast path. Owner
+// thread only; no allocation, no lock, async-signal-safe; touches no vector
+// register (the probe runs at a function's entry, where xmm0-7 may hold its
+// arguments): integer arithmetic only.
+BW_PROBE_INLINE bool probe_task_entry(ThreadSlot& slot, uint32_t probe_id) {
   slot.task_seq.store(slot.task_seq.load(std::memory_order_relaxed) + 1, std::memory_order_release);
   if (!slot.probed.load(std::memory_order_relaxed)) {
     slot.probed.store(true, std::memory_order_seq_cst);
     note_worker_busy();  // its first task: maybe busy now (watchdog_wake.h)
   }
+  TaskTimer& timer = slot.task_timer;
+  if (probe_id < static_cast<uint32_t>(kTaskProbeStats)) {
+    std::atomic<uint64_t>& count = timer.probe_tasks[probe_id];
+    count.store(count.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  }
+  return __builtin_expect(task_timer_entry_needs_clock(timer), 0);
 }
 
 // The calling thread is not classified yet (or was renamed): classify it now,

@@ -114,6 +114,7 @@ WaitTicket wait_classify_begin(uint8_t kind, int max_frames) {
       slot->pending_wait_count.store(static_cast<uint8_t>(count), std::memory_order_relaxed);
       slot->pending_wait_kind.store(kind, std::memory_order_relaxed);
       slot->pending_wait_key.store(ticket.key, std::memory_order_release);
+      task_timer_unclassified_wait_begin(slot->task_timer);
       break;
     case WaitVerdict::kOther:
       break;
@@ -133,6 +134,7 @@ bool wait_classify_end(const WaitTicket& ticket) {
     slot->pending_wait_key.store(0, std::memory_order_seq_cst);
     std::atomic_thread_fence(std::memory_order_seq_cst);
     verdict = g_cache.lookup(ticket.key);
+    task_timer_unclassified_wait_end(slot->task_timer, verdict == WaitVerdict::kIdle);
   }
   if (verdict != WaitVerdict::kIdle) return false;
   mark_loop_turn(false);

@@ -26,7 +26,8 @@ extern std::atomic<uint32_t> g_watchdog_parked;
 inline constexpr int64_t kWatchdogParkNs = 250'000'000;
 
 // Bumps the wake word and wakes the watchdog. One futex syscall. No allocation,
-// no lock, async-signal-safe.
+// no lock, async-signal-safe, no vector register (compiled -mgeneral-regs-only:
+// a probe calls it at a function's entry, where xmm0-7 hold its arguments).
 void wake_watchdog();
 
 // Call right after the seq_cst change that may have made this thread busy.

@@ -75,14 +75,25 @@ bw_probe_stub_end:
 
 namespace bw = blockwatch::interpose;
 
-extern "C" __attribute__((visibility("hidden"))) int bw_probe_fast(uint32_t /*probe_id*/) {
+namespace {
+
+// The 1 in N probe entries that read the clock (task_stats.h), out of line so
+// the common path saves no register. Same contract as bw_probe_fast.
+__attribute__((noinline, cold)) void probe_entry_clock(bw::ThreadSlot& slot, uint32_t probe_id) {
+  bw::task_timer_entry_clock(slot.task_timer, static_cast<int>(&slot - bw::g_thread_slots),
+                             probe_id, slot.tid.load(std::memory_order_relaxed));
+}
+
+}  // namespace
+
+extern "C" __attribute__((visibility("hidden"))) int bw_probe_fast(uint32_t probe_id) {
   const uint8_t mode = bw::current_mode();
   if (__builtin_expect(mode == bw::kModeWorker, 1)) {
     bw::ThreadSlot* slot = bw::tls_thread.slot;
     // Inside blockwatch (guard held) nothing of ours runs a task; a worker
     // without a slot (all taken) is unwatched.
     if (slot && bw::tls_thread.guard_depth == 0) {
-      bw::probe_task_entry(*slot);
+      if (bw::probe_task_entry(*slot, probe_id)) probe_entry_clock(*slot, probe_id);
     }
     return 0;
   }

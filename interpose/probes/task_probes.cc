@@ -29,6 +29,12 @@ constexpr size_t kPoolBytes = 64 * 1024;
 
 // Function-local statics: the constructor runs before this file's dynamic
 // initialisers would.
+// The task-entry rules, in the order whose index a probe passes its hook.
+std::vector<std::string>& probe_rules() {
+  static auto* rules = new std::vector<std::string>;  // read by the sender for life
+  return *rules;
+}
+
 std::vector<TaskProbeStatus>& statuses() {
   static auto* list = new std::vector<TaskProbeStatus>;  // read by the sender for life
   return *list;
@@ -259,18 +265,19 @@ void task_probes_install_at_start() {
     scan.bias = object.bias;
     for_each_function_symbol(object.path.c_str(), visit_symbol, &scan);
   }
+  probe_rules() = rules;
   std::set<uint64_t> done;
-  uint32_t next_id = 0;
   for (const Candidate& candidate : candidates) {
     if (!done.insert(candidate.address).second) continue;  // .symtab and .dynsym, aliases
     TaskProbeStatus status;
     status.rule = rules[candidate.rule];
     status.function = candidate.function;
     status.module = candidate.module;
-    const char* refused = install_probe(candidate, next_id);
+    // The id the hook gets is the rule's index: per-task counts are per rule (a
+    // Rust generic matches once per type: tokio's raw::poll 30 times and more).
+    const char* refused = install_probe(candidate, static_cast<uint32_t>(candidate.rule));
     status.installed = refused == nullptr;
     if (refused) status.refused = refused;
-    if (status.installed) ++next_id;
     statuses().push_back(std::move(status));
   }
   seal_pools();
@@ -280,6 +287,7 @@ void task_probes_install_at_start() {
 }
 
 const std::vector<TaskProbeStatus>& task_probe_statuses() { return statuses(); }
+const std::vector<std::string>& task_probe_rules() { return probe_rules(); }
 const std::string& task_probes_note() { return note(); }
 
 }  // namespace blockwatch::interpose

@@ -33,6 +33,11 @@ void task_probes_install_at_start();
 // afterwards (the sender puts it in Hello).
 const std::vector<TaskProbeStatus>& task_probe_statuses();
 
+// The task-entry rules in force (built-in first), complete before agent_start:
+// a probe's hook gets its rule's index here as its id (probe_hook.h), so
+// per-task counts are per rule, whatever number of functions it matched.
+const std::vector<std::string>& task_probe_rules();
+
 // One line on the probes as a whole ("off: BLOCKWATCH_PROBES=off", "not
 // installed: 3 threads were running at start", ...); empty when they are on.
 const std::string& task_probes_note();

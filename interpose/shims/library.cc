@@ -108,6 +108,7 @@ __attribute__((constructor(101))) void initialise_library() {
   if (!install_worker_rules(scope.thread_rules.c_str(), &error)) report_rules_error(error);
   set_watched_process(getpid());
   capture_init();
+  task_stats_init(settings.task_timing_every);  // after capture_init's timebase_init
   // While the process still has only this thread (task_probes.h), and before
   // the sender starts (it reports what was probed in Hello).
   task_probes_install_at_start();

@@ -159,6 +159,8 @@ class Sender {
   uint32_t modules_requests_seen_ = 0;
   bool modules_unsent_ = false;  // Modules due on this stream, waiting for room
   CountersInfo counters_sent_;
+  std::vector<TaskStatsLine> tasks_sent_;  // Counters.tasks as last sent
+  uint64_t task_labels_dropped_sent_ = 0;
   int64_t counters_sent_at_ns_ = 0;
   std::vector<const char*> observer_frames_;
 };
@@ -335,16 +337,29 @@ void Sender::maybe_send_modules(bool force) {
 }
 
 void Sender::maybe_send_counters(int64_t now, bool force) {
-  const CountersInfo counters = sender_counters();
-  const bool changed = memcmp(&counters, &counters_sent_, sizeof counters) != 0;
   if (!channel_.is_open()) return;
-  if (!force && (!changed || now - counters_sent_at_ns_ < kCountersIntervalNs)) return;
+  if (!force && now - counters_sent_at_ns_ < kCountersIntervalNs) return;
+  const CountersInfo counters = sender_counters();
+  uint64_t task_labels_dropped = 0;
+  std::vector<TaskStatsLine> tasks = task_stats_snapshot(&task_labels_dropped);
+  const std::vector<std::string>& rules = task_probe_rules();
+  for (TaskStatsLine& line : tasks) {
+    if (line.probe_id < 0) continue;
+    line.rule = static_cast<size_t>(line.probe_id) < rules.size()
+                    ? rules[line.probe_id]
+                    : "task-entry rule #" + std::to_string(line.probe_id);
+  }
+  const bool changed = memcmp(&counters, &counters_sent_, sizeof counters) != 0 ||
+                       tasks != tasks_sent_ || task_labels_dropped != task_labels_dropped_sent_;
+  if (!force && !changed) return;
   // Over the buffer limit (a stopped collector): the counters are totals, so the
   // next frame carries these too; appending one every 50 ms grew the buffer
   // past its limit without end.
   if (!force && over_pending_limit()) return;
-  encoder_.counters(counters, pending_);
+  encoder_.counters(counters, tasks, task_labels_dropped, pending_);
   counters_sent_ = counters;
+  tasks_sent_ = std::move(tasks);
+  task_labels_dropped_sent_ = task_labels_dropped;
   counters_sent_at_ns_ = now;
 }
 

@@ -199,7 +199,8 @@ void WireEncoder::event(const Record& record, const EventIds& ids, int64_t monot
   finish_frame(6, out);
 }
 
-void WireEncoder::counters(const CountersInfo& counters, std::string& out) {
+void WireEncoder::counters(const CountersInfo& counters, const std::vector<TaskStatsLine>& tasks,
+                           uint64_t task_labels_dropped, std::string& out) {
   body_.clear();
   put_uint(1, counters.events_recorded, body_);
   put_uint(2, counters.dropped_queue_full, body_);
@@ -208,6 +209,19 @@ void WireEncoder::counters(const CountersInfo& counters, std::string& out) {
   put_uint(5, counters.stalls_suppressed, body_);
   put_uint(6, counters.threads_seen, body_);
   put_uint(7, counters.threads_unwatched, body_);
+  for (const TaskStatsLine& line : tasks) {
+    nested_.clear();
+    put_bytes(1, line.rule, nested_);
+    put_bytes(2, line.label, nested_);
+    put_uint(3, line.tasks_total, nested_);
+    put_uint(4, line.tasks_timed, nested_);
+    put_uint(5, line.timed_over_1ms, nested_);
+    put_int(6, line.max_ns, nested_);
+    put_packed_uint(7, line.buckets.data(), line.buckets.size(), nested_);
+    put_int(8, line.sum_ns, nested_);
+    put_message(8, nested_, body_);
+  }
+  put_uint(9, task_labels_dropped, body_);
   finish_frame(7, out);
 }
 

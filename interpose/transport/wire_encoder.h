@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "interpose/core/record.h"
+#include "interpose/core/task_stats.h"
 
 namespace blockwatch::interpose {
 
@@ -85,7 +86,10 @@ class WireEncoder {
   // `monotonic_to_unix_ns` turns the record's CLOCK_MONOTONIC start into Unix time.
   void event(const Record& record, const EventIds& ids, int64_t monotonic_to_unix_ns,
              std::string& out);
-  void counters(const CountersInfo& counters, std::string& out);
+  // `tasks` and `task_labels_dropped`: Counters.tasks and .task_labels_dropped.
+  void counters(const CountersInfo& counters, std::string& out) { this->counters(counters, {}, 0, out); }
+  void counters(const CountersInfo& counters, const std::vector<TaskStatsLine>& tasks,
+                uint64_t task_labels_dropped, std::string& out);
   void goodbye(std::string_view reason, int32_t exit_status, std::string& out);
 
  private:

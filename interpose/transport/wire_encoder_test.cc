@@ -232,6 +232,44 @@ TEST(WireEncoder, CountersAndGoodbye) {
   EXPECT_EQ(frames[1].goodbye().exit_status(), -3);
 }
 
+// Counters.tasks: a probe line (named by its rule) and an API label line.
+TEST(WireEncoder, CountersCarryTaskStats) {
+  TaskStatsLine probe;
+  probe.probe_id = 0;
+  probe.rule = "boost::asio::detail::scheduler::do_run_one";
+  probe.tasks_total = 2051;
+  probe.tasks_timed = 130;
+  probe.timed_over_1ms = 3;
+  probe.max_ns = 3'400'000;
+  probe.sum_ns = 9'000'000;
+  probe.buckets = {120, 0, 7};
+  TaskStatsLine api;
+  api.label = "parse";
+  api.tasks_total = 5;
+  api.tasks_timed = 5;
+  api.buckets = {5};
+  std::string out;
+  WireEncoder encoder;
+  encoder.counters(CountersInfo{}, {probe, api}, 4, out);
+  const auto frames = decode_stream(out);
+  ASSERT_EQ(frames.size(), 1u);
+  const wire::Counters& c = frames[0].counters();
+  ASSERT_EQ(c.tasks_size(), 2);
+  EXPECT_EQ(c.task_labels_dropped(), 4u);
+  const wire::TaskStats& p = c.tasks(0);
+  EXPECT_EQ(p.rule(), "boost::asio::detail::scheduler::do_run_one");
+  EXPECT_EQ(p.tasks_total(), 2051u);
+  EXPECT_EQ(p.tasks_timed(), 130u);
+  EXPECT_EQ(p.timed_over_1ms(), 3u);
+  EXPECT_EQ(p.max_timed_ns(), 3'400'000);
+  EXPECT_EQ(p.sum_timed_ns(), 9'000'000);
+  EXPECT_EQ(std::vector<uint64_t>(p.buckets().begin(), p.buckets().end()), probe.buckets);
+  const wire::TaskStats& a = c.tasks(1);
+  EXPECT_EQ(a.rule(), "");
+  EXPECT_EQ(a.label(), "parse");
+  EXPECT_EQ(a.tasks_total(), 5u);
+}
+
 TEST(WireEncoder, LargeFrameLengthPrefix) {
   // A body over 127 bytes needs a multi-byte varint length in front of the frame.
   std::string out;

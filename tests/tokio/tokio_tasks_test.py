@@ -14,6 +14,13 @@ run queue (a 0.5 ms task that this shared machine kept off the CPU for 30 ms
 is one task running too long, truly); it is printed. With the burst taken for one task (no probes), the stall's CPU time
 would be the burst's.
 
+Per-task statistics (issue 9 item 3), with every task timed
+(BLOCKWATCH_TASK_TIMING_EVERY=1): the raw::poll rule (matched once per future
+type) gets one line whose count is exact: the 241 spawned tasks, each polled
+once (the multi-thread runtime polls one task more: 242 in every run seen); all
+but the last are timed (the last is still the thread's task when it goes idle
+for good); the longest is the planted 120 ms (of CPU) task.
+
 usage: tokio_tasks_test.py BLOCKWATCH LIBBLOCKWATCH TOKIO_TARGET multi|current
 """
 import json
@@ -44,6 +51,10 @@ def check_report(report, failures):
     planted = [h for h in stalls if "tokio_target::planted_long_task" in functions(h)]
     if sum(h["count"] for h in planted) != 1:
         failures.append(f"{sum(h['count'] for h in planted)} stalls in planted_long_task, want 1")
+    # The task's own code (the spawned future), named from the stack above raw::poll.
+    for h in planted:
+        if not h.get("task_function", "").startswith("tokio_target::spawn_and_wait::{{closure}}"):
+            failures.append(f"task_function {h.get('task_function')!r}, want the spawned future")
     for stall in stalls:
         if stall.get("scope") != "task":
             failures.append(f"a stall of scope {stall.get('scope')!r}, want 'task'")
@@ -60,12 +71,33 @@ def check_report(report, failures):
                   f"{stall['runqueue_ns'] / 1e6:.1f} ms in the run queue: the machine's load")
 
 
+TASK_POLLS = {"multi": 242, "current": 241}
+
+
+def check_task_stats(report, flavor, failures):
+    lines = report.get("tasks", [])
+    if [(t["source"], t["rule"]) for t in lines] != [("probe", TASK_ENTRY)]:
+        failures.append(f"task lines {[(t['source'], t['rule']) for t in lines]}, want one for {TASK_ENTRY}")
+        return
+    t = lines[0]
+    if t["tasks_total"] != TASK_POLLS[flavor]:
+        failures.append(f"tasks_total {t['tasks_total']}, want {TASK_POLLS[flavor]}")
+    if t["tasks_timed"] != t["tasks_total"] - 1:
+        failures.append(f"tasks_timed {t['tasks_timed']} of {t['tasks_total']}, want all but the last")
+    if t["max_ns"] < 20_000_000:
+        failures.append(f"max {t['max_ns']} ns: the planted long task was not timed")
+    if t["timed_over_1ms"] < 1 or t["over_1ms"] < 1:
+        failures.append(f"over_1ms {t['over_1ms']}, want >= 1")
+    if not t["p50_ns"] <= t["p99_ns"] <= t["max_ns"]:
+        failures.append(f"p50 {t['p50_ns']} / p99 {t['p99_ns']} / max {t['max_ns']} out of order")
+
+
 def main():
     blockwatch, library, target, flavor = sys.argv[1:5]
     failures = []
     with tempfile.TemporaryDirectory() as tmp:
         report_path = os.path.join(tmp, "run.json")
-        env = dict(os.environ, BLOCKWATCH_LIBRARY=library)
+        env = dict(os.environ, BLOCKWATCH_LIBRARY=library, BLOCKWATCH_TASK_TIMING_EVERY="1")
         run = subprocess.run([blockwatch, "run", "--workers", "name:tokio-.*",
                               "--stall-threshold", "30ms", "--fail-on", "stall>=30ms",
                               "--report", report_path, "--", target, "tasks", flavor],
@@ -76,7 +108,9 @@ def main():
         if run.returncode != 3:
             failures.append(f"blockwatch run exited {run.returncode}, want 3 (stall>=30ms broken)")
         with open(report_path) as f:
-            check_report(json.load(f), failures)
+            report = json.load(f)
+        check_report(report, failures)
+        check_task_stats(report, flavor, failures)
     if failures:
         print(run.stderr, file=sys.stderr)
         for failure in failures:

@@ -11,6 +11,9 @@
 //          120 ms job and 20 short jobs, calling custom_run_one once per job,
 //          and never waits: only a task_entry rule naming custom_run_one gives
 //          it task boundaries (then: one task stall); without one, no stall
+//   mix    idle, then 2000 empty handlers and 50 handlers of 3 ms CPU,
+//          interleaved and posted at once, idle again: the per-task statistics
+//          count 2000 + 50 tasks exactly and time a sample of them
 //   posts  (benchmark) argv[2] empty handlers posted and run in batches of
 //          1000, timed; prints "ns_per_handler=N"
 #include <pthread.h>
@@ -51,6 +54,11 @@ extern "C" __attribute__((noinline)) void planted_long_handler() {
 }
 
 extern "C" __attribute__((noinline)) void empty_handler() { g_done.fetch_add(1); }
+
+extern "C" __attribute__((noinline)) void planted_3ms_handler() {
+  spin_for(std::chrono::milliseconds(3));
+  g_done.fetch_add(1);
+}
 
 std::atomic<int> g_jobs_started{0};
 
@@ -116,6 +124,11 @@ int main(int argc, char** argv) {
     boost::asio::post(io, planted_long_handler);
     for (int i = 0; i < 20; ++i) boost::asio::post(io, planted_short_handler);
     expected = 41;
+  } else if (std::strcmp(mode, "mix") == 0) {
+    for (int i = 0; i < 2050; ++i) {
+      boost::asio::post(io, i % 41 == 40 ? planted_3ms_handler : empty_handler);
+    }
+    expected = 2050;
   } else if (std::strcmp(mode, "posts") == 0) {
     run_posts(io, argc > 2 ? std::atol(argv[2]) : 1'000'000);
   }

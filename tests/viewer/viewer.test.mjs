@@ -91,6 +91,12 @@ test('static: the report shows the fixture: summary, table, flame graph, timelin
   assert.match(await page.$eval('#paths-table', (e) => e.textContent), /request.*admin|admin.*request/s);
   assert.match(await page.$eval('#processes-table', (e) => e.textContent), /4242.*order_server.*exit.*3\.80 s.*23.*1,720.*12/s,
     'per process: status, blocked time, stalls, records, dropped');
+  // Per task entry: the probe's numbers are a sample ("121 of 1,936" timed, "~48"
+  // over 1 ms, estimated); the API label's were all timed (exact count).
+  const taskRows = await page.$$eval('#tasks-table tbody tr', (rows) => rows.map((r) => r.textContent));
+  assert.equal(taskRows.length, 2);
+  assert.match(taskRows[0], /do_run_one.*\(probe\).*order_server.*1,936.*121 of 1,936.*~48/);
+  assert.match(taskRows[1], /task 'checkout'.*40.*all.*2$/);
   assert.equal(await page.$eval('#hotspot-count', (e) => e.textContent), `${report.hotspots.length} hotspots`);
   const kinds = await tableKinds(page);
   assert.deepEqual(kinds, report.hotspots.map((h) => h.kind), 'default order: total time, largest first');

@@ -25,6 +25,7 @@ export function renderDetail(root, h) {
     field('total', formatNs(h.total_ns)),
     field('p50 / p99 / max', `${formatNs(h.p50_ns)} / ${formatNs(h.p99_ns)} / ${formatNs(h.max_ns)}`),
     field('stall of', scopeText(h)),
+    field('task function', h.task_function || ''),
     field('stalled time', stallSplit),
     field('calls', h.functions),
     field('stack from', h.stack_source === 'blocking_call' && h.caused_by

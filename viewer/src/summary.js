@@ -1,6 +1,7 @@
 // The summary panel: verdict and why, the run's totals, blocked time and stalls
 // per config path, and per program and process (with live status: connected,
-// dropped records).
+// dropped records), and per task entry how long tasks ran (sampled numbers
+// marked as such).
 import { el, formatNs, formatCount, basename } from './format.js';
 
 function card(label, value, sub, cls = '') {
@@ -85,6 +86,22 @@ function perProcess(hotspots) {
   return byPid;
 }
 
+// Per task entry (report.tasks): probe-entered tasks are counted exactly and a
+// random sample of them is timed, so "timed" says "N of M" and an estimated
+// over-1 ms count carries "~".
+function taskRows(tasks) {
+  return tasks.map((t) => {
+    const entry = t.source === 'api' ? `task '${t.label || '(no label)'}'` : `${t.function || t.rule} (probe)`;
+    const timed = t.tasks_timed >= t.tasks_total ? 'all' : `${formatCount(t.tasks_timed)} of ${formatCount(t.tasks_total)}`;
+    const has = t.tasks_timed > 0;
+    const over = !has ? '' : t.over_1ms_exact ? formatCount(t.over_1ms)
+      : el('span', { title: `estimated: ${formatCount(t.timed_over_1ms)} timed tasks over 1 ms, scaled by ${formatCount(t.tasks_total)}/${formatCount(t.tasks_timed)}`,
+                     text: `~${formatCount(t.over_1ms)}` });
+    return [entry, basename(t.exe), formatCount(t.tasks_total), timed,
+      has ? formatNs(t.p50_ns) : '', has ? formatNs(t.p99_ns) : '', has ? formatNs(t.max_ns) : '', over];
+  });
+}
+
 function processStatus(p, live) {
   if (p.connected) return el('span', { class: 'status on', text: 'connected' });
   const why = p.end_reason || (p.said_goodbye ? 'exited' : live ? 'disconnected' : 'ended');
@@ -129,4 +146,13 @@ export function renderSummary(root, report, live) {
     el('div', {}, el('h3', { text: 'processes' }),
       table([num('pid'), { label: 'exe' }, { label: 'status' }, num('blocked'), num('stalls'), num('records'), num('dropped'),
              num('block / stall after')], procs, 'processes-table'))));
+  const tasks = report.tasks || [];
+  if (tasks.length) {
+    root.append(el('div', { class: 'summary-tables' },
+      el('div', {}, el('h3', { text: 'tasks per task entry' }),
+        el('p', { class: 'muted', text: 'Durations are those of the timed tasks: a random sample of probe-entered tasks ' +
+          '(all API tasks). "~" marks an over-1 ms count estimated from the sample.' }),
+        table([{ label: 'task entry' }, { label: 'program' }, num('tasks'), num('timed'), num('p50'), num('p99'),
+               num('max'), num('over 1 ms')], taskRows(tasks), 'tasks-table'))));
+  }
 }
