@@ -85,17 +85,9 @@ Config load_config() {
               timebase);
     }
   }
-  if (const char* every = getenv("BLOCKWATCH_TASK_TIMING_EVERY")) {
-    char* end = nullptr;
-    const unsigned long n = strtoul(every, &end, 10);
-    if (end != every && *end == '\0' && n >= 1 && n <= 1'000'000) {
-      c.task_timing_every = static_cast<uint32_t>(n);
-    } else {
-      fprintf(stderr,
-              "blockwatch: BLOCKWATCH_TASK_TIMING_EVERY='%s' is not a count from 1 to 1000000; "
-              "using the default\n",
-              every);
-    }
+  if (long every = 0; read_env_count("BLOCKWATCH_TASK_TIMING_EVERY", 1, 1'000'000,
+                                      "a count from 1 to 1000000", "the default", &every)) {
+    c.task_timing_every = static_cast<uint32_t>(every);
   }
   bool disabled = false;
   read_bool("BLOCKWATCH_DISABLE", &disabled);
@@ -104,6 +96,20 @@ Config load_config() {
 }
 
 }  // namespace
+
+bool read_env_count(const char* name, long low, long high, const char* what,
+                    const char* fallback, long* value) {
+  const char* text = getenv(name);
+  if (text == nullptr) return false;
+  char* end = nullptr;
+  const long number = strtol(text, &end, 10);
+  if (end != text && *end == '\0' && number >= low && number <= high) {
+    *value = number;
+    return true;
+  }
+  fprintf(stderr, "blockwatch: %s='%s' is not %s; using %s\n", name, text, what, fallback);
+  return false;
+}
 
 const Config& config() {
   // The library constructor makes the first call, before any other thread of

@@ -28,4 +28,10 @@ struct Config {
 
 const Config& config();
 
+// Environment variable `name` as a whole number in [low, high]: true with
+// `*value` set; false when unset; when malformed, false after one line on
+// stderr ("... is not <what>; using <fallback>"). Constructor-time only.
+bool read_env_count(const char* name, long low, long high, const char* what,
+                    const char* fallback, long* value);
+
 }  // namespace blockwatch::interpose

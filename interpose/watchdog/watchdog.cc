@@ -432,17 +432,9 @@ WatchdogSettings watchdog_settings_from_environment() {
               text);
     }
   }
-  if (const char* text = getenv("BLOCKWATCH_STALL_BUDGET")) {
-    char* end = nullptr;
-    const long budget = std::strtol(text, &end, 10);
-    if (end != text && *end == '\0' && budget >= 0 && budget <= 1'000'000) {
-      settings.stall_budget_per_minute = static_cast<int>(budget);
-    } else {
-      fprintf(stderr,
-              "blockwatch: BLOCKWATCH_STALL_BUDGET='%s' is not a count of stalls "
-              "per minute; using 60\n",
-              text);
-    }
+  if (long budget = 0; read_env_count("BLOCKWATCH_STALL_BUDGET", 0, 1'000'000,
+                                       "a count of stalls per minute", "60", &budget)) {
+    settings.stall_budget_per_minute = static_cast<int>(budget);
   }
   settings.tick_ns = watchdog_tick_ns(settings.stall_threshold_ns, settings.hang_threshold_ns);
   return settings;

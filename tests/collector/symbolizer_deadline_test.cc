@@ -18,6 +18,7 @@
 #include <gtest/gtest.h>
 
 #include "collector/symbolizer.h"
+#include "tests/collector/silent_debuginfod.h"
 
 namespace blockwatch::collector {
 namespace {
@@ -51,26 +52,9 @@ TEST(SymbolizerDeadline, ASilentServerCostsTheDeadlineOncePerModule) {
 }  // namespace blockwatch::collector
 
 int main(int argc, char** argv) {
-  if (getenv("DEBUGINFOD_URLS") == nullptr) {
-    const int listener = socket(AF_INET, SOCK_STREAM, 0);  // inherited by the exec'd image
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t length = sizeof address;
-    if (listener < 0 || bind(listener, reinterpret_cast<sockaddr*>(&address), length) != 0 ||
-        listen(listener, 16) != 0 ||
-        getsockname(listener, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
-      perror("symbolizer_deadline_test: loopback listener");
-      return 1;
-    }
-    char cache[] = "/tmp/bw-debuginfod-cache-XXXXXX";
-    if (mkdtemp(cache) == nullptr) return 1;
-    setenv("DEBUGINFOD_URLS",
-           ("http://127.0.0.1:" + std::to_string(ntohs(address.sin_port))).c_str(), 1);
-    setenv("DEBUGINFOD_CACHE_PATH", cache, 1);
-    execv("/proc/self/exe", argv);
-    perror("symbolizer_deadline_test: re-exec");
-    return 1;
+  if (const int failed = blockwatch::testing::reexec_with_silent_debuginfod(
+          argv, "symbolizer_deadline_test")) {
+    return failed;
   }
   ::testing::InitGoogleTest(&argc, argv);
   const int status = RUN_ALL_TESTS();
