@@ -1,6 +1,7 @@
-// The sender thread (see sender.h): drain, intern, symbolize, observe, encode,
-// write. Target threads touch only the atomics of a Sender (wake, done, stop) and
-// the callback registration; everything else belongs to the sender thread.
+// The sender thread (see sender.h): drain, intern, observe, encode, write.
+// What target threads ask of it (start, exit, fork, exec, flush) is
+// sender_lifecycle.cc; they touch only the atomics of a Sender (wake, done,
+// stop, exec). Everything else belongs to the sender thread.
 #include "interpose/transport/sender.h"
 
 #include <linux/futex.h>
@@ -27,18 +28,19 @@
 #include "interpose/core/thread_state.h"
 #include "interpose/probes/task_probes.h"
 #include "interpose/transport/agent.h"
+#include "interpose/transport/event_observer.h"
 #include "interpose/transport/output_channel.h"
 #include "interpose/transport/record_queue.h"
+#include "interpose/transport/sender_internal.h"
 #include "interpose/transport/stream_interner.h"
 #include "interpose/transport/symbols.h"
 
 namespace blockwatch::interpose {
 
-namespace {
-
-// This thread is the sender (bw_flush and exit() from the callback must not wait
-// for themselves). The hooks' own notion is thread_state's kModeLibrary.
 __thread bool agent_own_thread_flag = false;
+constinit std::atomic<uint32_t> g_modules_requests{0};
+
+namespace {
 
 constexpr char kLibraryVersion[] = "0.1.0";
 constexpr int64_t kCountersIntervalNs = 50'000'000;
@@ -48,20 +50,7 @@ constexpr int64_t kExecStallNs = 50'000'000;
 // A fork() child opens its stream at its first record, or this long after the
 // fork: a child that execs (or exits) at once costs no connection at all.
 constexpr int64_t kLazyConnectNs = 100'000'000;
-constexpr size_t kMaxDoneMarkers = 1024;        // bw_flush positions waiting for bytes
-
-// The observer. Replaced as a whole (leaking the old pair: registrations are rare)
-// so the sender never sees a callback with another callback's argument.
-struct CallbackRegistration {
-  bw_event_callback callback;
-  void* arg;
-  CallbackRegistration* retired_next;  // replaced ones stay reachable (not a leak)
-};
-constinit std::atomic<CallbackRegistration*> g_retired_callbacks{nullptr};
-constinit std::atomic<CallbackRegistration*> g_callback{nullptr};
-constinit std::atomic<uint32_t> g_in_callback{0};
-
-constinit std::atomic<uint32_t> g_modules_requests{0};
+constexpr size_t kMaxDoneMarkers = 1024;  // bw_flush positions waiting for bytes
 
 template <size_t N>
 std::string_view bounded(const char (&text)[N]) {
@@ -70,113 +59,16 @@ std::string_view bounded(const char (&text)[N]) {
 
 }  // namespace
 
-class Sender {
- public:
-  explicit Sender(const SenderOptions& options) : options_(options) {}
 
-  // Shared with target threads.
-  std::atomic<uint32_t> wake_word{0};
-  std::atomic<uint32_t> done_word{0};
-  std::atomic<uint64_t> done_pos{0};
-  std::atomic<uint32_t> finished{0};
-  std::atomic<bool> stop_requested{false};
-  std::atomic<int64_t> stop_deadline_mono_ns{0};
-  std::atomic<uint64_t> dropped_no_collector{0};
-  std::atomic<uint64_t> threads_seen{0};
-  // exec (sender_before_exec): a target thread bumps exec_request; the sender
-  // flushes, says Goodbye("exec"), closes the stream, pauses (opens none) and
-  // sets exec_done to the request it served. A failed exec unpauses.
-  std::atomic<uint32_t> exec_request{0};
-  std::atomic<uint32_t> exec_done{0};
-  std::atomic<bool> paused{false};
-  std::atomic<int64_t> exec_deadline_mono_ns{0};
-  // Set (for good) once the sender decided to open streams; a lazy sender (fork
-  // child) decides at its first record or kLazyConnectNs after start. Paired with
-  // exec_request (both seq_cst): an exec that sees it unset with nothing queued
-  // need not wait, and the sender then never begins a stream.
-  std::atomic<bool> stream_begun{false};
-  // What the sender holds, published at the end of every loop turn
-  // (sender_memory_stats: tests and diagnostics).
-  std::atomic<size_t> held_pending_bytes{0};
-  std::atomic<size_t> held_done_markers{0};
-  std::atomic<size_t> held_strings{0};
-  std::atomic<size_t> held_stacks{0};
-  std::atomic<size_t> held_symbols{0};
-  std::atomic<size_t> held_threads{0};
-  char goodbye_reason[16] = {};
-  int goodbye_status = 0;
-  // A replaced sender (restart, fork child) is kept, never freed: a late bw_flush
-  // may still read it. Listed so it stays reachable.
-  Sender* retired_next = nullptr;
-
-  void wake() {
-    wake_word.fetch_add(1, std::memory_order_release);
-    futex_wake(wake_word, 1);
-  }
-  const SenderOptions& options() const { return options_; }
-  OutputChannel& channel() { return channel_; }
-
-  void run();
-
- private:
-  void begin_stream();
-  void drain_queue();
-  void process_record(const Record& record);
-  void notify_observer(const Record& record, size_t frame_count);
-  uint64_t define_string(std::string_view text) {
-    return interner_.define_string(text, encoder_, pending_);
-  }
-  void maybe_send_modules(bool force);
-  void maybe_send_counters(int64_t now, bool force);
-  void write_pending(int64_t now);
-  void lose_stream(int64_t now);
-  void publish_done(uint64_t pos);
-  bool may_open_stream(int64_t now);
-  void serve_exec_request();
-  void goodbye_and_close(const char* reason, int status, int64_t deadline, int64_t stall_ns);
-  void publish_memory_stats();
-  void add_done_marker(uint64_t bytes_end, uint64_t pos);
-  bool over_pending_limit() const { return pending_.size() > options_.max_pending_bytes; }
-  void final_flush();
-  HelloInfo build_hello() const;
-
-  SenderOptions options_;
-  OutputChannel channel_;
-  WireEncoder encoder_;
-  std::string pending_;
-  uint64_t bytes_written_total_ = 0;
-  uint64_t events_in_pending_ = 0;
-  std::deque<std::pair<uint64_t, uint64_t>> done_markers_;  // (bytes end, queue pos)
-  int64_t start_unix_ns_ = 0;
-  int64_t started_mono_ns_ = 0;
-  int64_t stuck_since_ns_ = 0;  // bytes waiting and none taken since then; 0: not stuck
-  int64_t monotonic_to_unix_ns_ = 0;
-  // Interning: ids persist for the sender's life; "defined" is per stream.
-  StreamInterner interner_;  // strings, stacks, symbols, tid -> name: bounded
-  std::vector<ModuleInfo> modules_;
-  uint32_t modules_generation_ = 0;
-  uint64_t module_change_count_ = 0;
-  uint32_t modules_requests_seen_ = 0;
-  bool modules_unsent_ = false;  // Modules due on this stream, waiting for room
-  CountersInfo counters_sent_;
-  std::vector<TaskStatsLine> tasks_sent_;  // Counters.tasks as last sent
-  uint64_t task_labels_dropped_sent_ = 0;
-  int64_t counters_sent_at_ns_ = 0;
-  std::vector<const char*> observer_frames_;
-};
-
-namespace {
 constinit std::atomic<Sender*> g_sender{nullptr};
 constinit std::atomic<Sender*> g_retired_senders{nullptr};
 
-// Not for the hook path (senders are replaced only by start and fork).
 void retire(Sender* sender) {
   if (!sender) return;
   sender->retired_next = g_retired_senders.load(std::memory_order_relaxed);
   while (!g_retired_senders.compare_exchange_weak(sender->retired_next, sender)) {
   }
 }
-}  // namespace
 
 CountersInfo sender_counters() {
   const AgentCounters& counters = global_agent_counters();
@@ -255,34 +147,28 @@ void Sender::begin_stream() {
   maybe_send_counters(monotonic_ns(), /*force=*/true);
 }
 
+// The in-process observer gets symbolized frames (the library's own names: the
+// GoogleTest listener prints them), so the symbol work is done only for it.
 void Sender::notify_observer(const Record& record, size_t frame_count) {
-  if (g_callback.load(std::memory_order_acquire) == nullptr) return;
-  // Mark first, then read the registration again: a replacing thread either sees
-  // us inside or we see its new registration (both seq_cst).
-  g_in_callback.store(1, std::memory_order_seq_cst);
-  CallbackRegistration* registration = g_callback.load(std::memory_order_seq_cst);
-  if (registration && registration->callback) {
-    observer_frames_.clear();
-    for (size_t i = 0; i < frame_count; ++i) {
-      observer_frames_.push_back(interner_.symbol_name(record.frames[i], modules_).c_str());
-    }
-    const std::string thread_name(bounded(record.thread_name));
-    const std::string task(bounded(record.task));
-    const std::string allow_reason(bounded(record.allow_reason));
-    bw_event_info info{};
-    info.kind = record.kind;
-    info.duration_ns = record.duration_ns;
-    info.tid = record.tid;
-    info.thread_name = thread_name.c_str();
-    info.task = task.empty() ? nullptr : task.c_str();
-    info.allow_reason = allow_reason.empty() ? nullptr : allow_reason.c_str();
-    info.function = record.function ? record.function : "";
-    info.frame_count = frame_count;
-    info.frames = observer_frames_.data();
-    registration->callback(&info, registration->arg);
+  if (!event_observer_registered()) return;
+  observer_frames_.clear();
+  for (size_t i = 0; i < frame_count; ++i) {
+    observer_frames_.push_back(interner_.symbol_name(record.frames[i], modules_).c_str());
   }
-  g_in_callback.store(0, std::memory_order_seq_cst);
-  futex_wake_all(g_in_callback);
+  const std::string thread_name(bounded(record.thread_name));
+  const std::string task(bounded(record.task));
+  const std::string allow_reason(bounded(record.allow_reason));
+  bw_event_info info{};
+  info.kind = record.kind;
+  info.duration_ns = record.duration_ns;
+  info.tid = record.tid;
+  info.thread_name = thread_name.c_str();
+  info.task = task.empty() ? nullptr : task.c_str();
+  info.allow_reason = allow_reason.empty() ? nullptr : allow_reason.c_str();
+  info.function = record.function ? record.function : "";
+  info.frame_count = frame_count;
+  info.frames = observer_frames_.data();
+  event_observer_call(info);
 }
 
 void Sender::process_record(const Record& record) {
@@ -549,180 +435,6 @@ void Sender::final_flush() {
   stream_begun.store(true, std::memory_order_relaxed);
   goodbye_and_close(goodbye_reason, goodbye_status,
                     stop_deadline_mono_ns.load(std::memory_order_acquire), kFinalStallNs);
-}
-
-namespace {
-
-void* sender_thread_main(void* arg) {
-  agent_own_thread_flag = true;
-  // Marked before naming, so the rename hook never classifies this thread as a
-  // worker (a `name:.*` rule), and again after it in case the rename reset it.
-  mark_current_thread_internal();
-  pthread_setname_np(pthread_self(), "blockwatch");
-  mark_current_thread_internal();
-  static_cast<Sender*>(arg)->run();
-  return nullptr;
-}
-
-}  // namespace
-
-bool sender_start(const SenderOptions& options) {
-  Sender* current = g_sender.load(std::memory_order_acquire);
-  if (current && !current->finished.load(std::memory_order_acquire)) return false;
-  // A finished sender's memory is kept (leaked): a late bw_flush may still read it.
-  retire(current);
-  loader_gate_install();  // before our first dl_iterate_phdr (loader_gate.h)
-  // A fork child inherited the grown table.
-  if (!options.forked_child && (!options.collector.empty() || !options.output.empty())) {
-    prepare_high_fd_range();
-  }
-  auto* sender = new Sender(options);
-  set_agent_shut_down(false);
-  g_sender.store(sender, std::memory_order_release);
-  const int error = start_internal_thread(sender_thread_main, sender) ? 0 : 1;
-  if (error != 0) {
-    sender->finished.store(1, std::memory_order_release);
-    set_agent_shut_down(true);
-    return false;
-  }
-  return true;
-}
-
-void sender_shutdown(const char* reason, int exit_status, int64_t timeout_ns) {
-  set_agent_shut_down(true);
-  Sender* sender = g_sender.load(std::memory_order_acquire);
-  if (!sender || sender->stop_requested.load(std::memory_order_acquire)) return;
-  const int64_t deadline = monotonic_ns() + timeout_ns;
-  snprintf(sender->goodbye_reason, sizeof sender->goodbye_reason, "%s", reason ? reason : "");
-  sender->goodbye_status = exit_status;
-  // A 10% margin lets the sender finish its Goodbye before we stop waiting.
-  sender->stop_deadline_mono_ns.store(deadline - timeout_ns / 10, std::memory_order_release);
-  if (sender->stop_requested.exchange(true, std::memory_order_acq_rel)) return;
-  sender->wake();
-  if (agent_own_thread_flag) return;  // exit() called from the callback: cannot wait for ourselves
-  for (int64_t now = monotonic_ns(); now < deadline; now = monotonic_ns()) {
-    if (sender->finished.load(std::memory_order_acquire)) return;
-    futex_wait_ns(sender->finished, 0, deadline - now);
-  }
-}
-
-void sender_after_fork_child() {
-  // Only this thread exists. Records half-pushed by other threads of the parent
-  // can never complete: start the queue afresh; the parent sends its own records.
-  RecordQueue& queue = global_record_queue();
-  queue.discard_pending();
-  AgentCounters& counters = global_agent_counters();
-  // The positions go on from the parent's; the child counts from zero
-  // (events_recorded = recorded_before_reset + claimed_count, modulo 2^64).
-  counters.recorded_before_reset.store(uint64_t{0} - queue.claimed_count(),
-                                       std::memory_order_relaxed);
-  counters.dropped_queue_full.store(0, std::memory_order_relaxed);
-  counters.dropped_too_deep.store(0, std::memory_order_relaxed);
-  counters.dropped_after_shutdown.store(0, std::memory_order_relaxed);
-  counters.stalls_suppressed.store(0, std::memory_order_relaxed);
-  g_in_callback.store(0, std::memory_order_relaxed);
-  Sender* parent = g_sender.load(std::memory_order_acquire);
-  if (!parent) return;
-  // The parent's sender may have been anywhere in its loop at fork(): its maps and
-  // buffers may be mid-update, so the child leaks them and only reads what never
-  // changes after start (options) or is plain integers (the fd identity).
-  parent->channel().abandon_inherited_fd();
-  const bool parent_stopping = parent->stop_requested.load(std::memory_order_acquire);
-  SenderOptions options = parent->options();
-  g_sender.store(nullptr, std::memory_order_release);
-  retire(parent);
-  if (parent_stopping || !options.follow_forks) {
-    set_agent_shut_down(true);
-    return;
-  }
-  options.forked_child = true;
-  options.lazy_connect = true;
-  sender_start(options);
-}
-
-bool sender_before_exec(int64_t timeout_ns) {
-  Sender* sender = g_sender.load(std::memory_order_acquire);
-  if (!sender || sender->finished.load(std::memory_order_acquire) ||
-      sender->stop_requested.load(std::memory_order_acquire) || agent_own_thread_flag) {
-    return false;
-  }
-  const int64_t deadline = monotonic_ns() + timeout_ns;
-  sender->exec_deadline_mono_ns.store(deadline - timeout_ns / 10, std::memory_order_release);
-  const uint32_t request = sender->exec_request.fetch_add(1, std::memory_order_seq_cst) + 1;
-  const bool something_queued =
-      global_record_queue().claimed_count() != global_record_queue().popped_count();
-  // A stream never begun, nothing queued: the sender will not begin one now
-  // (may_open_stream sees the request), so there is nothing to wait for.
-  if (!sender->stream_begun.load(std::memory_order_seq_cst) && !something_queued) return true;
-  sender->wake();
-  for (int64_t now = monotonic_ns(); now < deadline; now = monotonic_ns()) {
-    const uint32_t done = sender->exec_done.load(std::memory_order_acquire);
-    if (static_cast<int32_t>(done - request) >= 0) break;
-    if (sender->finished.load(std::memory_order_acquire)) break;
-    futex_wait_ns(sender->exec_done, done, std::min<int64_t>(deadline - now, 10'000'000));
-  }
-  return true;
-}
-
-void sender_after_failed_exec() {
-  Sender* sender = g_sender.load(std::memory_order_acquire);
-  if (!sender) return;
-  // The sender may still be serving the request: wait for it (bounded by the
-  // deadline it was given), so it does not pause again after we unpaused.
-  const uint32_t request = sender->exec_request.load(std::memory_order_acquire);
-  const int64_t deadline = sender->exec_deadline_mono_ns.load(std::memory_order_acquire) +
-                           100'000'000;
-  for (int64_t now = monotonic_ns(); now < deadline; now = monotonic_ns()) {
-    const uint32_t done = sender->exec_done.load(std::memory_order_acquire);
-    if (done == request || sender->finished.load(std::memory_order_acquire)) break;
-    sender->wake();
-    futex_wait_ns(sender->exec_done, done, std::min<int64_t>(deadline - now, 10'000'000));
-  }
-  sender->paused.store(false, std::memory_order_release);
-  sender->wake();  // a new stream (Hello again) at its next turn
-}
-
-void sender_forget_in_unwatched_child() {
-  if (Sender* sender = g_sender.load(std::memory_order_acquire)) {
-    sender->channel().abandon_inherited_fd();
-  }
-}
-
-void sender_modules_changed() { g_modules_requests.fetch_add(1, std::memory_order_release); }
-
-int sender_flush(int timeout_ms) {
-  if (agent_own_thread_flag) return -1;
-  Sender* sender = g_sender.load(std::memory_order_acquire);
-  const uint64_t target = global_record_queue().claimed_count();
-  if (!sender) return global_record_queue().popped_count() >= target ? 0 : -1;
-  if (sender->done_pos.load(std::memory_order_acquire) >= target) return 0;
-  sender->wake();
-  const int64_t deadline = monotonic_ns() + int64_t{timeout_ms < 0 ? 0 : timeout_ms} * 1'000'000;
-  for (;;) {
-    const uint32_t seen = sender->done_word.load(std::memory_order_acquire);
-    if (sender->done_pos.load(std::memory_order_acquire) >= target) return 0;
-    const int64_t now = monotonic_ns();
-    if (now >= deadline || sender->finished.load(std::memory_order_acquire)) return -1;
-    futex_wait_ns(sender->done_word, seen, std::min<int64_t>(deadline - now, 10'000'000));
-  }
-}
-
-int sender_set_event_callback(bw_event_callback callback, void* arg) {
-  auto* registration = callback ? new CallbackRegistration{callback, arg, nullptr} : nullptr;
-  CallbackRegistration* old = g_callback.exchange(registration, std::memory_order_seq_cst);
-  if (old) {
-    old->retired_next = g_retired_callbacks.load(std::memory_order_relaxed);
-    while (!g_retired_callbacks.compare_exchange_weak(old->retired_next, old)) {
-    }
-  }
-  if (agent_own_thread_flag) return 0;
-  // Wait until a call of the previous callback returned (bounded).
-  const int64_t deadline = monotonic_ns() + 1'000'000'000;
-  for (int64_t now = monotonic_ns(); now < deadline; now = monotonic_ns()) {
-    if (g_in_callback.load(std::memory_order_seq_cst) == 0) break;
-    futex_wait_ns(g_in_callback, 1, std::min<int64_t>(deadline - now, 10'000'000));
-  }
-  return 0;
 }
 
 }  // namespace blockwatch::interpose
