@@ -76,6 +76,13 @@ void write_hotspot(LineWriter& w, size_t rank, const Hotspot& h, const TextRepor
   if (!h.holders.empty()) who += "   held by: " + join(h.holders, 3);
   w.line(who);
   if (!h.tasks.empty()) w.line("   tasks: " + join(h.tasks, 4));
+  // Where a stall's time went: a stall spent waiting for a CPU is the
+  // machine's (an overloaded host), not the task's code.
+  const bool stall_split = h.kind == "stall" && h.cpu_ns + h.runqueue_ns + h.offcpu_ns > 0;
+  if (stall_split) {
+    w.line("   time: on CPU " + format_duration(h.cpu_ns) + ", waiting for a CPU " +
+           format_duration(h.runqueue_ns) + ", blocked " + format_duration(h.offcpu_ns));
+  }
   if (!h.task_function.empty()) w.line("   task function: " + h.task_function);
   // A stall the watchdog could not sample: the stack is the blocking call's.
   if (h.stack_source == "blocking_call") {
@@ -93,7 +100,13 @@ void write_hotspot(LineWriter& w, size_t rank, const Hotspot& h, const TextRepor
     w.line("   at " + frame_text(f));
     if (!f.inlined) ++shown;
   }
-  if (h.stack.empty()) w.line("   (no stack)");
+  if (h.stack.empty()) {
+    // Samples are taken on the thread's CPU clock: a thread that waits for a
+    // CPU gives none.
+    w.line(stall_split && h.runqueue_ns > h.cpu_ns + h.offcpu_ns
+               ? "   (no stack: the thread was mostly waiting for a CPU, not running its code)"
+               : "   (no stack)");
+  }
 }
 
 // Per process, only when there is something to say: what was probed, what was

@@ -126,6 +126,19 @@ TEST(Reports, StallWithABlockingCallsStackSaysSo) {
   write_text_report(r, bare, TextReportOptions{});
   EXPECT_NE(bare.str().find("(no stack)"), std::string::npos);
   EXPECT_EQ(bare.str().find("stack of the blocking call"), std::string::npos);
+  // A stall that mostly waited for a CPU says where its time went and why it
+  // has no stack (an overloaded machine, not the task's code).
+  r.hotspots[2].cpu_ns = 2'000'000;
+  r.hotspots[2].runqueue_ns = 30'000'000;
+  r.hotspots[2].offcpu_ns = 0;
+  std::stringstream starved;
+  write_text_report(r, starved, TextReportOptions{});
+  EXPECT_NE(starved.str().find("time: on CPU 2ms, waiting for a CPU 30ms, blocked 0"),
+            std::string::npos)
+      << starved.str();
+  EXPECT_NE(starved.str().find("(no stack: the thread was mostly waiting for a CPU"),
+            std::string::npos)
+      << starved.str();
 }
 
 // Source positions: the text report prints "at f() file.cc:LINE" and marks
