@@ -163,7 +163,11 @@ class IngestServer::Connection : public std::enable_shared_from_this<Connection>
     }
     queued_bytes_ -= held;
     if (queued_bytes_.load() < kMaxQueuedBytesPerConnection && paused_.exchange(false)) {
-      asio::post(server_->io_, [self = shared_from_this()] { self->read(); });
+      // Weak: a handler left in the io_context's queue at shutdown must not keep
+      // the connection (and its strand of the decode pool) past the pool.
+      asio::post(server_->io_, [weak = weak_from_this()] {
+        if (auto self = weak.lock()) self->read();
+      });
     }
   }
 
@@ -216,9 +220,14 @@ class IngestServer::Connection : public std::enable_shared_from_this<Connection>
       std::lock_guard lock(server_->aggregator_.mutex());
       server_->aggregator_.end_stream(sink_, end_reason);
     }
-    asio::post(server_->io_, [self = shared_from_this()] {
-      boost::system::error_code ignored;
-      self->socket_.close(ignored);
+    // Weak, as in decode(): a strand must never outlive its execution context
+    // (its destructor locks the pool's strand service), and the io_context is
+    // destroyed after this server in blockwatchd.
+    asio::post(server_->io_, [weak = weak_from_this()] {
+      if (auto self = weak.lock()) {
+        boost::system::error_code ignored;
+        self->socket_.close(ignored);
+      }
     });
     server_->connection_closed(this, std::move(recorded_));
   }

@@ -50,13 +50,29 @@ bool wait_until(const std::function<bool()>& condition) {
 // The size of what blockwatchd --save kept of process `pid`'s stream (0 if none
 // yet). It saves each frame after decoding it: a clean stream is all processed
 // once its saved copy is as long as what was sent.
-uintmax_t saved_bytes(const std::string& dir, int pid) {
+std::string saved_path(const std::string& dir, int pid) {
   std::error_code ec;
   const std::string suffix = "-pid" + std::to_string(pid) + ".bwrec";
   for (const auto& entry : std::filesystem::directory_iterator(dir + "/saved", ec)) {
-    if (entry.path().string().ends_with(suffix)) return entry.file_size(ec);
+    if (entry.path().string().ends_with(suffix)) return entry.path().string();
   }
-  return 0;
+  return "";
+}
+
+uintmax_t saved_bytes(const std::string& dir, int pid) {
+  std::error_code ec;
+  const std::string path = saved_path(dir, pid);
+  return path.empty() ? 0 : std::filesystem::file_size(path, ec);
+}
+
+bool accepts_connections(const std::string& path) {
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  std::snprintf(address.sun_path, sizeof address.sun_path, "%s", path.c_str());
+  const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0;
+  ::close(fd);
+  return ok;
 }
 
 class Collector {
@@ -75,7 +91,9 @@ class Collector {
               static_cast<char*>(nullptr));
       ::_exit(127);
     }
-    wait_until([&] { return ::access(socket_path.c_str(), F_OK) == 0; });
+    // Until it accepts: the socket file exists from bind(), before listen(), and
+    // a connect in between is refused (seen on a loaded machine).
+    wait_until([&] { return accepts_connections(socket_path); });
   }
   // SIGTERM, wait, parse the JSON report it wrote.
   nlohmann::json stop() {
@@ -211,8 +229,17 @@ TEST(IngestIntegration, BadStreamsCloseOnlyTheirConnection) {
   // The killed client's complete frames (its cut last frame is not saved).
   const uintmax_t killed_size = good_stream(300, "killed::f()").bytes.size();
   EXPECT_TRUE(wait_until([&] { return saved_bytes(dir, 300) == killed_size; }));
+  // Still connected when SIGTERM comes: its stream ends during the shutdown
+  // drain, after the io_context stopped. blockwatchd once kept such a
+  // connection (and its strand of the decode pool) alive in the io_context's
+  // queue past the pool, and aborted at exit (ASan: use after free).
+  const int lingering = connect_to(collector.socket_path);
+  const std::string lingering_stream = good_stream(500, "lingering::f()").bytes;
+  send_all(lingering, lingering_stream);
+  EXPECT_TRUE(wait_until([&] { return saved_bytes(dir, 500) == lingering_stream.size(); }));
 
   nlohmann::json report = collector.stop();
+  ::close(lingering);
   std::string log = read_file(collector.log_path);
   for (const char* reason : {"not a valid Frame", "unsupported protocol_version 9",
                              "first frame is not a Hello", "exceeds", "truncated"}) {
@@ -222,15 +249,16 @@ TEST(IngestIntegration, BadStreamsCloseOnlyTheirConnection) {
   ASSERT_NE(steady_process, nullptr);
   EXPECT_EQ((*steady_process)["said_goodbye"], true);
   EXPECT_EQ(events_of(report, "/usr/bin/svc-100"), 6u);
-  for (int pid : {201, 204, 205, 300, 400}) {
+  for (int pid : {201, 204, 205, 300, 400, 500}) {
     ASSERT_NE(find_process(report, pid), nullptr) << pid;
     EXPECT_EQ(events_of(report, "/usr/bin/svc-" + std::to_string(pid)), 5u) << pid;
   }
   EXPECT_EQ((*find_process(report, 300))["end_reason"], "disconnected");
+  EXPECT_EQ((*find_process(report, 500))["said_goodbye"], false);
   EXPECT_EQ(find_process(report, 202), nullptr);
 
   // --save kept each stream; the saved copy re-decodes (complete frames only).
-  std::string saved = read_file(dir + "/saved/stream-1-pid100.bwrec");
+  std::string saved = read_file(saved_path(dir, 100));
   EXPECT_FALSE(saved.empty());
   std::system(("rm -rf " + dir).c_str());
 }
