@@ -10,6 +10,7 @@
 #include "collector/metrics.h"
 #include "collector/report_json.h"
 #include "common/task_histogram.h"
+#include "tests/collector/aggregate_streams.h"
 #include "tests/collector/wire_builder.h"
 
 namespace blockwatch::collector {
@@ -17,18 +18,9 @@ namespace {
 
 using testing::WireBuilder;
 
+// The report of whole streams (tests/collector/aggregate_streams.h).
 Report aggregate(const std::vector<std::string>& streams, const config::Config& rules = {}) {
-  std::string error;
-  std::shared_ptr<const StackClassifier> classifier = StackClassifier::create(rules, &error);
-  Aggregator aggregator(classifier);
-  for (const auto& bytes : streams) {
-    StreamHandler* sink = aggregator.begin_stream();
-    StreamDecoder decoder(sink);
-    EXPECT_TRUE(decoder.feed(bytes.data(), bytes.size())) << decoder.error();
-    EXPECT_TRUE(decoder.finish());
-    aggregator.end_stream(sink, "disconnected");
-  }
-  return aggregator.report();
+  return testing::aggregate_streams(streams, rules);
 }
 
 }  // namespace
