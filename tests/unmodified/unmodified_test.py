@@ -215,6 +215,17 @@ def check_task_scenario(report, scenario):
     return failures
 
 
+def verdict(name, failures, stderr):
+    """Prints the run's stderr and each failure (exit 1), or "ok: NAME" (exit 0)."""
+    if failures:
+        print(stderr)
+        for failure in failures:
+            print("FAIL:", failure)
+        return 1
+    print(f"ok: {name}")
+    return 0
+
+
 def run_task_scenario(cli, program, name):
     scenario = TASK_SCENARIOS[name]
     env = dict(os.environ)
@@ -245,13 +256,7 @@ def run_task_scenario(cli, program, name):
                 failures.append(f"turn-stall>=30ms: exit {rerun.returncode}, want 3")
             if "may span several tasks" not in run.stderr:
                 failures.append("the text report does not say a turn stall may span several tasks")
-    if failures:
-        print(run.stderr)
-        for failure in failures:
-            print("FAIL:", failure)
-        return 1
-    print(f"ok: {name}")
-    return 0
+    return verdict(name, failures, run.stderr)
 
 
 # Per-task statistics (issue 9 item 3) of asio_tasks `mix`: 2000 empty handlers
@@ -307,13 +312,7 @@ def run_task_stats(cli, program, name):
     failures = check_task_stats(report, run.stderr, every)
     if run.returncode != 0:
         failures.append(f"blockwatch run exited {run.returncode}, want 0")
-    if failures:
-        print(run.stderr)
-        for failure in failures:
-            print("FAIL:", failure)
-        return 1
-    print(f"ok: {name}")
-    return 0
+    return verdict(name, failures, run.stderr)
 
 
 def run_demo_plain(cli, program, config):
