@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <link.h>
 #include <poll.h>
 #include <pthread.h>
 #include <semaphore.h>
@@ -106,7 +107,8 @@ namespace blockwatch::interpose {
   X(quick_exit, quick_exit, nullptr)                                     \
   X(_Fork, _Fork, nullptr)                                               \
   X(_Exit, _Exit, nullptr)                                               \
-  X(_exit, _exit, nullptr)
+  X(_exit, _exit, nullptr)                                               \
+  X(dl_iterate_phdr, dl_iterate_phdr, nullptr)
 
 struct RealSymbols {
 #define BW_DECLARE_REAL(field, symbol, version) decltype(&::symbol) field = nullptr;

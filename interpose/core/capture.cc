@@ -13,6 +13,7 @@
 
 #include "interpose/base/optional_libs.h"
 #include "interpose/base/own_code.h"
+#include "interpose/base/phdr_cache.h"
 #include "interpose/base/side_stack.h"
 #include "interpose/core/config.h"
 #include "interpose/core/process_scope.h"
@@ -70,6 +71,7 @@ void capture_init() {
   g_threshold_ns = config().threshold_ns;
   timebase_init(g_threshold_ns, config().tsc_allowed);
   own_code_init();
+  phdr_cache_refresh();  // before the first unwind, which walks it (phdr_cache.h)
   capture_warm_up_thread();
 }
 
@@ -80,7 +82,11 @@ int capture_stack_here(uintptr_t* frames, int max_frames) {
   constexpr int kOwnFramesMax = 16;
   void* raw[kMaxFrames + kOwnFramesMax];
   tls_thread.capture_warm = true;
-  const int count = unwind_backtrace(raw, kMaxFrames + kOwnFramesMax);
+  int count = 0;
+  {
+    PhdrCacheScope no_loader_lock;  // phdr_cache.h: libunwind must not wait for the loader
+    count = unwind_backtrace(raw, kMaxFrames + kOwnFramesMax);
+  }
   int first = 0;
   while (first < count && is_own_pc(reinterpret_cast<uintptr_t>(raw[first]))) ++first;
   int out = 0;
@@ -103,6 +109,7 @@ void capture_job(void* arg) {
 
 void warm_up_job(void*) {
   void* frames[4];
+  PhdrCacheScope no_loader_lock;
   unwind_backtrace(frames, 4);
 }
 

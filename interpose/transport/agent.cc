@@ -4,6 +4,7 @@
 // with the queue in record_queue.cc.
 #include "interpose/transport/agent.h"
 
+#include "interpose/base/phdr_cache.h"
 #include "interpose/base/timebase.h"
 #include "interpose/core/config.h"
 #include "interpose/transport/sender.h"
@@ -38,6 +39,7 @@ void agent_start() {
 
 void agent_after_fork_child() {
   timebase_after_fork_child();
+  phdr_cache_after_fork_child();
   sender_after_fork_child();
 }
 

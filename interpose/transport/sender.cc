@@ -23,6 +23,7 @@
 #include "interpose/base/futex.h"
 #include "interpose/base/internal_thread.h"
 #include "interpose/base/loader_gate.h"
+#include "interpose/base/phdr_cache.h"
 #include "interpose/base/proc_file.h"
 #include "interpose/base/timebase.h"
 #include "interpose/core/thread_state.h"
@@ -58,7 +59,6 @@ std::string_view bounded(const char (&text)[N]) {
 }
 
 }  // namespace
-
 
 constinit std::atomic<Sender*> g_sender{nullptr};
 constinit std::atomic<Sender*> g_retired_senders{nullptr};
@@ -222,6 +222,15 @@ void Sender::maybe_send_modules(bool force) {
   }
 }
 
+// The module copy stack captures unwind with (phdr_cache.h), rebuilt when a
+// module was loaded or unloaded: the count the Modules frame follows too.
+void Sender::refresh_phdr_copy() {
+  const uint64_t change_count = module_change_count();
+  if (change_count != phdr_copy_change_count_ && phdr_cache_refresh()) {
+    phdr_copy_change_count_ = change_count;
+  }
+}
+
 void Sender::maybe_send_counters(int64_t now, bool force) {
   if (!channel_.is_open()) return;
   if (!force && now - counters_sent_at_ns_ < kCountersIntervalNs) return;
@@ -319,8 +328,7 @@ bool Sender::may_open_stream(int64_t now) {
   if (stream_begun.load(std::memory_order_relaxed)) return true;
   const bool something_queued =
       global_record_queue().claimed_count() != global_record_queue().popped_count();
-  if (options_.lazy_connect && !something_queued &&
-      now - started_mono_ns_ < kLazyConnectNs) {
+  if (options_.lazy_connect && !something_queued && now - started_mono_ns_ < kLazyConnectNs) {
     return false;
   }
   stream_begun.store(true, std::memory_order_seq_cst);
@@ -362,6 +370,7 @@ void Sender::run() {
     const int64_t now = monotonic_ns();
     if (channel_.is_open() && !channel_.still_ours()) lose_stream(now);
     if (!channel_.is_open() && may_open_stream(now) && channel_.try_open(now)) begin_stream();
+    refresh_phdr_copy();
     if (stream_begun.load(std::memory_order_relaxed)) maybe_send_modules(false);
     const uint64_t popped_before = global_record_queue().popped_count();
     drain_queue();
@@ -374,7 +383,7 @@ void Sender::run() {
     maybe_send_counters(now, false);
     write_pending(now);
     publish_memory_stats();
-    timebase_refine();  // the hooks' TSC rate and anchor (timebase.h)
+    timebase_refine();                // the hooks' TSC rate and anchor (timebase.h)
     thread_state_classify_pending();  // names hooks could not classify without regexec
     if (stopping) break;
     int64_t wait_ns = pending_.empty() ? options_.idle_wait_ns : 5'000'000;
@@ -390,8 +399,7 @@ void Sender::run() {
 
 // Goodbye, then write until done, the deadline, or `stall_ns` without progress
 // (a stopped or dead collector does not hold up the exit or exec), and close.
-void Sender::goodbye_and_close(const char* reason, int status, int64_t deadline,
-                               int64_t stall_ns) {
+void Sender::goodbye_and_close(const char* reason, int status, int64_t deadline, int64_t stall_ns) {
   // Open first (one last try, ignoring backoff), so what is drained goes out.
   if (!channel_.is_open() && channel_.configured()) {
     if (channel_.try_open(INT64_MAX)) begin_stream();

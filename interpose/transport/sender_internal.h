@@ -76,6 +76,7 @@ class Sender {
     return interner_.define_string(text, encoder_, pending_);
   }
   void maybe_send_modules(bool force);
+  void refresh_phdr_copy();
   void maybe_send_counters(int64_t now, bool force);
   void write_pending(int64_t now);
   void lose_stream(int64_t now);
@@ -105,6 +106,7 @@ class Sender {
   std::vector<ModuleInfo> modules_;
   uint32_t modules_generation_ = 0;
   uint64_t module_change_count_ = 0;
+  uint64_t phdr_copy_change_count_ = 0;  // module_change_count() at the last phdr_cache_refresh
   uint32_t modules_requests_seen_ = 0;
   bool modules_unsent_ = false;  // Modules due on this stream, waiting for room
   CountersInfo counters_sent_;

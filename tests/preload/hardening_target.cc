@@ -84,7 +84,6 @@ void name_through_proc(int tid, const char* name) {
 }
 
 void scenario_signal_first_hook() {
-
   g_devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
   CHECK(g_devnull >= 0);
   blockwatch_set_event_callback(observe_tid, nullptr);
@@ -138,9 +137,15 @@ __attribute__((noinline)) int loader_lock_held_callback(struct dl_phdr_info*, si
   return 0;
 }
 
-// A worker that spends its time inside dl_iterate_phdr's callback and malloc,
-// making no hooked call of its own, until it has taken kReportedHandlerSignals.
-void scenario_reported_in_handler() {
+// Takes the loader's lock and gives it back at once: a signal lands in
+// pthread_mutex_lock/unlock of that lock far more often than with the callback
+// above, at times where the lock word is taken but the owner not written yet.
+int loader_lock_edges_callback(struct dl_phdr_info*, size_t, void*) { return 1; }
+
+// A worker that spends its time inside dl_iterate_phdr and malloc, making no
+// hooked call of its own, until it has taken `signals` signals whose handler
+// makes a reported call.
+void reported_in_handler(int (*callback)(struct dl_phdr_info*, size_t, void*), int signals) {
   struct sigaction action = {};
   action.sa_handler = reporting_handler;
   sigemptyset(&action.sa_mask);
@@ -153,7 +158,7 @@ void scenario_reported_in_handler() {
     worker.store(pthread_self());
     unsigned seed = 7;
     while (!done.load()) {
-      dl_iterate_phdr(loader_lock_held_callback, nullptr);
+      dl_iterate_phdr(callback, nullptr);
       void* block = malloc(2048 + rand_r(&seed) % 60000);
       static_cast<volatile char*>(block)[0] = 1;
       free(block);
@@ -161,7 +166,7 @@ void scenario_reported_in_handler() {
   });
   while (worker.load() == pthread_t{}) sched_yield();
   alarm(30);  // a deadlock ends as SIGALRM, not as a stuck suite
-  for (int sent = 0; sent < kReportedHandlerSignals; ++sent) {
+  for (int sent = 0; sent < signals; ++sent) {
     const int before = g_reported_handler_runs.load();
     CHECK(pthread_kill(worker.load(), SIGUSR2) == 0);
     while (g_reported_handler_runs.load() == before) sched_yield();
@@ -170,6 +175,14 @@ void scenario_reported_in_handler() {
   done.store(true);
   thread.join();
   printf("reported calls in signal handlers: %d\n", g_reported_handler_runs.load());
+}
+
+void scenario_reported_in_handler() {
+  reported_in_handler(loader_lock_held_callback, kReportedHandlerSignals);
+}
+
+void scenario_reported_at_loader_lock_edges() {
+  reported_in_handler(loader_lock_edges_callback, kLoaderLockEdgeSignals);
 }
 
 // --- a worker with a small stack and little of it left ---------------------------
@@ -373,6 +386,7 @@ void add_hardening_scenarios(ScenarioTable& table) {
       {"unique_labels", ignoring_self(scenario_unique_labels)},
       {"vfork_child", ignoring_self(scenario_vfork_child)},
       {"reported_in_handler", ignoring_self(scenario_reported_in_handler)},
+      {"reported_at_loader_lock_edges", ignoring_self(scenario_reported_at_loader_lock_edges)},
   });
 }
 

@@ -14,6 +14,9 @@ inline constexpr char kFirstHookRule[] = "name:(wq|xq)-[0-9]{1,4}";
 // reported_in_handler: signals to a worker busy in dl_iterate_phdr's callback
 // (loader lock held) and malloc, whose handler makes a reported blocking call.
 inline constexpr int kReportedHandlerSignals = 100;
+// reported_at_loader_lock_edges: the same, the worker taking and releasing the
+// loader's lock in a loop (before phdr_cache.h: a deadlock within ~500 signals).
+inline constexpr int kLoaderLockEdgeSignals = 1000;
 
 // small_stack: a worker with a 64 KiB stack makes reported calls with this much
 // of it left; a reported call may use kStackBudgetBytes of it.

@@ -44,10 +44,10 @@ TEST(Hardening, FirstHookInASignalHandlerThatInterruptedMallocNeitherDeadlocksNo
 
 // A reported call made in a signal handler is unwound from inside the handler
 // (DESIGN invariant 3). The handlers here interrupt a worker inside
-// dl_iterate_phdr's callback, holding the loader's lock the unwinder also takes
-// (glibc's is recursive: the same thread re-enters it), and inside malloc
-// (libunwind's local walk allocates nothing). No deadlock (SIGALRM), every call
-// reported with the handler and what it interrupted in its stack.
+// dl_iterate_phdr's callback, holding the loader's lock, and inside malloc; the
+// unwind takes neither (it walks the library's module copy, phdr_cache.h, and
+// libunwind's local walk allocates nothing). No deadlock, every call reported
+// with the handler and what it interrupted in its stack.
 TEST(Hardening, ReportedCallsInSignalHandlersThatInterruptedTheLoaderOrMalloc) {
   const RunResult run = run_hardening("reported_in_handler", kWorkerRule);
   ASSERT_TRUE(run.exited_with(0)) << "status " << run.status << " (SIGALRM = deadlock)\n"
@@ -64,6 +64,27 @@ TEST(Hardening, ReportedCallsInSignalHandlersThatInterruptedTheLoaderOrMalloc) {
   EXPECT_GT(through_loader_lock, 0u) << describe(reported);
   std::printf("%zu of %zu reported inside dl_iterate_phdr's callback\n", through_loader_lock,
               reported.size());
+}
+
+// The same with the worker taking and releasing the loader's lock in a loop, so
+// signals land inside pthread_mutex_lock/unlock of that lock, where glibc's
+// recursive lock has its word taken but no owner written: an unwind that asked
+// glibc's dl_iterate_phdr waited for itself there (5 of 5 runs hung). Captures
+// walk the library's module copy instead (interpose/base/phdr_cache.h).
+TEST(Hardening, ReportedCallsInSignalHandlersAtTheLoaderLocksEdges) {
+  const RunResult run = run_hardening("reported_at_loader_lock_edges", kWorkerRule);
+  ASSERT_TRUE(run.exited_with(0)) << "status " << run.status << " (SIGALRM = deadlock)\n"
+                                  << run.stderr_text;
+  const auto reported = at_site(run.events(), "handler_blocking_site");
+  EXPECT_EQ(reported.size(), static_cast<size_t>(preload_target::kLoaderLockEdgeSignals));
+  size_t through_loader = 0;
+  for (const DecodedEvent& e : reported) {
+    EXPECT_TRUE(e.stack_contains("reporting_handler")) << describe({e});
+    if (e.stack_contains("dl_iterate_phdr")) ++through_loader;
+  }
+  // The unwind goes on past the signal frame into what the handler interrupted.
+  EXPECT_GT(through_loader, 0u) << describe(reported);
+  std::printf("%zu of %zu reported inside dl_iterate_phdr\n", through_loader, reported.size());
 }
 
 size_t stack_used(const std::string& stdout_text) {
