@@ -45,6 +45,7 @@ int copy_module(dl_phdr_info* info, size_t size, void* data) {
   dl_phdr_info& module = copy.modules[copy.module_count++];
   module = {};
   std::memcpy(&module, info, size < sizeof module ? size : sizeof module);
+  module.dlpi_tls_data = nullptr;  // glibc's is the calling thread's: the copier's here
   ElfW(Phdr)* phdrs = copy.phdrs + fill.phdrs_used;
   std::memcpy(phdrs, info->dlpi_phdr, sizeof(ElfW(Phdr)) * info->dlpi_phnum);
   module.dlpi_phdr = phdrs;
