@@ -14,8 +14,10 @@
 #include <cstdlib>
 #include <cstring>
 #include <set>
+#include <string_view>
 
 #include "common/builtin_rules.h"
+#include "common/demangle.h"
 #include "interpose/base/proc_file.h"
 #include "interpose/probes/probe_patch.h"
 #include "interpose/transport/symbols.h"
@@ -61,8 +63,8 @@ struct ScanContext {
 };
 
 // What every matching mangled name contains: the rule's last name component
-// without template arguments, with its length prefix as Itanium C++ and Rust
-// legacy mangling write it ("10do_run_one", "4poll"), so only a few symbols are
+// without template arguments, with its length prefix as Itanium C++ and both
+// Rust manglings write it ("10do_run_one", "4poll"), so only a few symbols are
 // demangled. A rule without "::" (a C function) and a rule that is itself a
 // mangled name are their own key.
 std::string filter_key(const std::string& rule) {
@@ -88,7 +90,7 @@ void visit_symbol(void* context, const char* name, uint64_t address, uint64_t si
   auto& scan = *static_cast<ScanContext*>(context);
   for (size_t i = 0; i < scan.rules->size(); ++i) {
     if (!std::strstr(name, scan.keys[i].c_str())) continue;
-    const std::string demangled = demangle_symbol(name);
+    const std::string demangled = demangle::readable_name(name);
     if (!task_entry_rule_matches((*scan.rules)[i], name, demangled)) continue;
     scan.out->push_back({i, demangled, scan.module, scan.bias + address, size});
   }
@@ -238,8 +240,26 @@ std::vector<std::string> task_entry_rules() {
 bool task_entry_rule_matches(const std::string& rule, const char* mangled,
                              const std::string& demangled) {
   if (rule == mangled || rule == demangled) return true;
-  return demangled.size() > rule.size() && demangled.compare(0, rule.size(), rule) == 0 &&
-         demangled[rule.size()] == '(';
+  if (demangled.size() <= rule.size() || demangled.compare(0, rule.size(), rule) != 0) {
+    return false;
+  }
+  std::string_view rest = std::string_view(demangled).substr(rule.size());
+  // The function's own template or generic arguments, balanced; a name that
+  // goes on after them ("Pool<int>::run", "poll::<T>::{closure#0}") is another
+  // function.
+  if (rest.substr(0, 3) == "::<") rest.remove_prefix(2);
+  if (rest[0] == '<') {
+    size_t depth = 0;
+    size_t i = 0;
+    do {
+      if (rest[i] == '<') ++depth;
+      if (rest[i] == '>') --depth;
+      ++i;
+    } while (i < rest.size() && depth > 0);
+    if (depth > 0) return false;
+    rest.remove_prefix(i);
+  }
+  return rest.empty() || rest[0] == '(';
 }
 
 void task_probes_install_at_start() {

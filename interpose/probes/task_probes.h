@@ -42,9 +42,13 @@ const std::vector<std::string>& task_probe_rules();
 // installed: 3 threads were running at start", ...); empty when they are on.
 const std::string& task_probes_note();
 
-// "boost::asio::detail::scheduler::do_run_one(...)" against the rule
+// A demangled name (demangle::readable_name) against a rule such as
 // "boost::asio::detail::scheduler::do_run_one": equal, or the rule followed by
-// "(" (parameters). Also an exact mangled name. Pure.
+// the function's own template arguments ("<...>", C++) or generic arguments
+// ("::<...>", Rust v0: "tokio::runtime::task::raw::poll::<...>"), then its
+// parameters ("(...)") or nothing. "Pool<int>::run" does not match the rule
+// "Pool", nor "poll::<T>::{closure#0}" the rule "poll". Also an exact mangled
+// name. Pure.
 bool task_entry_rule_matches(const std::string& rule, const char* mangled,
                              const std::string& demangled);
 
