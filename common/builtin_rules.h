@@ -38,7 +38,7 @@ struct Rule {
 // arguments; every symbol whose demangled name (Rust: without the ::h<hash>) is
 // this, or this followed by the function's own template arguments ("<...>",
 // C++; "::<...>", Rust v0) and/or its parameters ("(...)"), is probed
-// (interpose/probes/task_probes.h task_entry_rule_matches). Boost.Asio: the
+// (common/task_entry.h). Boost.Asio: the
 // scheduler runs at most one handler per do_run_one call (after its idle
 // waits, which end the task before). tokio
 // (both schedulers, and the blocking pool): raw::poll<T,S> is each future

@@ -14,10 +14,10 @@
 #include <cstdlib>
 #include <cstring>
 #include <set>
-#include <string_view>
 
 #include "common/builtin_rules.h"
 #include "common/demangle.h"
+#include "common/task_entry.h"
 #include "interpose/base/proc_file.h"
 #include "interpose/probes/probe_patch.h"
 #include "interpose/transport/symbols.h"
@@ -239,27 +239,7 @@ std::vector<std::string> task_entry_rules() {
 
 bool task_entry_rule_matches(const std::string& rule, const char* mangled,
                              const std::string& demangled) {
-  if (rule == mangled || rule == demangled) return true;
-  if (demangled.size() <= rule.size() || demangled.compare(0, rule.size(), rule) != 0) {
-    return false;
-  }
-  std::string_view rest = std::string_view(demangled).substr(rule.size());
-  // The function's own template or generic arguments, balanced; a name that
-  // goes on after them ("Pool<int>::run", "poll::<T>::{closure#0}") is another
-  // function.
-  if (rest.substr(0, 3) == "::<") rest.remove_prefix(2);
-  if (rest[0] == '<') {
-    size_t depth = 0;
-    size_t i = 0;
-    do {
-      if (rest[i] == '<') ++depth;
-      if (rest[i] == '>') --depth;
-      ++i;
-    } while (i < rest.size() && depth > 0);
-    if (depth > 0) return false;
-    rest.remove_prefix(i);
-  }
-  return rest.empty() || rest[0] == '(';
+  return rule == mangled || task_entry::names_function(rule, demangled);
 }
 
 void task_probes_install_at_start() {
