@@ -20,7 +20,7 @@ namespace blockwatch::collector {
 
 std::string demangle(std::string_view symbol) {
   if (symbol.size() < 3 || symbol[0] != '_') return std::string(symbol);
-  const std::string mangled(symbol);
+  std::string mangled(symbol);
   // Empty for anything that is not a Rust symbol: a C++ name, or an Itanium
   // name whose last component is not a Rust hash.
   if (std::string rust = demangle::rust_name(mangled.c_str()); !rust.empty()) return rust;
