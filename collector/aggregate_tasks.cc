@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "common/builtin_rules.h"
+#include "common/task_entry.h"
 #include "common/task_histogram.h"
 
 namespace blockwatch::collector {
@@ -64,11 +65,7 @@ namespace {
 
 bool is_entry_frame(const std::string& function, const std::vector<std::string>& entry_rules) {
   for (const std::string& rule : entry_rules) {
-    if (function.compare(0, rule.size(), rule) != 0) continue;
-    if (function.size() == rule.size() || function[rule.size()] == '(' ||
-        function[rule.size()] == '<' || function[rule.size()] == ' ') {
-      return true;
-    }
+    if (task_entry::names_function(rule, function)) return true;
   }
   return false;
 }

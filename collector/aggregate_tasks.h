@@ -21,8 +21,7 @@ TaskStats task_stats_from_wire(const wire::TaskStats& line, const ProcessInfo& p
 void merge_task_stats(const TaskStats& line, std::vector<TaskStats>* merged);
 
 // The task function of a stall's stack (Hotspot::task_function): walking in
-// from the innermost frame matching one of `entry_rules` (task-entry rules:
-// the function name, or it followed by its parameters or template arguments),
+// from the innermost frame one of `entry_rules` names (common/task_entry.h),
 // the first frame that is not executor or runtime code (boost::asio::,
 // tokio::, Rust core/std/alloc, builtin_rules::is_system_frame). "" when no
 // frame is an entry or nothing is inside it. Pure.

@@ -34,10 +34,13 @@ struct Rule {
 
 // Built-in task entries: functions an executor calls once per task, whose entry
 // the injected library probes (interpose/probes/task_probes.h) so that every
-// call starts a task. Demangled names without parameters; every symbol whose
-// demangled name (Rust: without the ::h<hash>) is this, or this followed by
-// "(", is probed. Boost.Asio: the scheduler runs at most one handler per
-// do_run_one call (after its idle waits, which end the task before). tokio
+// call starts a task. Demangled names without parameters or template
+// arguments; every symbol whose demangled name (Rust: without the ::h<hash>) is
+// this, or this followed by the function's own template arguments ("<...>",
+// C++; "::<...>", Rust v0) and/or its parameters ("(...)"), is probed
+// (common/task_entry.h). Boost.Asio: the
+// scheduler runs at most one handler per do_run_one call (after its idle
+// waits, which end the task before). tokio
 // (both schedulers, and the blocking pool): raw::poll<T,S> is each future
 // type's poll entry, called through the task vtable once per poll, so it is
 // never inlined; a worker's run_task may poll several (LIFO-slot) tasks.
@@ -57,15 +60,17 @@ inline constexpr const char* kAsioWaitFrames[] = {
     "boost::asio::detail::posix_event::wait", "boost::asio::detail::scheduler::do_wait_one"};
 inline constexpr const char* kAsioSchedulerFrames[] = {"boost::asio::detail::scheduler::do_run_one",
                                                        "boost::asio::detail::scheduler::run\\b"};
-// tokio 1.24: the worker's park (condvar or driver), the drivers, mio.
+// tokio 1.24: the worker's park (condvar or driver), the drivers, mio. A method
+// of a type is `Type::method` in Rust's legacy mangling and `<Type>::method` in
+// v0 (libiberty prints the impl's self type in brackets): `>?` takes both.
 inline constexpr const char* kTokioParkFrames[] = {
     "tokio::runtime::park::",
-    "tokio::runtime::scheduler::multi_thread::worker::Context::park",
+    "tokio::runtime::scheduler::multi_thread::worker::Context>?::park",
     "tokio::runtime::scheduler::multi_thread::park::",
-    "tokio::runtime::scheduler::current_thread::Context::park",
-    "tokio::runtime::io::driver::Driver::turn",
-    "tokio::runtime::time::Driver::park",
-    "mio::poll::Poll::poll"};
+    "tokio::runtime::scheduler::current_thread::Context>?::park",
+    "tokio::runtime::io::driver::Driver>?::turn",
+    "tokio::runtime::time::Driver>?::park",
+    "mio::poll::Poll>?::poll"};
 inline constexpr const char* kLibuvFrames[] = {"^uv__io_poll", "^uv_run$", "^uv__epoll"};
 // Nested event loops: an epoll wait (and a libuv idle rule's match) under one of
 // these is not the thread's idle wait but blocks its loop. Node's execSync and
@@ -80,7 +85,7 @@ inline constexpr const char* kPoolWaitKinds[] = {"condvar", "futex"};
 // its workers as blocking-pool jobs, so the pool's loop is on every worker's
 // stack: a worker is told apart by its scheduler loop, which pool jobs lack.
 inline constexpr const char* kTokioBlockingPoolFrames[] = {
-    "tokio::runtime::blocking::pool::Inner::run"};
+    "tokio::runtime::blocking::pool::Inner>?::run"};
 inline constexpr const char* kTokioWorkerLoopFrames[] = {
     "tokio::runtime::scheduler::multi_thread::worker::run\\b"};
 // A worker inside block_in_place has handed its scheduler to another thread:
@@ -138,10 +143,13 @@ inline constexpr const char* kSystemFunctionPrefixes[] = {"__",
                                                           "void std::condition_variable::"};
 
 // A frame max_depth rules skip: one of the modules or function prefixes above.
-// `module` is an object's path or file name. No allocation.
+// `module` is an object's path or file name. A Rust v0 method is named after
+// its type in brackets (`<parking_lot::raw_mutex::RawMutex>::lock_slow`): the
+// prefixes apply inside the bracket. No allocation.
 inline bool is_system_frame(std::string_view function, std::string_view module) {
   const size_t slash = module.rfind('/');
   if (slash != std::string_view::npos) module.remove_prefix(slash + 1);
+  if (!function.empty() && function[0] == '<') function.remove_prefix(1);
   for (std::string_view prefix : kSystemModulePrefixes) {
     if (module.substr(0, prefix.size()) == prefix) return true;
   }

@@ -9,6 +9,7 @@
 #include <regex.h>
 
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace blockwatch::builtin_rules {
@@ -94,6 +95,61 @@ TEST(BuiltinRules, EveryPatternCompilesAndMatchesASample) {
   for (const std::string& pattern : all_patterns()) {
     EXPECT_FALSE(ere_matches(pattern).empty()) << "no sample exercises " << pattern;
   }
+}
+
+// The rule (index into kRules) whose alternation matches `function`, or -1.
+int matching_rule(const std::string& function) {
+  for (int i = 0; i < count_of(kRules); ++i) {
+    regex_t ere;
+    const std::string pattern = alternation(kRules[i].patterns, kRules[i].pattern_count);
+    if (regcomp(&ere, pattern.c_str(), REG_EXTENDED | REG_NOSUB) != 0) continue;
+    const bool found = regexec(&ere, function.c_str(), 0, nullptr, 0) == 0;
+    regfree(&ere);
+    if (found) return i;
+  }
+  return -1;
+}
+
+// Rust's v0 mangling (a newer toolchain's default, and its std's) names a
+// method `<Type>::method` and keeps generic arguments: the rules take both
+// schemes alike. The v0 names are libiberty's output for symbols of the tokio
+// 1.24 test program (tests/tokio) built with -Csymbol-mangling-version=v0.
+TEST(BuiltinRules, RustV0NamesMatchLikeLegacyNames) {
+  const std::pair<const char*, const char*> kLegacyAndV0[] = {
+      {"tokio::runtime::park::CachedParkThread::park",
+       "<tokio::runtime::park::CachedParkThread>::park"},
+      {"tokio::runtime::scheduler::multi_thread::worker::Context::park",
+       "<tokio::runtime::scheduler::multi_thread::worker::Context>::park"},
+      {"tokio::runtime::scheduler::multi_thread::park::Parker::park",
+       "<tokio::runtime::scheduler::multi_thread::park::Parker>::park"},
+      {"tokio::runtime::scheduler::current_thread::Context::park",
+       "<tokio::runtime::scheduler::current_thread::Context>::park"},
+      {"tokio::runtime::io::driver::Driver::turn", "<tokio::runtime::io::driver::Driver>::turn"},
+      {"tokio::runtime::time::Driver::park_internal",
+       "<tokio::runtime::time::Driver>::park_internal"},
+      {"mio::poll::Poll::poll", "<mio::poll::Poll>::poll"},
+      {"tokio::runtime::blocking::pool::Inner::run",
+       "<tokio::runtime::blocking::pool::Inner>::run"},
+      {"tokio::runtime::scheduler::multi_thread::worker::run",
+       "tokio::runtime::scheduler::multi_thread::worker::run"},
+      {"tokio::task::blocking::block_in_place",
+       "tokio::task::blocking::block_in_place::<tokio_target::blocking_pool_in_place_job, ()>"},
+      {"tokio::runtime::scheduler::multi_thread::worker::run_task",
+       "<tokio::runtime::scheduler::multi_thread::worker::Context>::run_task"},
+  };
+  for (const auto& [legacy, v0] : kLegacyAndV0) {
+    EXPECT_EQ(matching_rule(v0), matching_rule(legacy)) << legacy << " / " << v0;
+  }
+  EXPECT_EQ(matching_rule("<tokio::runtime::scheduler::multi_thread::worker::Context>::run_task"),
+            -1);
+}
+
+TEST(BuiltinRules, SystemFramesInBothRustManglings) {
+  EXPECT_TRUE(is_system_frame("parking_lot::raw_mutex::RawMutex::lock_slow", "app"));
+  EXPECT_TRUE(is_system_frame("<parking_lot::raw_mutex::RawMutex>::lock_slow", "app"));
+  EXPECT_TRUE(is_system_frame("<std::sys::sync::condvar::futex::Condvar>::wait", "app"));
+  EXPECT_FALSE(is_system_frame("<app::Pool as parking_lot::Lock>::lock", "app"));
+  EXPECT_FALSE(is_system_frame("<alloc::sync::Arc<app::Pool>>::drop_slow", "app"));
 }
 
 TEST(BuiltinRules, WordBoundaryStopsAtUnderscore) {

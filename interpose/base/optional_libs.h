@@ -1,9 +1,10 @@
 // Libraries the injected library needs only in a watched process, loaded then
-// and not at preload time: libunwind (stack capture) and absl's demangler (the
-// sender). A dormant process (process_scope.h) and every program it execs pays
-// only for libblockwatch.so itself, which links libstdc++ statically: loading
-// libstdc++, libunwind and liblzma for `sleep` or `cat` doubled the cost of
-// their fork+exec (see tests/bench/fork_exec_bench.c).
+// and not at preload time: libunwind (stack capture). A dormant process
+// (process_scope.h) and every program it execs pays only for libblockwatch.so
+// itself, which links libstdc++ (and libiberty, the demangler of
+// common/demangle.h) statically: loading libstdc++, libunwind and liblzma for
+// `sleep` or `cat` doubled the cost of their fork+exec (see
+// tests/bench/fork_exec_bench.c).
 //
 // Each function is reached through a weak reference: where the library is
 // linked anyway (unit tests, a target that links libunwind), that definition
@@ -14,7 +15,6 @@
 namespace blockwatch::interpose {
 
 using UnwBacktraceFn = int (*)(void** buffer, int size);
-using DemangleFn = bool (*)(const char* mangled, char* out, int out_size);
 
 // Set by load_unwinder(); read on the hook path.
 extern UnwBacktraceFn g_unw_backtrace;
@@ -29,9 +29,5 @@ inline int unwind_backtrace(void** buffer, int size) {
   const UnwBacktraceFn backtrace = __atomic_load_n(&g_unw_backtrace, __ATOMIC_ACQUIRE);
   return backtrace ? backtrace(buffer, size) : 0;
 }
-
-// absl's Demangle, loading it on first use; null when it cannot be loaded.
-// Our own threads only (dlopen).
-DemangleFn demangler();
 
 }  // namespace blockwatch::interpose

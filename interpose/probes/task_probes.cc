@@ -16,6 +16,8 @@
 #include <set>
 
 #include "common/builtin_rules.h"
+#include "common/demangle.h"
+#include "common/task_entry.h"
 #include "interpose/base/proc_file.h"
 #include "interpose/probes/probe_patch.h"
 #include "interpose/transport/symbols.h"
@@ -61,8 +63,8 @@ struct ScanContext {
 };
 
 // What every matching mangled name contains: the rule's last name component
-// without template arguments, with its length prefix as Itanium C++ and Rust
-// legacy mangling write it ("10do_run_one", "4poll"), so only a few symbols are
+// without template arguments, with its length prefix as Itanium C++ and both
+// Rust manglings write it ("10do_run_one", "4poll"), so only a few symbols are
 // demangled. A rule without "::" (a C function) and a rule that is itself a
 // mangled name are their own key.
 std::string filter_key(const std::string& rule) {
@@ -88,7 +90,7 @@ void visit_symbol(void* context, const char* name, uint64_t address, uint64_t si
   auto& scan = *static_cast<ScanContext*>(context);
   for (size_t i = 0; i < scan.rules->size(); ++i) {
     if (!std::strstr(name, scan.keys[i].c_str())) continue;
-    const std::string demangled = demangle_symbol(name);
+    const std::string demangled = demangle::readable_name(name);
     if (!task_entry_rule_matches((*scan.rules)[i], name, demangled)) continue;
     scan.out->push_back({i, demangled, scan.module, scan.bias + address, size});
   }
@@ -237,9 +239,7 @@ std::vector<std::string> task_entry_rules() {
 
 bool task_entry_rule_matches(const std::string& rule, const char* mangled,
                              const std::string& demangled) {
-  if (rule == mangled || rule == demangled) return true;
-  return demangled.size() > rule.size() && demangled.compare(0, rule.size(), rule) == 0 &&
-         demangled[rule.size()] == '(';
+  return rule == mangled || task_entry::names_function(rule, demangled);
 }
 
 void task_probes_install_at_start() {

@@ -42,9 +42,10 @@ const std::vector<std::string>& task_probe_rules();
 // installed: 3 threads were running at start", ...); empty when they are on.
 const std::string& task_probes_note();
 
-// "boost::asio::detail::scheduler::do_run_one(...)" against the rule
-// "boost::asio::detail::scheduler::do_run_one": equal, or the rule followed by
-// "(" (parameters). Also an exact mangled name. Pure.
+// Does `rule` name the function with these names? An exact mangled name, or
+// as common/task_entry.h says for the demangled name (demangle::readable_name):
+// "boost::asio::detail::scheduler::do_run_one(...)",
+// "tokio::runtime::task::raw::poll::<...>". Pure.
 bool task_entry_rule_matches(const std::string& rule, const char* mangled,
                              const std::string& demangled);
 

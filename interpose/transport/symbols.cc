@@ -1,4 +1,4 @@
-// Symbolization and the module table (see symbols.h). Sender thread only.
+// Symbolization and the module table (see symbols.h). Our own threads only.
 #include "interpose/transport/symbols.h"
 
 #include <dlfcn.h>
@@ -14,114 +14,11 @@
 #include <memory>
 #include <unordered_map>
 
+#include "common/demangle.h"
 #include "interpose/base/loader_gate.h"
-#include "interpose/base/optional_libs.h"
 #include "interpose/base/proc_file.h"
 
 namespace blockwatch::interpose {
-namespace {
-
-bool is_rust_hash(std::string_view part) {
-  if (part.size() != 17 || part[0] != 'h') return false;
-  return std::all_of(part.begin() + 1, part.end(),
-                     [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
-}
-
-// Decodes one path component of a Rust legacy name: `$LT$` escapes, `..` -> `::`,
-// and the `_` that precedes a component starting with `$`.
-std::string decode_rust_component(std::string_view part) {
-  if (part.size() > 1 && part[0] == '_' && part[1] == '$') part.remove_prefix(1);
-  static constexpr std::pair<std::string_view, char> kEscapes[] = {
-      {"SP", '@'}, {"BP", '*'}, {"RF", '&'}, {"LT", '<'},
-      {"GT", '>'}, {"LP", '('}, {"RP", ')'}, {"C", ','}};
-  std::string out;
-  for (size_t i = 0; i < part.size();) {
-    if (part.compare(i, 2, "..") == 0) {
-      out += "::";
-      i += 2;
-      continue;
-    }
-    if (part[i] == '$') {
-      const size_t close = part.find('$', i + 1);
-      if (close != std::string_view::npos) {
-        const std::string_view code = part.substr(i + 1, close - i - 1);
-        bool decoded = false;
-        for (const auto& [name, c] : kEscapes) {
-          if (code == name) {
-            out += c;
-            decoded = true;
-          }
-        }
-        if (!decoded && code.size() > 1 && code[0] == 'u') {
-          out += static_cast<char>(strtol(std::string(code.substr(1)).c_str(), nullptr, 16));
-          decoded = true;
-        }
-        if (decoded) {
-          i = close + 1;
-          continue;
-        }
-      }
-    }
-    out += part[i++];
-  }
-  return out;
-}
-
-// `_ZN` (<length><identifier>)+ `E`, as Rust's legacy mangling emits it.
-bool split_legacy_mangled(std::string_view name, std::vector<std::string_view>& parts) {
-  if (name.substr(0, 3) != "_ZN" || name.back() != 'E') return false;
-  size_t i = 3;
-  while (i < name.size() - 1) {
-    size_t length = 0;
-    if (name[i] < '0' || name[i] > '9') return false;
-    while (i < name.size() && name[i] >= '0' && name[i] <= '9')
-      length = length * 10 + (name[i++] - '0');
-    if (length == 0 || i + length > name.size() - 1) return false;
-    parts.push_back(name.substr(i, length));
-    i += length;
-  }
-  return !parts.empty();
-}
-
-}  // namespace
-
-std::string clean_rust_symbol(std::string_view name) {
-  std::vector<std::string_view> parts;
-  if (name.size() > 4 && split_legacy_mangled(name, parts)) {
-    if (!is_rust_hash(parts.back())) return std::string(name);  // C++ that absl refused
-    parts.pop_back();
-  } else {
-    // Already demangled by absl: `a::b::h<hash>`.
-    const size_t last = name.rfind("::");
-    if (last == std::string_view::npos || !is_rust_hash(name.substr(last + 2))) {
-      return std::string(name);
-    }
-    name = name.substr(0, last);
-    for (size_t start = 0;;) {
-      const size_t next = name.find("::", start);
-      parts.push_back(name.substr(start, next - start));
-      if (next == std::string_view::npos) break;
-      start = next + 2;
-    }
-  }
-  std::string out;
-  for (std::string_view part : parts) {
-    if (!out.empty()) out += "::";
-    out += decode_rust_component(part);
-  }
-  return out;
-}
-
-std::string demangle_symbol(const char* name) {
-  if (name[0] == '_' && name[1] == 'Z') {
-    char demangled[1024];
-    const DemangleFn demangle = demangler();
-    if (demangle && demangle(name, demangled, sizeof demangled)) {
-      return clean_rust_symbol(demangled);
-    }
-  }
-  return clean_rust_symbol(name);
-}
 
 // The function symbols of one object file, from a read-only mapping of it that is
 // kept (names point into it); the fd is closed right after mmap.
@@ -259,7 +156,9 @@ std::string ElfSymbolizer::symbolize_return_address(uint64_t pc, const ModuleInf
   const uint64_t address = pc - 1;
   if (module && !module->path.empty()) {
     const Table* table = table_for(module->path);
-    if (const char* name = table->lookup(address - module->base)) return demangle_symbol(name);
+    if (const char* name = table->lookup(address - module->base)) {
+      return demangle::readable_name(name);
+    }
     if (!table->entries.empty()) return {};
   }
   // No readable file (the vDSO, a deleted object): the dynamic symbols the loader
@@ -273,7 +172,7 @@ std::string ElfSymbolizer::symbolize_return_address(uint64_t pc, const ModuleInf
       name = info.dli_sname;
     }
   }
-  return name.empty() ? name : demangle_symbol(name.c_str());
+  return name.empty() ? name : demangle::readable_name(name.c_str());
 }
 
 namespace {

@@ -1,19 +1,21 @@
-// Symbolization of program counters on the sender thread, and the loaded-module
-// table (dl_iterate_phdr) for module path, load bias and build id. Sender thread
-// only: allocates, may take the loader's lock.
+// Symbolization of program counters for the in-process needs (the idle-wait
+// call sites the watchdog classifies, names for the bw_set_event_callback
+// observer, the vDSO's and anonymous code's Symbol frames), the scan of symbol
+// tables for task-entry probes, and the loaded-module table (dl_iterate_phdr)
+// for module path, load bias and build id. Our own threads and the library
+// constructor only: allocates, may take the loader's lock.
 //
 // Why not absl::Symbolize: it keeps the object files it read open in a cached
 // symbolizer, lseek()s those fds later, closes them when the address map changes,
 // and logs to stderr when they fail. In a program that closes every fd and reuses
 // the numbers, that means moving the file offset of, or closing, the program's
 // own fds. ElfSymbolizer mmaps each object once, closes the fd at once, and reads
-// .symtab/.dynsym from memory; names are demangled with absl's (fd-free)
-// demangler, then Rust legacy names are cleaned.
+// .symtab/.dynsym from memory; names are demangled by libiberty
+// (common/demangle.h: C++, Rust legacy and v0), linked in statically.
 #pragma once
 
 #include <cstdint>
 #include <string>
-#include <string_view>
 #include <vector>
 
 #include "interpose/transport/wire_encoder.h"
@@ -30,8 +32,8 @@ class ElfSymbolizer {
   ElfSymbolizer& operator=(const ElfSymbolizer&) = delete;
 
   // The function containing return address `pc` (looked up at pc - 1, the call
-  // instruction) of `module` (nullptr: unknown module), demangled; empty when
-  // unknown.
+  // instruction) of `module` (nullptr: unknown module), demangled
+  // (demangle::readable_name); empty when unknown.
   std::string symbolize_return_address(uint64_t pc, const ModuleInfo* module);
 
  private:
@@ -49,16 +51,6 @@ class ElfSymbolizer {
 using FunctionSymbolVisitor = void (*)(void* context, const char* name, uint64_t address,
                                        uint64_t size);
 bool for_each_function_symbol(const char* path, FunctionSymbolVisitor visit, void* context);
-
-// Demangles a symbol name (C++ with absl's demangler, Rust legacy cleaned);
-// returns it unchanged when it is not mangled.
-std::string demangle_symbol(const char* name);
-
-// Rust legacy symbols (`_ZN...17h<16 hex>E`): absl demangles the simple ones to
-// `a::b::h0123456789abcdef` and gives up on those with `$` escapes. This turns
-// both into `a::b` with escapes decoded (`$LT$` -> `<`, `..` -> `::`, `$u20$` ->
-// ` `). Anything else is returned unchanged.
-std::string clean_rust_symbol(std::string_view name);
 
 // Every loaded object: path, load bias, executable range, build id, file offset.
 // The main program's path is /proc/self/exe resolved.

@@ -7,7 +7,9 @@
 // second stream, not a write into whatever reuses the fd number, and its next
 // open() still returns fd 3; a failed exec leaves the process watched; vfork and
 // _Fork children record nothing in the parent's name and hold none of its fds;
-// threads that end with a raw SYS_exit give their slot back.
+// threads that end with a raw SYS_exit give their slot back; a dormant process
+// maps no shared object but libc, the loader and the library itself.
+#include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -17,6 +19,8 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -49,7 +53,9 @@ class PreloadTest : public ::testing::Test {
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
 
-  int run(const char* mode, pid_t* pid_out) { return run_program(BW_PROGRAM_PATH, {mode}, pid_out); }
+  int run(const char* mode, pid_t* pid_out) {
+    return run_program(BW_PROGRAM_PATH, {mode}, pid_out);
+  }
 
   int run_program(const char* program, std::vector<std::string> args, pid_t* pid_out,
                   const std::string& workers = "") {
@@ -75,6 +81,43 @@ class PreloadTest : public ::testing::Test {
   }
   std::string dir_;
 };
+
+// A dormant process (no section selects it: BLOCKWATCH_EXE names another
+// program) pays for loading libblockwatch.so only: what it needs in a watched
+// process is dlopened there (libunwind) or linked in statically (libstdc++,
+// libiberty's demangler). `cat /proc/self/maps` lists what the process mapped.
+TEST_F(PreloadTest, DormantProcessMapsNoOtherSharedObject) {
+  const std::string maps_path = dir_ + "/maps.txt";
+  const pid_t pid = fork();
+  if (pid == 0) {
+    const int fd = open(maps_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (fd < 0 || dup2(fd, 1) < 0) _exit(126);
+    const std::string preload = std::string("LD_PRELOAD=") + BW_LIBRARY_PATH;
+    char* argv[] = {const_cast<char*>("cat"), const_cast<char*>("/proc/self/maps"), nullptr};
+    char* env[] = {const_cast<char*>(preload.c_str()), const_cast<char*>("BLOCKWATCH_WORKERS=main"),
+                   const_cast<char*>("BLOCKWATCH_EXE=/nonexistent"), nullptr};
+    execve("/bin/cat", argv, env);
+    _exit(127);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  std::ifstream in(maps_path);
+  std::set<std::string> objects;  // base names of the mapped shared objects
+  for (std::string line; std::getline(in, line);) {
+    std::istringstream fields(line);
+    std::string range, perms, offset, device, inode, path;
+    fields >> range >> perms >> offset >> device >> inode >> path;
+    const std::string name = path.substr(path.rfind('/') + 1);
+    if (name.find(".so") != std::string::npos) objects.insert(name);
+  }
+  EXPECT_TRUE(objects.count("libblockwatch.so")) << "not preloaded?";
+  for (const std::string& name : objects) {
+    const bool expected = name == "libblockwatch.so" || name.rfind("libc.so", 0) == 0 ||
+                          name.rfind("ld-linux", 0) == 0;
+    EXPECT_TRUE(expected) << "a dormant process mapped " << name;
+  }
+}
 
 int count(const std::vector<wire::Frame>& frames, bool (wire::Frame::*has)() const) {
   int n = 0;

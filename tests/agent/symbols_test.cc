@@ -1,6 +1,7 @@
-// Unit tests of the sender's symbolization helpers: Rust legacy names (absl
-// demangles only the simple ones), symbolizing a return address inside a known
-// function, the module table and build ids, and BLOCKWATCH_OUTPUT file naming.
+// Unit tests of the library's symbolization: a return address inside a known
+// function, named as the library demangles it (libiberty, common/demangle.h:
+// C++, Rust legacy without its hash, Rust v0), the module table and build ids,
+// and BLOCKWATCH_OUTPUT file naming.
 #include "interpose/transport/symbols.h"
 
 #include <gtest/gtest.h>
@@ -10,29 +11,16 @@
 namespace blockwatch::interpose {
 namespace {
 
-TEST(CleanRustSymbol, StripsHashOfDemangledName) {
-  EXPECT_EQ(clean_rust_symbol("std::rt::lang_start::h0123456789abcdef"), "std::rt::lang_start");
-}
-
-TEST(CleanRustSymbol, DemanglesLegacyNamesWithEscapes) {
-  EXPECT_EQ(clean_rust_symbol("_ZN70_$LT$alloc..vec..Vec$LT$T$C$A$GT$$u20$as$u20$core..ops.."
-                              "drop..Drop$GT$4drop17h1111222233334444E"),
-            "<alloc::vec::Vec<T,A> as core::ops::drop::Drop>::drop");
-  EXPECT_EQ(clean_rust_symbol("_ZN3foo3bar17h0123456789abcdefE"), "foo::bar");
-}
-
-TEST(CleanRustSymbol, LeavesOtherNamesAlone) {
-  EXPECT_EQ(clean_rust_symbol("ns::f(int)"), "ns::f(int)");
-  EXPECT_EQ(clean_rust_symbol("ns::h0123"), "ns::h0123");
-  EXPECT_EQ(clean_rust_symbol("_ZN3foo3barE"), "_ZN3foo3barE");  // C++ absl refused: unchanged
-  EXPECT_EQ(clean_rust_symbol("main"), "main");
-  EXPECT_EQ(clean_rust_symbol(""), "");
-}
-
-// Declared with a Rust legacy name: absl gives up on the `$`, we do not.
+// Declared with Rust manglings (legacy, with `$` escapes and a hash; v0) and a
+// C++ one, so the symbolizer's own tables name them through the demangler.
 extern "C" __attribute__((noinline, used)) int rust_like_function(int x) __asm__(
     "_ZN4demo15Worker$LT$T$GT$3run17habcdef0123456789E");
 extern "C" int rust_like_function(int x) { return x * 2 + 1; }
+extern "C" __attribute__((noinline, used)) int rust_v0_function(int x) __asm__(
+    "_RNvNtCs1234_4demo6worker3run");
+extern "C" int rust_v0_function(int x) { return x * 3 + 1; }
+extern "C" __attribute__((noinline, used)) int cxx_function(int x) __asm__("_ZN4demo4pollEi");
+extern "C" int cxx_function(int x) { return x * 5 + 1; }
 
 __attribute__((noinline)) uint64_t return_address_here() {
   return reinterpret_cast<uint64_t>(__builtin_return_address(0));
@@ -56,6 +44,10 @@ TEST(Symbolize, ReturnAddressInsideKnownFunction) {
   // One past the start of the Rust-like function: still inside it.
   const uint64_t rust_pc = reinterpret_cast<uint64_t>(&rust_like_function) + 2;
   EXPECT_EQ(symbolize(symbolizer, rust_pc), "demo::Worker<T>::run");
+  const uint64_t v0_pc = reinterpret_cast<uint64_t>(&rust_v0_function) + 2;
+  EXPECT_EQ(symbolize(symbolizer, v0_pc), "demo::worker::run");
+  const uint64_t cxx_pc = reinterpret_cast<uint64_t>(&cxx_function) + 2;
+  EXPECT_EQ(symbolize(symbolizer, cxx_pc), "demo::poll(int)");
   EXPECT_EQ(symbolize(symbolizer, 0), "");
   // A libc function, from .dynsym of a stripped library.
   EXPECT_EQ(symbolize(symbolizer, reinterpret_cast<uint64_t>(&getpid) + 2), "getpid");
@@ -72,12 +64,6 @@ TEST(Symbolize, KeepsNoFileDescriptorOpen) {
   const int probe_after = dup(0);
   close(probe_after);
   EXPECT_EQ(probe_after, probe_before);  // the lowest free fd did not move
-}
-
-TEST(Demangle, CxxAndRust) {
-  EXPECT_EQ(demangle_symbol("_ZN2ns1fEi"), "ns::f()");
-  EXPECT_EQ(demangle_symbol("_ZN3foo3bar17h0123456789abcdefE"), "foo::bar");
-  EXPECT_EQ(demangle_symbol("main"), "main");
 }
 
 TEST(Modules, MainProgramAndLibcWithBuildIds) {

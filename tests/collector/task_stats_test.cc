@@ -139,6 +139,19 @@ TEST(Aggregate, TaskFunctionIsTheFirstNonExecutorFrameInsideTheEntry) {
                                      "tokio::runtime::task::raw::poll", "start_thread"}),
                              rules),
             "app::serve::{{closure}}");
+  // Rust v0 names (libiberty): the entry with its generic arguments; a closure
+  // inside the entry is not the entry.
+  EXPECT_EQ(
+      task_function_of(
+          frames({"tokio_target::planted_long_task",
+                  "tokio_target::spawn_and_wait::{closure#0}::{closure#0}::{closure#0}",
+                  "<tokio::runtime::task::core::Core<T, S>>::poll",
+                  "tokio::runtime::task::raw::poll::<T, S>::{closure#0}",
+                  "tokio::runtime::task::raw::poll::<core::pin::Pin<alloc::boxed::Box<F>>, "
+                  "alloc::sync::Arc<tokio::runtime::scheduler::multi_thread::handle::Handle>>",
+                  "tokio::runtime::scheduler::multi_thread::worker::run"}),
+          rules),
+      "tokio_target::spawn_and_wait::{closure#0}::{closure#0}::{closure#0}");
   EXPECT_EQ(task_function_of(frames({"spin", "main"}), rules), "");  // no entry
   EXPECT_EQ(task_function_of(frames({"tokio::runtime::task::raw::poll"}), rules), "");
 }

@@ -53,7 +53,10 @@ def check_report(report, failures):
         failures.append(f"{sum(h['count'] for h in planted)} stalls in planted_long_task, want 1")
     # The task's own code (the spawned future), named from the stack above raw::poll.
     for h in planted:
-        if not h.get("task_function", "").startswith("tokio_target::spawn_and_wait::{{closure}}"):
+        # The spawned future's closure: `{{closure}}` in Rust's legacy mangling,
+        # `{closure#0}` in v0.
+        if not h.get("task_function", "").startswith(("tokio_target::spawn_and_wait::{{closure}}",
+                                                      "tokio_target::spawn_and_wait::{closure#")):
             failures.append(f"task_function {h.get('task_function')!r}, want the spawned future")
     for stall in stalls:
         if stall.get("scope") != "task":

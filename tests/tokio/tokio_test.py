@@ -33,12 +33,13 @@ import tempfile
 
 WORKERS = "name:tokio-runtime-worker"
 PLANTED = ("planted_mutex_contention", "planted_sleep_on_worker", "planted_cpu_loop_on_worker")
-# tokio's own idle wait: a stall sampled in one of these is a parked worker.
+# tokio's own idle wait: a stall sampled in one of these is a parked worker. A
+# method is `Type::method` in Rust's legacy mangling, `<Type>::method` in v0.
 TOKIO_IDLE = re.compile(r"tokio::runtime::(park::|scheduler::multi_thread::park::|"
-                        r"scheduler::multi_thread::worker::Context::park|time::Driver::park|"
-                        r"io::driver::Driver::turn)|mio::poll::Poll::poll")
+                        r"scheduler::multi_thread::worker::Context>?::park|time::Driver>?::park|"
+                        r"io::driver::Driver>?::turn)|mio::poll::Poll>?::poll")
 
-LEGACY_MANGLED = re.compile(r"_ZN")  # C++ and legacy Rust mangling
+MANGLED = re.compile(r"_ZN|_R[A-Z]")  # C++ and legacy Rust mangling; Rust v0
 
 failures = []
 
@@ -111,12 +112,11 @@ def check_recorded(raw):
     check(any(f.startswith("tokio::runtime::scheduler::multi_thread::worker::") for f in
               all_functions), "recorded: tokio frames demangled (tokio::runtime::...)",
           all_functions[:40])
-    # Legacy-mangled names (_ZN..E, what Debian's rustc and this crate use) must be
-    # demangled. A newer toolchain's std comes with v0 names (_R...): accepted
-    # mangled or demangled, so the test holds with or without a v0 demangler.
-    check(not any(LEGACY_MANGLED.match(f) for f in all_functions),
-          "recorded: no legacy-mangled Rust names",
-          [f for f in all_functions if LEGACY_MANGLED.match(f)])
+    # Mangled names must be demangled: legacy (_ZN..E, Debian's rustc's default)
+    # and v0 (_R..., tokio_target_v0, and a newer toolchain's std).
+    check(not any(MANGLED.match(f) for f in all_functions),
+          "recorded: no mangled Rust names",
+          [f for f in all_functions if MANGLED.match(f)])
     futex = [h for h in hotspots
              if h["kind"] == "futex" and has_function(h, "planted_mutex_contention")]
     check(futex, "recorded: (a) the std::sync::Mutex futex wait (std calls syscall(SYS_futex))",
