@@ -1,4 +1,5 @@
-// Starting one of blockwatch's own threads (the sender, the watchdog): detached,
+// Starting one of blockwatch's own threads (the sender, the watchdog): detached, on a
+// 1 MiB stack of its own (not the process default, which a program may shrink),
 // with every signal blocked from its first instruction. The caller's signal mask
 // is never touched. Not hook-path code: pthread_create allocates.
 #pragma once
