@@ -257,6 +257,65 @@ void scenario_small_stack() {
   CHECK(pthread_join(thread, nullptr) == 0);
 }
 
+// --- a fork child of a program that shrank the default thread stack -------------
+
+template <class T>
+struct Nest {};
+
+template <int Depth, class T>
+struct Nested {
+  using type = typename Nested<Depth - 1, Nest<T>>::type;
+};
+template <class T>
+struct Nested<0, T> {
+  using type = T;
+};
+
+// A call site whose name is long and deep (a 906-character mangled name):
+// classifying its condvar wait demangles it on the watchdog thread, which takes
+// over 64 KiB of that thread's stack. The watchdog, parked while no worker is
+// busy, classifies a wait within its 250 ms safety net: the wait lasts longer.
+template <class T>
+__attribute__((noinline)) void deep_named_wait_site() {
+  pthread_mutex_t mutex = PTHREAD_MUTEX_INITIALIZER;
+  pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
+  pthread_mutex_lock(&mutex);
+  timespec deadline = deadline_in_ms(CLOCK_REALTIME, 600);
+  (void)pthread_cond_timedwait(&cond, &mutex, &deadline);  // times out: reported
+  pthread_mutex_unlock(&mutex);
+}
+
+void* deep_named_worker(void*) {
+  pthread_setname_np(pthread_self(), "worker-deep");
+  deep_named_wait_site<Nested<kDeepNameNesting, int>::type>();
+  return nullptr;
+}
+
+// The program makes 64 KiB the default thread stack, then forks: the child's
+// blockwatch threads start after that (atfork), and must not take the default.
+void scenario_small_default_stack() {
+  pthread_attr_t small;
+  pthread_attr_init(&small);
+  CHECK(pthread_attr_setstacksize(&small, kSmallStackBytes) == 0);
+  CHECK(pthread_setattr_default_np(&small) == 0);
+  pthread_attr_destroy(&small);
+  const pid_t child = fork();
+  CHECK(child >= 0);
+  if (child == 0) {
+    pthread_attr_t big;  // the worker itself has room
+    pthread_attr_init(&big);
+    CHECK(pthread_attr_setstacksize(&big, 1 << 20) == 0);
+    pthread_t thread;
+    CHECK(pthread_create(&thread, &big, deep_named_worker, nullptr) == 0);
+    CHECK(pthread_join(thread, nullptr) == 0);
+    exit(0);
+  }
+  int status = 0;
+  CHECK(waitpid(child, &status, 0) == child);
+  printf("child: %s %d\n", WIFEXITED(status) ? "exit" : "signal",
+         WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+}
+
 // --- more live workers than thread slots; slots of threads that SYS_exit -------
 
 // The blocking call every worker makes once; reported when it has a slot.
@@ -381,6 +440,7 @@ void add_hardening_scenarios(ScenarioTable& table) {
   table.insert({
       {"signal_first_hook", ignoring_self(scenario_signal_first_hook)},
       {"small_stack", ignoring_self(scenario_small_stack)},
+      {"small_default_stack", ignoring_self(scenario_small_default_stack)},
       {"more_threads_than_slots", ignoring_self(scenario_more_threads_than_slots)},
       {"raw_exit_threads", ignoring_self(scenario_raw_exit_threads)},
       {"unique_labels", ignoring_self(scenario_unique_labels)},

@@ -24,6 +24,9 @@ inline constexpr size_t kSmallStackBytes = 64 * 1024;
 inline constexpr size_t kSmallStackLeftBytes = 5 * 1024;
 inline constexpr int kSmallStackCalls = 5;
 inline constexpr size_t kStackBudgetBytes = 1024;
+// small_default_stack: nesting of the template argument that makes the worker's
+// call site's mangled name 906 characters long (libiberty demangles up to 1024).
+inline constexpr int kDeepNameNesting = 120;
 
 // more_threads_than_slots: live worker threads at once, beyond the library's
 // 4096 thread slots (kMaxThreadSlots; the main thread takes one too).

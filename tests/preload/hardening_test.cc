@@ -87,6 +87,19 @@ TEST(Hardening, ReportedCallsInSignalHandlersAtTheLoaderLocksEdges) {
   std::printf("%zu of %zu reported inside dl_iterate_phdr\n", through_loader, reported.size());
 }
 
+// A program shrinks the default thread stack to 64 KiB, then forks: blockwatch's
+// threads in the child start after that, and its watchdog demangles a 906-byte
+// call-site name (over 64 KiB of stack) to classify a worker's condvar wait.
+// They take a stack of their own size; with the default the child crashed.
+TEST(Hardening, OurThreadsDoNotTakeAShrunkDefaultStack) {
+  const RunResult run = run_hardening("small_default_stack", kWorkerRule);
+  ASSERT_TRUE(run.exited_with(0)) << run.status << run.stderr_text;
+  EXPECT_THAT(run.stdout_text, HasSubstr("child: exit 0"));
+  const auto reported = at_site(run.events(), "deep_named_wait_site<");
+  ASSERT_EQ(reported.size(), 1u) << describe(run.events());
+  EXPECT_EQ(reported[0].event.kind(), wire::KIND_CONDVAR);
+}
+
 size_t stack_used(const std::string& stdout_text) {
   const size_t at = stdout_text.find("stack used by a reported call: ");
   if (at == std::string::npos) return SIZE_MAX;
