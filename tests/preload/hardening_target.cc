@@ -185,6 +185,17 @@ void scenario_reported_at_loader_lock_edges() {
   reported_in_handler(loader_lock_edges_callback, kLoaderLockEdgeSignals);
 }
 
+// A condvar wait that times out after `ms`, in the caller's frame (the call
+// site the wait classifier names).
+__attribute__((always_inline)) inline void condvar_wait_timing_out(int ms) {
+  pthread_mutex_t mutex = PTHREAD_MUTEX_INITIALIZER;
+  pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
+  pthread_mutex_lock(&mutex);
+  timespec deadline = deadline_in_ms(CLOCK_REALTIME, ms);
+  (void)pthread_cond_timedwait(&cond, &mutex, &deadline);
+  pthread_mutex_unlock(&mutex);
+}
+
 // --- a worker with a small stack and little of it left ---------------------------
 
 constexpr unsigned char kPaint = 0xA5;
@@ -199,12 +210,7 @@ __attribute__((noinline)) size_t small_stack_site(char* low) {
   memset(low, kPaint, static_cast<size_t>(paint_end - low));
   pthread_setname_np(pthread_self(), "worker-small");  // the rules run again (regexec)
   usleep(3000);                                        // over the 1 ms threshold: reported
-  pthread_mutex_t mutex = PTHREAD_MUTEX_INITIALIZER;
-  pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
-  pthread_mutex_lock(&mutex);
-  timespec deadline = deadline_in_ms(CLOCK_REALTIME, 3);
-  (void)pthread_cond_timedwait(&cond, &mutex, &deadline);  // times out: reported
-  pthread_mutex_unlock(&mutex);
+  condvar_wait_timing_out(3);                          // reported
   char* deepest = low;
   while (deepest < paint_end && static_cast<unsigned char>(*deepest) == kPaint) ++deepest;
   return static_cast<size_t>(frame - deepest);
@@ -277,12 +283,7 @@ struct Nested<0, T> {
 // busy, classifies a wait within its 250 ms safety net: the wait lasts longer.
 template <class T>
 __attribute__((noinline)) void deep_named_wait_site() {
-  pthread_mutex_t mutex = PTHREAD_MUTEX_INITIALIZER;
-  pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
-  pthread_mutex_lock(&mutex);
-  timespec deadline = deadline_in_ms(CLOCK_REALTIME, 600);
-  (void)pthread_cond_timedwait(&cond, &mutex, &deadline);  // times out: reported
-  pthread_mutex_unlock(&mutex);
+  condvar_wait_timing_out(600);  // reported
 }
 
 void* deep_named_worker(void*) {
