@@ -10,9 +10,9 @@ namespace blockwatch::interpose {
 namespace {
 
 // Bounds of one copy. Modules and program headers past them are left out (a
-// frame in them ends its stack early); a typical program has under 100 modules
-// of about 12 headers each. Both buffers: about 1.2 MB of address space, of
-// which only what is filled is ever touched.
+// frame in them ends its stack early); node 20 maps 8 objects, and the bounds
+// leave room for programs with hundreds. Both buffers: about 1.2 MB of address
+// space, of which only what is filled is ever touched.
 constexpr int kMaxModules = 1024;
 constexpr int kMaxPhdrs = 8192;
 constexpr int kNameBytes = 64 * 1024;

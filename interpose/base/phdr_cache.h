@@ -10,14 +10,13 @@
 // dl_iterate_phdr, waits for malloc deadlocks the same way (libunwind issue 16,
 // gperftools 1188, DataDog's profiler: the same fix).
 //
-// So the library exports dl_iterate_phdr (shims/library.cc): on a thread inside
-// a capture (phdr_cache_capture_scope) it walks this copy, elsewhere it is
-// glibc's. The copy holds each module's program headers and name in our own
-// memory, so a module unloaded since costs a frame, never a fault: libunwind
-// reads a module's tables only when a pc falls inside its PT_LOAD segments. It
-// is rebuilt by the library constructor and by the sender when the set of
-// modules changed (at most one idle wait, 50 ms, late): a frame in a library
-// loaded after the last rebuild ends that stack early.
+// So the library exports dl_iterate_phdr (shims/loader.cc): on a thread inside
+// a capture (a PhdrCacheScope) it walks this copy, elsewhere it is glibc's. The copy holds each
+// module's program headers and name in our own memory, so a module unloaded since costs a frame,
+// never a fault: libunwind reads a module's tables only when a pc falls inside its PT_LOAD
+// segments. It is rebuilt by the library constructor and by the sender when the set of modules
+// changed (at most one idle wait, 50 ms, late): a frame in a library loaded after the last rebuild
+// ends that stack early.
 //
 // Two buffers: the writer fills the one no reader holds and publishes it; a
 // reader pins the current one with a count. No lock, no allocation.

@@ -202,9 +202,8 @@ void Sender::drain_queue() {
   while (queue.try_pop(record)) process_record(record);
 }
 
-void Sender::maybe_send_modules(bool force) {
+void Sender::maybe_send_modules(bool force, uint64_t change_count) {
   const uint32_t requests = g_modules_requests.load(std::memory_order_acquire);
-  const uint64_t change_count = module_change_count();
   const bool changed = requests != modules_requests_seen_ || change_count != module_change_count_;
   if (changed || modules_.empty()) {
     modules_requests_seen_ = requests;
@@ -224,8 +223,7 @@ void Sender::maybe_send_modules(bool force) {
 
 // The module copy stack captures unwind with (phdr_cache.h), rebuilt when a
 // module was loaded or unloaded: the count the Modules frame follows too.
-void Sender::refresh_phdr_copy() {
-  const uint64_t change_count = module_change_count();
+void Sender::refresh_phdr_copy(uint64_t change_count) {
   if (change_count != phdr_copy_change_count_ && phdr_cache_refresh()) {
     phdr_copy_change_count_ = change_count;
   }
@@ -370,8 +368,9 @@ void Sender::run() {
     const int64_t now = monotonic_ns();
     if (channel_.is_open() && !channel_.still_ours()) lose_stream(now);
     if (!channel_.is_open() && may_open_stream(now) && channel_.try_open(now)) begin_stream();
-    refresh_phdr_copy();
-    if (stream_begun.load(std::memory_order_relaxed)) maybe_send_modules(false);
+    const uint64_t module_changes = module_change_count();  // one loader walk a turn
+    refresh_phdr_copy(module_changes);
+    if (stream_begun.load(std::memory_order_relaxed)) maybe_send_modules(false, module_changes);
     const uint64_t popped_before = global_record_queue().popped_count();
     drain_queue();
     const uint64_t popped = global_record_queue().popped_count();

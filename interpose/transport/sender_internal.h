@@ -75,8 +75,9 @@ class Sender {
   uint64_t define_string(std::string_view text) {
     return interner_.define_string(text, encoder_, pending_);
   }
-  void maybe_send_modules(bool force);
-  void refresh_phdr_copy();
+  // `change_count`: module_change_count() (symbols.h), when the caller has it.
+  void maybe_send_modules(bool force, uint64_t change_count = module_change_count());
+  void refresh_phdr_copy(uint64_t change_count);
   void maybe_send_counters(int64_t now, bool force);
   void write_pending(int64_t now);
   void lose_stream(int64_t now);
